@@ -1,0 +1,596 @@
+#!/usr/bin/env bash
+# Local Kubernetes test control plane for the integration tests:
+# etcd + kube-apiserver + kube-controller-manager, listening on 127.0.0.1 only.
+#
+#   scripts/control-plane.sh deps          install Debian packages needed (apt-get)
+#   scripts/control-plane.sh build         build kube-apiserver/kube-controller-manager 1.20.2 once (cached)
+#   scripts/control-plane.sh up            deps + build + start (idempotent); prints the admin kubeconfig path
+#   scripts/control-plane.sh down [--purge]  stop; --purge also deletes the etcd data
+#   scripts/control-plane.sh env           print `export ...` lines to eval
+#   scripts/control-plane.sh status        show what runs; exit 1 unless all is healthy
+#
+# Environment:
+#   CUSTOMER_OPERATOR_CACHE   cache dir (default ~/.cache/customer-operator); binaries in k8s-1.20.2/bin
+#   CUSTOMER_OPERATOR_STATE   state dir (default ~/.cache/customer-operator/cluster): pids, logs,
+#                             certs, tokens.csv, etcd data, kubeconfig, kubeconfig-<user>
+#   KUBEBUILDER_ASSETS        use kube-apiserver, etcd (and kube-controller-manager if present) from here
+#   CUSTOMER_OPERATOR_TEST_CLUSTER=existing   use the cluster $KUBECONFIG names; start nothing
+#   CUSTOMER_OPERATOR_ETCD_PORT (12379, peer port +1), CUSTOMER_OPERATOR_APISERVER_PORT (16443),
+#   CUSTOMER_OPERATOR_KCM_PORT (16457)
+#   CUSTOMER_OPERATOR_DEBIAN_MIRROR  override the mirror URI otherwise read from the apt config
+set -euo pipefail
+
+readonly K8S_VERSION=1.20.2
+readonly DEB_SOURCE=kubernetes
+readonly DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
+readonly DEB_SUITE=bookworm
+readonly DEB_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+readonly REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+
+CACHE_DIR=${CUSTOMER_OPERATOR_CACHE:-$HOME/.cache/customer-operator}
+STATE_DIR=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/cluster}
+K8S_DIR=$CACHE_DIR/k8s-$K8S_VERSION
+K8S_BIN=$K8S_DIR/bin
+
+ETCD_PORT=${CUSTOMER_OPERATOR_ETCD_PORT:-12379}
+ETCD_PEER_PORT=$((ETCD_PORT + 1))
+API_PORT=${CUSTOMER_OPERATOR_APISERVER_PORT:-16443}
+KCM_PORT=${CUSTOMER_OPERATOR_KCM_PORT:-16457}
+readonly HOST=127.0.0.1
+readonly SERVICE_CIDR=10.0.0.0/24
+readonly SERVICE_IP=10.0.0.1
+readonly SA_ISSUER=https://kubernetes.default.svc.cluster.local
+readonly USERS=(alice bob carol dave)
+readonly CLUSTER_NAME=customer-operator-test
+# Controllers that make namespace deletion finish and garbage collection work.
+readonly KCM_CONTROLLERS=namespace,garbagecollector,serviceaccount-token,serviceaccount,clusterrole-aggregation,root-ca-cert-publisher
+
+# Packages: needed to run; needed to build.
+readonly RUNTIME_PKGS=(etcd-server openssl curl jq ca-certificates util-linux)
+readonly BUILD_PKGS=(golang-go golang-github-modern-go-reflect2-dev rsync jq dpkg-dev make openssl
+                     debian-archive-keyring ca-certificates)
+
+CLEANUP=()
+trap 'if ((${#CLEANUP[@]})); then rm -rf -- "${CLEANUP[@]}"; fi' EXIT
+
+log() { printf 'control-plane: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+existing_mode() { [[ ${CUSTOMER_OPERATOR_TEST_CLUSTER:-} == existing ]]; }
+
+# ---------------------------------------------------------------- deps
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# Install the given packages that are missing; apt-get update only if something is missing.
+ensure_pkgs() {
+  local missing=() p
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+    log "warning: apt-get update failed; trying to install anyway"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+# Binaries: from KUBEBUILDER_ASSETS when set, else the cached build and Debian's etcd.
+resolve_bins() {
+  if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
+    [[ -x $KUBEBUILDER_ASSETS/kube-apiserver ]] || die "no kube-apiserver in KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+    APISERVER_BIN=$KUBEBUILDER_ASSETS/kube-apiserver
+    KCM_BIN=""
+    if [[ -x $KUBEBUILDER_ASSETS/kube-controller-manager ]]; then KCM_BIN=$KUBEBUILDER_ASSETS/kube-controller-manager; fi
+    ETCD_BIN=/usr/bin/etcd
+    if [[ -x $KUBEBUILDER_ASSETS/etcd ]]; then ETCD_BIN=$KUBEBUILDER_ASSETS/etcd; fi
+  else
+    APISERVER_BIN=$K8S_BIN/kube-apiserver
+    KCM_BIN=$K8S_BIN/kube-controller-manager
+    ETCD_BIN=/usr/bin/etcd
+  fi
+}
+
+runtime_pkgs() {
+  local p
+  for p in "${RUNTIME_PKGS[@]}"; do
+    # etcd-server is not needed when KUBEBUILDER_ASSETS brings its own etcd.
+    if [[ $p == etcd-server && -n ${KUBEBUILDER_ASSETS:-} && -x ${KUBEBUILDER_ASSETS}/etcd ]]; then continue; fi
+    printf '%s\n' "$p"
+  done
+}
+
+cmd_deps() {
+  existing_mode && return 0
+  local pkgs
+  mapfile -t pkgs < <(runtime_pkgs)
+  if [[ -z ${KUBEBUILDER_ASSETS:-} ]]; then pkgs+=("${BUILD_PKGS[@]}"); fi
+  ensure_pkgs "${pkgs[@]}"
+}
+
+# ---------------------------------------------------------------- build
+
+# Mirror URI for $DEB_SUITE, read from the machine's apt config (deb822 first, then one-line).
+debian_mirror() {
+  if [[ -n ${CUSTOMER_OPERATOR_DEBIAN_MIRROR:-} ]]; then echo "$CUSTOMER_OPERATOR_DEBIAN_MIRROR"; return; fi
+  local f uri=""
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
+    [[ -r $f ]] || continue
+    uri=$(awk -v suite="$DEB_SUITE" 'BEGIN { RS = ""; FS = "\n" }
+      {
+        uris = ""; suites = ""; enabled = "yes"
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^[ \t]*#/) continue
+          if (match($i, /^URIs:[ \t]*/)) uris = substr($i, RLENGTH + 1)
+          else if (match($i, /^Suites:[ \t]*/)) suites = substr($i, RLENGTH + 1)
+          else if (match($i, /^Enabled:[ \t]*/)) enabled = substr($i, RLENGTH + 1)
+        }
+        if (enabled == "no") next
+        n = split(suites, s, /[ \t]+/)
+        for (j = 1; j <= n; j++) if (s[j] == suite) { split(uris, u, /[ \t]+/); print u[1]; exit }
+      }' "$f")
+    [[ -n $uri ]] && { echo "$uri"; return; }
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -r $f ]] || continue
+    uri=$(awk -v suite="$DEB_SUITE" '$1 ~ /^deb(-src)?$/ {
+        i = 2
+        if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == suite) { print $i; exit }
+      }' "$f")
+    [[ -n $uri ]] && { echo "$uri"; return; }
+  done
+  die "no apt source for suite $DEB_SUITE found in /etc/apt; set CUSTOMER_OPERATOR_DEBIAN_MIRROR"
+}
+
+fail_build() { tail -n 30 "$2" >&2; die "$1; full log: $2"; }
+
+k8s_bins_present() { [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/kube-controller-manager ]]; }
+
+cmd_build() {
+  existing_mode && return 0
+  [[ -n ${KUBEBUILDER_ASSETS:-} ]] && { resolve_bins; return 0; }
+  k8s_bins_present && return 0
+
+  ensure_pkgs "${BUILD_PKGS[@]}"
+  mkdir -p "$K8S_DIR"
+  # One build at a time; a second caller waits and then finds the binaries.
+  exec 8>"$K8S_DIR/.build.lock"
+  if ! flock -n 8; then
+    log "another build is running; waiting for it"
+    flock 8
+  fi
+  k8s_bins_present && return 0
+
+  local work apt src buildlog start mirror
+  work=$(mktemp -d "$K8S_DIR/build.XXXXXX")
+  CLEANUP+=("$work")
+  buildlog=$K8S_DIR/build.log
+  : >"$buildlog"
+  start=$SECONDS
+
+  # Private apt config that only knows the deb-src entry (the system's apt state is untouched).
+  mirror=$(debian_mirror)
+  apt=$CACHE_DIR/apt
+  mkdir -p "$apt/sources.list.d" "$apt/lists/partial" "$apt/cache/archives/partial"
+  : >"$apt/sources.list"
+  cat >"$apt/sources.list.d/$DEB_SOURCE-src.sources" <<EOF
+Types: deb-src
+URIs: $mirror
+Suites: $DEB_SUITE
+Components: main
+Signed-By: $DEB_KEYRING
+EOF
+  local apt_opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+                  -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+  # As root, apt drops to user _apt, which cannot write into a private dir under $HOME.
+  [[ $(id -u) == 0 ]] && apt_opts+=(-o APT::Sandbox::User=root)
+
+  log "fetching Debian source $DEB_SOURCE $DEB_VERSION from $mirror (log: $buildlog)"
+  apt-get "${apt_opts[@]}" update >>"$buildlog" 2>&1 ||
+    fail_build "apt-get update (deb-src $mirror $DEB_SUITE) failed" "$buildlog"
+  if ! (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "$DEB_SOURCE=$DEB_VERSION") >>"$buildlog" 2>&1; then
+    log "version $DEB_VERSION not available; taking the current $DEB_SOURCE source"
+    (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "$DEB_SOURCE") >>"$buildlog" 2>&1 ||
+      fail_build "apt-get source $DEB_SOURCE failed" "$buildlog"
+  fi
+  src=$work/src
+  # apt has checked the files against the signed index; dpkg-source's gpgv may warn about the .dsc.
+  dpkg-source -x "$work"/"$DEB_SOURCE"_*.dsc "$src" >>"$buildlog" 2>&1 || fail_build "dpkg-source -x failed" "$buildlog"
+  grep -q "v$K8S_VERSION" "$src/hack/lib/version.sh" ||
+    log "warning: source is not v$K8S_VERSION (Debian replaced it?); building it anyway"
+
+  # The vendored reflect2 1.0.1 makes this apiserver segfault under Go >= 1.18; use Debian's 1.0.2.
+  [[ -d $REFLECT2_SRC ]] || die "$REFLECT2_SRC missing (package golang-github-modern-go-reflect2-dev)"
+  rm -rf "$src/vendor/github.com/modern-go/reflect2"
+  cp -r "$REFLECT2_SRC" "$src/vendor/github.com/modern-go/reflect2"
+
+  # GOPATH layout, as debian/rules does it.
+  mkdir -p "$src/.go/src/k8s.io" "$work/home"
+  ln -s ../../.. "$src/.go/src/k8s.io/kubernetes"
+
+  log "building kube-apiserver and kube-controller-manager $K8S_VERSION with $(go version | cut -d' ' -f3)"
+  log "this takes 15-30 minutes on 2 cores; log: $buildlog"
+  (cd "$src/.go/src/k8s.io/kubernetes" &&
+    env GOPATH="$src/.go" CGO_ENABLED=0 GOFLAGS=-mod=vendor HOME="$work/home" GOCACHE="$work/home/go-build" \
+      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager") >>"$buildlog" 2>&1 ||
+    fail_build "make failed" "$buildlog"
+
+  # Install atomically: copy into a temp dir next to bin/, then rename it into place.
+  local tmpbin
+  tmpbin=$(mktemp -d "$K8S_DIR/bin.XXXXXX")
+  CLEANUP+=("$tmpbin")
+  install -m 0755 "$src/_output/bin/kube-apiserver" "$src/_output/bin/kube-controller-manager" "$tmpbin/"
+  chmod 0755 "$tmpbin"
+  rm -rf "$K8S_BIN"
+  mv "$tmpbin" "$K8S_BIN"
+  rm -rf "$work"
+  log "built in $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s: $K8S_BIN"
+}
+
+# ---------------------------------------------------------------- processes
+
+pidfile() { echo "$STATE_DIR/$1.pid"; }
+
+# Pid of a running component (checked against its command line), or failure.
+running_pid() {
+  local f pid argv0
+  f=$(pidfile "$1")
+  [[ -s $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
+  [[ ${argv0##*/} == "$1" ]] || return 1
+  echo "$pid"
+}
+
+# Start a component detached from this shell (own session); it writes its own pid file.
+start_detached() {
+  local name=$1; shift
+  local logf=$STATE_DIR/$name.log pf
+  pf=$(pidfile "$name")
+  [[ -f $logf ]] && mv -f "$logf" "$logf.prev"
+  rm -f "$pf"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' "start-$name" "$pf" "$@" </dev/null >"$logf" 2>&1 &
+  local _
+  for _ in $(seq 50); do [[ -s $pf ]] && return 0; sleep 0.1; done
+  die "$name did not start; see $logf"
+}
+
+stop_component() {
+  local name=$1 pid _
+  pid=$(running_pid "$name") || { rm -f "$(pidfile "$name")"; return 0; }
+  log "stopping $name (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop in 10s; killing it"
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$(pidfile "$name")"
+}
+
+# Wait until `check` succeeds, or fail with the component's log tail.
+wait_for() {
+  local what=$1 timeout=$2 name=$3; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if [[ -n $name ]] && ! running_pid "$name" >/dev/null; then
+      tail -n 30 "$STATE_DIR/$name.log" >&2 || true
+      die "$name exited while waiting for $what; log: $STATE_DIR/$name.log"
+    fi
+    if ((SECONDS >= deadline)); then
+      [[ -n $name ]] && { tail -n 30 "$STATE_DIR/$name.log" >&2 || true; }
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.3
+  done
+}
+
+# ---------------------------------------------------------------- certs, tokens, kubeconfigs
+
+ensure_pki() {
+  local pki=$STATE_DIR/pki
+  mkdir -p "$pki"
+  chmod 700 "$pki"
+  if [[ ! -s $pki/ca.crt || ! -s $pki/ca.key ]]; then
+    log "creating CA and serving certificate"
+    openssl genrsa -out "$pki/ca.key" 2048 2>/dev/null
+    openssl req -x509 -new -key "$pki/ca.key" -sha256 -days 3650 -subj "/CN=$CLUSTER_NAME-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -out "$pki/ca.crt"
+    rm -f "$pki/apiserver.crt"
+  fi
+  if [[ ! -s $pki/apiserver.crt || ! -s $pki/apiserver.key ]]; then
+    openssl genrsa -out "$pki/apiserver.key" 2048 2>/dev/null
+    cat >"$pki/apiserver.ext" <<EOF
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$HOST,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+    openssl req -new -key "$pki/apiserver.key" -subj "/CN=kube-apiserver" -out "$pki/apiserver.csr"
+    openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -sha256 -days 3650 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
+  fi
+  if [[ ! -s $pki/sa.key ]]; then
+    openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  fi
+}
+
+# tokens.csv: token,user,uid[,"groups"]. admin is in system:masters; the test users in no group.
+ensure_tokens() {
+  local f=$STATE_DIR/tokens.csv u
+  [[ -s $f ]] && return 0
+  {
+    printf '%s,admin,admin,"system:masters"\n' "$(openssl rand -hex 24)"
+    for u in "${USERS[@]}"; do printf '%s,%s,%s\n' "$(openssl rand -hex 24)" "$u" "$u"; done
+  } >"$f.tmp"
+  chmod 600 "$f.tmp"
+  mv -f "$f.tmp" "$f"
+}
+
+token_of() { awk -F, -v u="$1" '$2 == u { print $1; exit }' "$STATE_DIR/tokens.csv"; }
+
+write_kubeconfig() {
+  local user=$1 out=$2 ca token
+  ca=$(base64 -w0 <"$STATE_DIR/pki/ca.crt")
+  token=$(token_of "$user")
+  [[ -n $token ]] || die "no token for $user in $STATE_DIR/tokens.csv"
+  cat >"$out.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $CLUSTER_NAME
+  cluster:
+    server: https://$HOST:$API_PORT
+    certificate-authority-data: $ca
+users:
+- name: $user
+  user:
+    token: $token
+contexts:
+- name: $user@$CLUSTER_NAME
+  context:
+    cluster: $CLUSTER_NAME
+    user: $user
+current-context: $user@$CLUSTER_NAME
+EOF
+  chmod 600 "$out.tmp"
+  mv -f "$out.tmp" "$out"
+}
+
+write_kubeconfigs() {
+  local u
+  write_kubeconfig admin "$STATE_DIR/kubeconfig"
+  for u in "${USERS[@]}"; do write_kubeconfig "$u" "$STATE_DIR/kubeconfig-$u"; done
+  # Header file so curl does not put the token on its command line.
+  printf 'Authorization: Bearer %s\n' "$(token_of admin)" >"$STATE_DIR/pki/admin-header"
+}
+
+# ---------------------------------------------------------------- health
+
+api() { # api METHOD PATH [curl args...]: prints body; fails on HTTP errors
+  local method=$1 path=$2; shift 2
+  curl -sSf --max-time 10 --cacert "$STATE_DIR/pki/ca.crt" -H "@$STATE_DIR/pki/admin-header" \
+    -X "$method" "$@" "https://$HOST:$API_PORT$path"
+}
+api_code() { # HTTP status of GET PATH
+  curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$STATE_DIR/pki/ca.crt" \
+    -H "@$STATE_DIR/pki/admin-header" "https://$HOST:$API_PORT$1" || true
+}
+
+etcd_healthy() { curl -sf --max-time 3 "http://$HOST:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
+apiserver_ready() { [[ -s $STATE_DIR/pki/admin-header ]] && [[ $(api GET /readyz 2>/dev/null) == ok ]]; }
+kcm_healthy() { [[ $(curl -sk --max-time 3 "https://$HOST:$KCM_PORT/healthz" 2>/dev/null) == ok ]]; }
+default_sa_exists() { [[ $(api_code /api/v1/namespaces/default/serviceaccounts/default) == 200 ]]; }
+
+# Create and delete a namespace; succeeds once the namespace controller has removed it.
+namespace_deletion_works() {
+  local name deadline
+  name=$(api POST /api/v1/namespaces -H 'Content-Type: application/json' \
+    -d '{"apiVersion":"v1","kind":"Namespace","metadata":{"generateName":"control-plane-probe-"}}' |
+    jq -r .metadata.name) || die "cannot create a probe namespace"
+  api DELETE "/api/v1/namespaces/$name" >/dev/null || die "cannot delete probe namespace $name"
+  deadline=$((SECONDS + 60))
+  until [[ $(api_code "/api/v1/namespaces/$name") == 404 ]]; do
+    ((SECONDS < deadline)) || die "probe namespace $name was not removed within 60s (namespace controller?); log: $STATE_DIR/kube-controller-manager.log"
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- up / down
+
+start_etcd() {
+  if running_pid etcd >/dev/null; then
+    wait_for "etcd health" 30 etcd etcd_healthy
+    return 0
+  fi
+  log "starting etcd on $HOST:$ETCD_PORT"
+  mkdir -p "$STATE_DIR/etcd"
+  chmod 700 "$STATE_DIR/etcd"
+  start_detached etcd "$ETCD_BIN" \
+    --name "$CLUSTER_NAME" \
+    --data-dir "$STATE_DIR/etcd" \
+    --listen-client-urls "http://$HOST:$ETCD_PORT" \
+    --advertise-client-urls "http://$HOST:$ETCD_PORT" \
+    --listen-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
+    --initial-cluster "$CLUSTER_NAME=http://$HOST:$ETCD_PEER_PORT" \
+    --logger zap --log-level warn
+  wait_for "etcd health" 30 etcd etcd_healthy
+}
+
+start_apiserver() {
+  if running_pid kube-apiserver >/dev/null; then
+    wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
+    return 0
+  fi
+  log "starting kube-apiserver on https://$HOST:$API_PORT"
+  local pki=$STATE_DIR/pki
+  start_detached kube-apiserver "$APISERVER_BIN" \
+    --bind-address="$HOST" --advertise-address="$HOST" --secure-port="$API_PORT" \
+    --etcd-servers="http://$HOST:$ETCD_PORT" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --token-auth-file="$STATE_DIR/tokens.csv" \
+    --authorization-mode=RBAC \
+    --service-account-issuer="$SA_ISSUER" --api-audiences="$SA_ISSUER" \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR"
+  wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
+}
+
+start_kcm() {
+  if [[ -z $KCM_BIN ]]; then
+    log "warning: no kube-controller-manager in KUBEBUILDER_ASSETS: namespaces will not finish deleting, no garbage collection"
+    return 0
+  fi
+  if running_pid kube-controller-manager >/dev/null; then
+    wait_for "kube-controller-manager /healthz" 60 kube-controller-manager kcm_healthy
+    return 0
+  fi
+  log "starting kube-controller-manager (healthz https://$HOST:$KCM_PORT/healthz)"
+  local pki=$STATE_DIR/pki args=()
+  # --port (insecure serving) is gone in newer releases; 1.20 needs --port=0 to not listen on 0.0.0.0:10252.
+  if "$KCM_BIN" --help 2>&1 | grep -q -- '--port int'; then args+=(--port=0); fi
+  start_detached kube-controller-manager "$KCM_BIN" "${args[@]}" \
+    --kubeconfig="$STATE_DIR/kubeconfig" \
+    --bind-address="$HOST" --secure-port="$KCM_PORT" --cert-dir="$STATE_DIR/kcm-certs" \
+    --controllers="$KCM_CONTROLLERS" \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --use-service-account-credentials=false \
+    --leader-elect=false \
+    --kube-api-qps=100 --kube-api-burst=200
+  wait_for "kube-controller-manager /healthz" 60 kube-controller-manager kcm_healthy
+  wait_for "serviceaccount default/default" 60 kube-controller-manager default_sa_exists
+  namespace_deletion_works
+}
+
+# Take the state lock (serialises concurrent up/down calls).
+lock_state() {
+  mkdir -p "$STATE_DIR"
+  chmod 700 "$STATE_DIR"
+  exec 9>"$STATE_DIR/.lock"
+  flock 9
+}
+
+check_existing() {
+  [[ -n ${KUBECONFIG:-} ]] || die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing needs KUBECONFIG"
+  command -v kubectl >/dev/null || die "kubectl is needed to check KUBECONFIG=$KUBECONFIG"
+  kubectl get --raw=/readyz >/dev/null || die "cannot reach the cluster of KUBECONFIG=$KUBECONFIG"
+}
+
+cmd_up() {
+  if existing_mode; then
+    check_existing
+    echo "$KUBECONFIG"
+    return 0
+  fi
+  cmd_deps_runtime
+  cmd_build
+  resolve_bins
+  [[ -x $ETCD_BIN ]] || die "etcd not found at $ETCD_BIN"
+  lock_state
+  ensure_pki
+  ensure_tokens
+  write_kubeconfigs
+  start_etcd
+  start_apiserver
+  start_kcm
+  log "ready: export KUBECONFIG=$STATE_DIR/kubeconfig"
+  echo "$STATE_DIR/kubeconfig"
+}
+
+# `up` installs the build packages only when it has to build.
+cmd_deps_runtime() {
+  local pkgs
+  mapfile -t pkgs < <(runtime_pkgs)
+  ensure_pkgs "${pkgs[@]}"
+}
+
+cmd_down() {
+  local purge=false
+  [[ ${1:-} == --purge ]] && purge=true
+  [[ $# -gt 1 || ( $# == 1 && $purge == false ) ]] && die "usage: down [--purge]"
+  if existing_mode; then log "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: nothing to stop"; return 0; fi
+  [[ -d $STATE_DIR ]] || return 0
+  lock_state
+  stop_component kube-controller-manager
+  stop_component kube-apiserver
+  stop_component etcd
+  if $purge; then
+    log "deleting etcd data $STATE_DIR/etcd"
+    rm -rf "$STATE_DIR/etcd"
+  fi
+}
+
+cmd_env() {
+  if existing_mode; then
+    [[ -n ${KUBECONFIG:-} ]] || die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing needs KUBECONFIG"
+    printf 'export KUBECONFIG=%q\n' "$KUBECONFIG"
+    return 0
+  fi
+  running_pid kube-apiserver >/dev/null || log "warning: the control plane is not running (run: $0 up)"
+  printf 'export KUBECONFIG=%q\n' "$STATE_DIR/kubeconfig"
+  printf 'export CUSTOMER_OPERATOR_STATE=%q\n' "$STATE_DIR"
+}
+
+cmd_status() {
+  if existing_mode; then
+    check_existing
+    log "existing cluster reachable: KUBECONFIG=$KUBECONFIG"
+    return 0
+  fi
+  resolve_bins
+  local ok=true name pid health where
+  for name in etcd kube-apiserver kube-controller-manager; do
+    if [[ $name == kube-controller-manager && -z $KCM_BIN ]]; then continue; fi
+    case $name in
+      etcd) health=etcd_healthy; where="http://$HOST:$ETCD_PORT" ;;
+      kube-apiserver) health=apiserver_ready; where="https://$HOST:$API_PORT" ;;
+      *) health=kcm_healthy; where="https://$HOST:$KCM_PORT/healthz" ;;
+    esac
+    if pid=$(running_pid "$name"); then
+      if $health; then echo "$name: running (pid $pid) healthy at $where"
+      else echo "$name: running (pid $pid) NOT healthy at $where"; ok=false; fi
+    else
+      echo "$name: stopped"; ok=false
+    fi
+  done
+  echo "state: $STATE_DIR"
+  echo "kubeconfig: $STATE_DIR/kubeconfig (users: admin ${USERS[*]}: $STATE_DIR/kubeconfig-<user>)"
+  echo "binaries: apiserver=$APISERVER_BIN kcm=${KCM_BIN:-none} etcd=$ETCD_BIN"
+  $ok
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case $cmd in
+    deps) cmd_deps ;;
+    build) cmd_build ;;
+    up) cmd_up ;;
+    down) cmd_down "$@" ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    -h|--help|help) usage ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,185 @@
+//! The `Customer` kind: one customer of the cluster and everything it is given.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    Access, AllowFrom, Conditions, DNS_LABEL_PATTERN, Isolation, LimitItem, NamespaceStatus,
+    QuotaSpec, Subject,
+};
+
+/// Longest allowed Customer name, so that `<customer>-<namespace>` fits in 63 characters.
+pub const MAX_CUSTOMER_NAME: usize = 40;
+/// Longest allowed namespace suffix: 63 - 40 - 1 for the dash.
+pub const MAX_NAMESPACE_SUFFIX: usize = 22;
+
+/// A customer of the cluster: its namespaces, network isolation, access and quotas.
+/// The operator creates and keeps all of it, and removes it when the Customer is deleted.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "customers.dev",
+    version = "v1alpha1",
+    kind = "Customer",
+    plural = "customers",
+    shortname = "cust",
+    category = "customers",
+    status = "CustomerStatus",
+    doc = "A customer of the cluster: its namespaces, network isolation, access and quotas.",
+    printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Group","type":"string","jsonPath":".status.group"}"#,
+    printcolumn = r#"{"name":"Partner","type":"string","jsonPath":".spec.partner.name"}"#,
+    printcolumn = r#"{"name":"Namespaces","type":"integer","jsonPath":".status.summary.namespaces"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(oldSelf.partner) || !has(self.partner) || self.partner.name == oldSelf.partner.name || !has(self.partner.securityConsultants) || !has(oldSelf.partner.securityConsultants) || !self.partner.securityConsultants.exists(c, oldSelf.partner.securityConsultants.exists(o, o.kind == c.kind && o.name == c.name))",
+    "message": "spec.partner.name changed: the previous partner's securityConsultants lose their roles and may not be carried over; name the new partner's consultants afresh"
+}]))]
+pub struct CustomerSpec {
+    /// The customer's name as people read it.
+    #[schemars(length(min = 1, max = 100))]
+    pub display_name: String,
+    /// The customer's primary contact address.
+    #[schemars(
+        email,
+        length(min = 3, max = 254),
+        regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    )]
+    pub contact_email: String,
+    /// Free text about the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub description: Option<String>,
+    /// The CustomerGroup this customer belongs to; unset means the operator's default group
+    /// (`all` unless the operator is told otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    pub group: Option<String>,
+    /// Another Customer this one is an inner customer of. The parent's admins become admins
+    /// here too, and deleting the parent deletes this customer first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40), regex(pattern = DNS_LABEL_PATTERN))]
+    pub parent: Option<String>,
+    /// The integrator that manages this customer, and its security consultants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<Partner>,
+    /// The customer's namespaces. Unset or empty means one namespace named after the customer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub namespaces: Vec<CustomerNamespace>,
+    /// People of the customer and their roles in every namespace of the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+    /// Network isolation of the customer's namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<CustomerNetwork>,
+    /// ResourceQuota written into each namespace; unset takes the group's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSpec>,
+    /// LimitRange items written into each namespace; unset takes the group's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub limits: Option<Vec<LimitItem>>,
+    /// When true, deleting the Customer deletes nothing and is held until this is set to
+    /// false again.
+    #[serde(default)]
+    pub deletion_protection: bool,
+}
+
+/// The integrator that manages a customer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Partner {
+    /// The partner's name. Changing it removes every role of the previous partner's
+    /// consultants; the new partner's consultants must be named again.
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    pub name: String,
+    /// The partner's people who may read the customer's namespaces, NetworkPolicies and
+    /// events (ClusterRole `customer-security-consultant`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub security_consultants: Vec<Subject>,
+}
+
+/// One namespace of a customer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct CustomerNamespace {
+    /// Suffix of the namespace: `prod` gives `<customer>-prod`; empty gives `<customer>`.
+    #[serde(default)]
+    #[schemars(
+        length(max = 22),
+        regex(pattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    )]
+    pub name: String,
+    /// Extra labels on the namespace. Keys under `customers.dev/`,
+    /// `app.kubernetes.io/managed-by` and `kubernetes.io/metadata.name` are reserved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 32))]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on the namespace, with the same reserved keys as labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 32))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Network isolation of a customer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerNetwork {
+    /// Strict, Standard or Off; unset takes the group's default, else Standard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Extra ingress this customer opens, to another customer, a group's members, or
+    /// non-customer namespaces chosen by label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub allow_from: Vec<AllowFrom>,
+    /// Egress to the internet (every address but private, link-local and cluster
+    /// ranges). Unset takes the group's default, else true for Standard and false for Strict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_egress: Option<bool>,
+}
+
+/// What the operator observed and did for a Customer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, NamespacesReady, NetworkIsolated, AccessGranted, and Conflict,
+    /// DeletionBlocked or Terminating while they apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Conditions,
+    /// The group the customer is a member of (the default group when `spec.group` is unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The customer's namespaces and their phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<NamespaceStatus>,
+    /// Counts of the objects the operator keeps for this customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// The partner whose security consultants currently hold roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+}
+
+/// Overview of the objects created for a customer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Namespaces.
+    pub namespaces: u32,
+    /// NetworkPolicies across all namespaces.
+    pub network_policies: u32,
+    /// RoleBindings across all namespaces.
+    pub role_bindings: u32,
+    /// ResourceQuotas and LimitRanges across all namespaces.
+    pub quotas: u32,
+}

@@ -1,0 +1,99 @@
+//! The API of customer-operator: group `customers.dev`, version `v1alpha1`.
+
+pub mod common;
+pub mod customer;
+pub mod group;
+
+pub use common::*;
+pub use customer::*;
+pub use group::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group.
+pub const API_GROUP: &str = "customers.dev";
+/// `apiVersion` of both kinds.
+pub const API_VERSION: &str = "customers.dev/v1alpha1";
+/// Label naming the customer an object belongs to.
+pub const LABEL_CUSTOMER: &str = "customers.dev/customer";
+/// Label naming the customer's group.
+pub const LABEL_GROUP: &str = "customers.dev/group";
+/// Label naming the customer's partner.
+pub const LABEL_PARTNER: &str = "customers.dev/partner";
+/// Label every managed object carries.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "customer-operator";
+/// The namespace label the apiserver sets to the namespace's name (1.21 and later); the
+/// operator sets it on its own namespaces too, and isolation selects peers by it.
+pub const LABEL_NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
+/// Annotation a cluster admin puts on an existing namespace to hand it to a customer.
+pub const ANNOTATION_ADOPT: &str = "customers.dev/adopt";
+/// Finalizer the operator puts on Customers.
+pub const FINALIZER: &str = "customers.dev/cleanup";
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "customer-operator";
+
+/// The Customer CRD, with the name rules the derive cannot express.
+pub fn customer_crd() -> CustomResourceDefinition {
+    finish_crd(Customer::crd(), customer::MAX_CUSTOMER_NAME)
+}
+
+/// The CustomerGroup CRD, with the name rules the derive cannot express.
+pub fn customer_group_crd() -> CustomResourceDefinition {
+    finish_crd(CustomerGroup::crd(), 63)
+}
+
+/// Both CRDs as one multi-document YAML, as `customer-operator crds` prints and `crds/`
+/// holds them.
+pub fn crds_yaml() -> String {
+    [customer_crd(), customer_group_crd()]
+        .iter()
+        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Finishes a derived CRD: restricts `metadata.name` to a DNS-1123 label of at most
+/// `max_len` characters (a CRD schema may constrain `metadata.name`, and only that), and
+/// shortens the long upstream description of every quantity.
+fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD always serializes");
+    for version in value["spec"]["versions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let schema = &mut version["schema"]["openAPIV3Schema"];
+        schema["properties"]["metadata"] = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": max_len, "pattern": DNS_LABEL_PATTERN}
+            }
+        });
+        shorten_quantities(schema);
+    }
+    serde_json::from_value(value).expect("a finished CRD is still a CRD")
+}
+
+fn shorten_quantities(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            let is_quantity = map.get("x-kubernetes-int-or-string") == Some(&true.into())
+                && map
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| d.starts_with("Quantity is"));
+            if is_quantity {
+                map.insert(
+                    "description".into(),
+                    "A quantity: a number with an optional suffix, such as 500m, 2 or 8Gi.".into(),
+                );
+            }
+            map.values_mut().for_each(shorten_quantities);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_quantities),
+        _ => {}
+    }
+}

@@ -1,0 +1,349 @@
+//! Pure functions from a Customer and what it depends on to every object that should exist
+//! for it. No client in here.
+
+pub mod access;
+pub mod directory;
+pub mod network;
+pub mod resolve;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt;
+use serde::Serialize;
+
+pub use directory::{Directory, MapDirectory};
+
+use crate::api::{
+    API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_NAMESPACE_NAME,
+    LABEL_PARTNER, LimitItem, MANAGED_BY,
+};
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+use network::{NetworkPlan, Peer, PeerRule};
+
+/// Name of the ResourceQuota in each namespace.
+pub const QUOTA_NAME: &str = "customer-quota";
+/// Name of the LimitRange in each namespace.
+pub const LIMITS_NAME: &str = "customer-limits";
+
+/// A namespace the customer asks for that another customer holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamespaceConflict {
+    /// The namespace.
+    pub namespace: String,
+    /// The customer that holds it.
+    pub holder: String,
+}
+
+/// Every object that should exist for one customer.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    /// The customer's namespaces.
+    pub namespaces: Vec<Namespace>,
+    /// NetworkPolicies, in every namespace.
+    pub network_policies: Vec<NetworkPolicy>,
+    /// RoleBindings, in every namespace.
+    pub role_bindings: Vec<RoleBinding>,
+    /// ResourceQuotas, in every namespace.
+    pub resource_quotas: Vec<ResourceQuota>,
+    /// LimitRanges, in every namespace.
+    pub limit_ranges: Vec<LimitRange>,
+    /// Namespaces left out because another customer holds them.
+    pub conflicts: Vec<NamespaceConflict>,
+}
+
+impl Desired {
+    /// Every object as JSON, with `apiVersion` and `kind`, namespaces first.
+    pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        push_values(&mut out, &self.namespaces)?;
+        push_values(&mut out, &self.network_policies)?;
+        push_values(&mut out, &self.role_bindings)?;
+        push_values(&mut out, &self.resource_quotas)?;
+        push_values(&mut out, &self.limit_ranges)?;
+        Ok(out)
+    }
+}
+
+fn push_values<K: kube::Resource<DynamicType = ()> + Serialize>(
+    out: &mut Vec<serde_json::Value>,
+    objects: &[K],
+) -> Result<()> {
+    for object in objects {
+        let mut value =
+            serde_json::to_value(object).map_err(|e| Error::Serialize(e.to_string()))?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("apiVersion".into(), K::api_version(&()).into());
+            map.insert("kind".into(), K::kind(&()).into());
+        }
+        out.push(value);
+    }
+    Ok(())
+}
+
+/// The labels every object of the customer carries.
+pub fn owner_labels(customer: &Customer, settings: &Settings) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (LABEL_CUSTOMER.to_string(), customer.name_any()),
+        (
+            LABEL_GROUP.to_string(),
+            resolve::group_name(customer, settings),
+        ),
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+    ]);
+    if let Some(partner) = &customer.spec.partner {
+        labels.insert(LABEL_PARTNER.to_string(), partner.name.clone());
+    }
+    labels
+}
+
+/// The ownerReference every object of the customer carries. Offline (`render`) the
+/// Customer has no uid yet and the field is left empty.
+pub fn owner_reference(customer: &Customer) -> OwnerReference {
+    OwnerReference {
+        api_version: API_VERSION.into(),
+        kind: "Customer".into(),
+        name: customer.name_any(),
+        uid: customer.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The namespaces of the customer that it really holds: those another, senior customer
+/// asks for too are left out.
+pub fn held_namespaces(
+    customer: &Customer,
+    dir: &dyn Directory,
+) -> (Vec<String>, Vec<NamespaceConflict>) {
+    let me = customer.name_any();
+    let others: Vec<Arc<Customer>> = dir
+        .customers()
+        .into_iter()
+        .filter(|c| c.name_any() != me)
+        .collect();
+    let mut held = Vec::new();
+    let mut conflicts = Vec::new();
+    for name in resolve::namespace_names(customer) {
+        let holder = others.iter().find(|other| {
+            resolve::is_senior(other, customer) && resolve::namespace_names(other).contains(&name)
+        });
+        match holder {
+            Some(other) => conflicts.push(NamespaceConflict {
+                namespace: name,
+                holder: other.name_any(),
+            }),
+            None => held.push(name),
+        }
+    }
+    (held, conflicts)
+}
+
+/// Every object that should exist for `customer`, or the problems that keep the operator
+/// from building it (then nothing is to change).
+pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Result<Desired> {
+    let problems = validate::validate_customer(customer, dir, settings);
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    let me = customer.name_any();
+    let effective = resolve::effective(customer, dir, settings);
+    let ancestors = resolve::ancestors(customer, dir).map_err(|p| Error::Invalid(vec![p]))?;
+    let (held, conflicts) = held_namespaces(customer, dir);
+    let own: BTreeSet<String> = held.iter().cloned().collect();
+    let labels = owner_labels(customer, settings);
+    let owner = owner_reference(customer);
+    let others: Vec<Arc<Customer>> = dir
+        .customers()
+        .into_iter()
+        .filter(|c| c.name_any() != me)
+        .collect();
+    let held_by =
+        |c: &Customer| -> BTreeSet<String> { held_namespaces(c, dir).0.into_iter().collect() };
+    let members_of = |group: &str| -> BTreeSet<String> {
+        others
+            .iter()
+            .filter(|c| resolve::group_name(c, settings) == group)
+            .flat_map(|c| held_by(c))
+            .collect()
+    };
+
+    let allow_from: Vec<PeerRule> = customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| n.allow_from.iter())
+        .filter_map(|allow| {
+            let peer = if let Some(selector) = &allow.namespace_selector {
+                Peer::Selector(selector.clone())
+            } else if let Some(group) = &allow.group {
+                Peer::Namespaces(members_of(group))
+            } else {
+                let other = allow.customer.as_deref().and_then(|c| dir.customer(c));
+                Peer::Namespaces(other.map(|c| held_by(&c)).unwrap_or_default())
+            };
+            let empty = matches!(&peer, Peer::Namespaces(names) if names.is_empty());
+            (!empty).then(|| PeerRule {
+                peer,
+                ports: allow.ports.clone(),
+            })
+        })
+        .collect();
+    let egress_to_peers: Vec<PeerRule> = others
+        .iter()
+        .flat_map(|other| {
+            let opens_to_me = other
+                .spec
+                .network
+                .iter()
+                .flat_map(|n| n.allow_from.iter())
+                .filter(|a| {
+                    a.customer.as_deref() == Some(me.as_str())
+                        || a.group.as_deref() == Some(effective.group_name.as_str())
+                })
+                .cloned()
+                .collect::<Vec<_>>();
+            let names = if opens_to_me.is_empty() {
+                BTreeSet::new()
+            } else {
+                held_by(other)
+            };
+            opens_to_me.into_iter().filter_map(move |a| {
+                (!names.is_empty()).then(|| PeerRule {
+                    peer: Peer::Namespaces(names.clone()),
+                    ports: a.ports,
+                })
+            })
+        })
+        .collect();
+    let zone_open = effective
+        .group
+        .as_ref()
+        .and_then(|g| g.spec.network.as_ref())
+        .is_some_and(|n| n.allow_within_group);
+    let group_zone = if zone_open {
+        members_of(&effective.group_name)
+    } else {
+        BTreeSet::new()
+    };
+    let plan = NetworkPlan {
+        isolation: effective.isolation,
+        internet_egress: effective.internet_egress,
+        own_namespaces: &own,
+        allow_from,
+        egress_to_peers,
+        group_zone,
+        settings,
+    };
+    let policy_specs = network::policy_specs(&plan);
+
+    let access_plan = access::AccessPlan {
+        own: customer.spec.access.clone().unwrap_or_default(),
+        group: effective
+            .group
+            .as_ref()
+            .and_then(|g| g.spec.access.clone())
+            .unwrap_or_default(),
+        parent_admins: ancestors
+            .iter()
+            .flat_map(|a| a.spec.access.iter().flat_map(|x| x.admins.iter().cloned()))
+            .collect(),
+        consultants: customer
+            .spec
+            .partner
+            .as_ref()
+            .map(|p| p.security_consultants.clone())
+            .unwrap_or_default(),
+    };
+    let bindings = access::bindings(&access_plan);
+
+    let meta = |name: &str, namespace: &str| ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels.clone()),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    };
+    let entries: BTreeMap<String, &crate::api::CustomerNamespace> = customer
+        .spec
+        .namespaces
+        .iter()
+        .map(|ns| (resolve::full_namespace_name(&me, &ns.name), ns))
+        .collect();
+    let mut out = Desired {
+        conflicts,
+        ..Default::default()
+    };
+    for ns_name in &held {
+        let entry = entries.get(ns_name);
+        let mut ns_labels = effective.group_namespace_labels.clone();
+        ns_labels.extend(entry.map(|e| e.labels.clone()).unwrap_or_default());
+        ns_labels.extend(labels.clone());
+        ns_labels.insert(LABEL_NAMESPACE_NAME.to_string(), ns_name.clone());
+        let annotations = entry
+            .map(|e| e.annotations.clone())
+            .filter(|a| !a.is_empty());
+        out.namespaces.push(Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns_name.clone()),
+                labels: Some(ns_labels),
+                annotations,
+                owner_references: Some(vec![owner.clone()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        for (name, spec) in &policy_specs {
+            out.network_policies.push(NetworkPolicy {
+                metadata: meta(name, ns_name),
+                spec: Some(spec.clone()),
+            });
+        }
+        for (name, role_ref, subjects) in &bindings {
+            out.role_bindings.push(RoleBinding {
+                metadata: meta(name, ns_name),
+                role_ref: role_ref.clone(),
+                subjects: Some(subjects.clone()),
+            });
+        }
+        if let Some(quota) = &effective.quota {
+            out.resource_quotas.push(ResourceQuota {
+                metadata: meta(QUOTA_NAME, ns_name),
+                spec: Some(ResourceQuotaSpec {
+                    hard: Some(quota.hard.clone()),
+                    ..Default::default()
+                }),
+                status: None,
+            });
+        }
+        if let Some(limits) = effective.limits.as_ref().filter(|l| !l.is_empty()) {
+            out.limit_ranges.push(LimitRange {
+                metadata: meta(LIMITS_NAME, ns_name),
+                spec: Some(LimitRangeSpec {
+                    limits: limits.iter().map(limit_range_item).collect(),
+                }),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn limit_range_item(item: &LimitItem) -> LimitRangeItem {
+    let map = |m: &BTreeMap<_, _>| (!m.is_empty()).then(|| m.clone());
+    LimitRangeItem {
+        type_: item.limit_type.as_str().to_string(),
+        default: map(&item.default),
+        default_request: map(&item.default_request),
+        max: map(&item.max),
+        min: map(&item.min),
+        max_limit_request_ratio: map(&item.max_limit_request_ratio),
+    }
+}

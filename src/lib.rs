@@ -1,0 +1,15 @@
+//! customer-operator: one `Customer` object becomes a customer's namespaces, network
+//! isolation, access and quotas.
+//!
+//! - [`api`]: the CRD types.
+//! - [`desired`]: pure functions from a Customer and its context to the objects that
+//!   should exist.
+//! - [`render`]: the offline preview behind `customer-operator render`.
+
+pub mod api;
+pub mod desired;
+pub mod error;
+pub mod render;
+pub mod settings;
+
+pub use error::{Error, Result};

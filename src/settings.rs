@@ -1,0 +1,72 @@
+//! The operator's own settings: what a platform team configures once per cluster.
+
+use std::collections::BTreeMap;
+
+/// Where the cluster DNS runs, so customers may reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsTarget {
+    /// Namespace of the DNS pods.
+    pub namespace: String,
+    /// Labels of the DNS pods.
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+/// Cluster-wide settings that shape every customer's objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Group of customers whose `spec.group` is unset.
+    pub default_group: String,
+    /// Namespaces (ingress controllers, monitoring) that may reach customers with
+    /// `Standard` isolation.
+    pub platform_namespaces: Vec<String>,
+    /// The cluster DNS that every isolated customer may query.
+    pub dns: DnsTarget,
+    /// Address ranges excluded from internet egress: private, link-local (cloud metadata),
+    /// carrier-grade NAT, and the cluster's pod and service ranges. IPv4 and IPv6 both.
+    pub private_cidrs: Vec<String>,
+    /// The operator's own namespace, which no customer may take.
+    pub operator_namespace: String,
+}
+
+/// Ranges excluded from internet egress unless told otherwise.
+pub const DEFAULT_PRIVATE_CIDRS: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "fc00::/7",
+    "fe80::/10",
+    "::1/128",
+];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_group: "all".into(),
+            platform_namespaces: Vec::new(),
+            dns: DnsTarget {
+                namespace: "kube-system".into(),
+                pod_labels: [("k8s-app".to_string(), "kube-dns".to_string())].into(),
+            },
+            private_cidrs: DEFAULT_PRIVATE_CIDRS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            operator_namespace: "customer-operator".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a namespace name is one no customer may take: `kube-*`, `default`, the
+    /// operator's own, the platform namespaces and the DNS namespace.
+    pub fn is_reserved_namespace(&self, name: &str) -> bool {
+        name.starts_with("kube-")
+            || name == "default"
+            || name == self.operator_namespace
+            || name == self.dns.namespace
+            || self.platform_namespaces.iter().any(|p| p == name)
+    }
+}
