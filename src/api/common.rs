@@ -27,7 +27,7 @@ pub enum SubjectKind {
 /// A person, group or ServiceAccount that receives a role in the customer's namespaces.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.kind != 'ServiceAccount' || (has(self.namespace) && self.namespace != '')",
+    "rule": "self.kind != 'ServiceAccount' || (has(self.__namespace__) && self.__namespace__ != '')",
     "message": "a ServiceAccount subject needs a namespace"
 }]))]
 pub struct Subject {

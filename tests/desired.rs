@@ -1,0 +1,476 @@
+//! Unit tests of `desired/` from the YAML fixtures in `tests/fixtures/`: exact
+//! NetworkPolicy rules per isolation level, both sides of an `allowFrom` connection,
+//! access, defaults, and name validity at the longest names. No cluster needed.
+
+use std::path::PathBuf;
+
+use customer_operator::api::{Customer, LABEL_NAMESPACE_NAME};
+use customer_operator::desired::validate::{is_dns_label, is_label_value, is_qualified_name};
+use customer_operator::desired::{self, Desired, MapDirectory};
+use customer_operator::error::{Error, Reason};
+use customer_operator::render;
+use customer_operator::settings::Settings;
+use k8s_openapi::api::networking::v1::NetworkPolicySpec;
+use kube::ResourceExt;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn settings() -> Settings {
+    Settings {
+        platform_namespaces: vec!["ingress-nginx".into(), "monitoring".into()],
+        ..Settings::default()
+    }
+}
+
+fn directory(file: &str) -> MapDirectory {
+    let inputs = render::read_inputs(&[fixture(file)]).expect("fixture parses");
+    MapDirectory::new(
+        inputs.customers.into_iter().map(|(_, c)| c),
+        inputs.groups.into_iter().map(|(_, g)| g),
+    )
+}
+
+fn build(dir: &MapDirectory, customer: &str) -> Desired {
+    let c: &Customer = dir.customers.get(customer).expect("customer in fixture");
+    desired::desired(c, dir, &settings()).expect("valid customer")
+}
+
+fn policy(d: &Desired, namespace: &str, name: &str) -> Option<NetworkPolicySpec> {
+    d.network_policies
+        .iter()
+        .find(|p| p.namespace().as_deref() == Some(namespace) && p.name_any() == name)
+        .and_then(|p| p.spec.clone())
+}
+
+fn policy_names(d: &Desired, namespace: &str) -> Vec<String> {
+    d.network_policies
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace))
+        .map(|p| p.name_any())
+        .collect()
+}
+
+fn spec(yaml: &str) -> NetworkPolicySpec {
+    serde_yaml::from_str(yaml).expect("expected spec parses")
+}
+
+#[test]
+fn standard_isolation_exact_rules() {
+    let d = build(&directory("isolation.yaml"), "std-co");
+    assert_eq!(
+        policy_names(&d, "std-co"),
+        [
+            "customer-default-deny",
+            "customer-allow-same-customer",
+            "customer-allow-dns",
+            "customer-allow-platform",
+            "customer-allow-internet-egress",
+        ]
+    );
+    assert_eq!(
+        policy(&d, "std-co", "customer-default-deny").unwrap(),
+        spec("{podSelector: {}, policyTypes: [Ingress, Egress]}")
+    );
+    assert_eq!(
+        policy(&d, "std-co", "customer-allow-same-customer").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Ingress, Egress]
+ingress:
+  - from: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [std-co]}]}}]
+egress:
+  - to: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [std-co]}]}}]
+"#
+        )
+    );
+    assert_eq!(
+        policy(&d, "std-co", "customer-allow-dns").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Egress]
+egress:
+  - to:
+      - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}
+        podSelector: {matchLabels: {k8s-app: kube-dns}}
+    ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]
+"#
+        )
+    );
+    assert_eq!(
+        policy(&d, "std-co", "customer-allow-platform").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Ingress]
+ingress:
+  - from: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [ingress-nginx, monitoring]}]}}]
+"#
+        )
+    );
+    assert_eq!(
+        policy(&d, "std-co", "customer-allow-internet-egress").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Egress]
+egress:
+  - to:
+      - ipBlock:
+          cidr: 0.0.0.0/0
+          except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, 169.254.0.0/16, 127.0.0.0/8]
+      - ipBlock:
+          cidr: "::/0"
+          except: ["fc00::/7", "fe80::/10", "::1/128"]
+"#
+        )
+    );
+}
+
+#[test]
+fn strict_isolation_drops_platform_and_internet() {
+    let dir = directory("isolation.yaml");
+    let d = build(&dir, "strict-co");
+    for ns in ["strict-co-a", "strict-co-b"] {
+        assert_eq!(
+            policy_names(&d, ns),
+            [
+                "customer-default-deny",
+                "customer-allow-same-customer",
+                "customer-allow-dns"
+            ]
+        );
+        let same = policy(&d, ns, "customer-allow-same-customer").unwrap();
+        let values = same.ingress.unwrap()[0].from.as_ref().unwrap()[0]
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap()[0]
+            .values
+            .clone();
+        assert_eq!(
+            values,
+            Some(vec!["strict-co-a".into(), "strict-co-b".into()])
+        );
+    }
+    let online = build(&dir, "strict-online");
+    assert_eq!(
+        policy_names(&online, "strict-online"),
+        [
+            "customer-default-deny",
+            "customer-allow-same-customer",
+            "customer-allow-dns",
+            "customer-allow-internet-egress"
+        ]
+    );
+}
+
+#[test]
+fn off_isolation_writes_no_policy_but_keeps_access() {
+    let d = build(&directory("isolation.yaml"), "off-co");
+    assert!(d.network_policies.is_empty());
+    assert_eq!(d.namespaces.len(), 1);
+    assert_eq!(d.role_bindings.len(), 1);
+}
+
+#[test]
+fn allow_from_opens_both_sides_and_nothing_else() {
+    let dir = directory("connection.yaml");
+    let shop = build(&dir, "shop");
+    for ns in ["shop-web", "shop-db"] {
+        assert_eq!(
+            policy(&shop, ns, "customer-allow-from").unwrap(),
+            spec(
+                r#"
+podSelector: {}
+policyTypes: [Ingress]
+ingress:
+  - from: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [payments]}]}}]
+    ports: [{port: 443, protocol: TCP}]
+  - from: [{namespaceSelector: {matchLabels: {team: observability}}}]
+    ports: [{port: 9090, protocol: TCP}]
+"#
+            )
+        );
+        assert!(policy(&shop, ns, "customer-allow-to-peers").is_none());
+    }
+    let payments = build(&dir, "payments");
+    assert_eq!(
+        policy(&payments, "payments", "customer-allow-to-peers").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Egress]
+egress:
+  - to: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [shop-db, shop-web]}]}}]
+    ports: [{port: 443, protocol: TCP}]
+"#
+        )
+    );
+    assert!(policy(&payments, "payments", "customer-allow-from").is_none());
+    let bystander = build(&dir, "bystander");
+    assert_eq!(
+        policy_names(&bystander, "bystander"),
+        [
+            "customer-default-deny",
+            "customer-allow-same-customer",
+            "customer-allow-dns",
+            "customer-allow-platform",
+            "customer-allow-internet-egress"
+        ]
+    );
+    // No policy of any customer names another customer's namespace unless a declared
+    // allowFrom put it there.
+    for (name, d) in [("payments", &payments), ("bystander", &bystander)] {
+        let text = serde_json::to_string(&d.network_policies).unwrap();
+        let foreign = if name == "payments" {
+            "bystander"
+        } else {
+            "shop-"
+        };
+        assert!(!text.contains(foreign), "{name} mentions {foreign}");
+    }
+}
+
+#[test]
+fn group_zone_defaults_and_managers() {
+    let dir = directory("group-zone.yaml");
+    let a = build(&dir, "member-a");
+    let b = build(&dir, "member-b");
+    let outsider = build(&dir, "outsider");
+    // Group default Strict applies to a; b's own Standard wins.
+    assert!(policy(&a, "member-a-x", "customer-allow-internet-egress").is_none());
+    assert!(policy(&b, "member-b", "customer-allow-internet-egress").is_some());
+    assert_eq!(
+        policy(&a, "member-a-x", "customer-allow-group").unwrap(),
+        spec(
+            r#"
+podSelector: {}
+policyTypes: [Ingress, Egress]
+ingress:
+  - from: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [member-b]}]}}]
+egress:
+  - to: [{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [member-b]}]}}]
+"#
+        )
+    );
+    assert!(policy(&b, "member-b", "customer-allow-group").is_some());
+    assert!(policy(&outsider, "outsider", "customer-allow-group").is_none());
+    assert!(
+        !serde_json::to_string(&outsider.network_policies)
+            .unwrap()
+            .contains("member-")
+    );
+    // Quota: group default for a, own for b. Limits: group default for both.
+    let pods = |d: &Desired| {
+        d.resource_quotas[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .hard
+            .as_ref()
+            .unwrap()["pods"]
+            .0
+            .clone()
+    };
+    assert_eq!(pods(&a), "10");
+    assert_eq!(pods(&b), "50");
+    assert_eq!(a.limit_ranges.len(), 1);
+    assert_eq!(b.limit_ranges.len(), 1);
+    assert!(outsider.resource_quotas.is_empty() && outsider.limit_ranges.is_empty());
+    // Namespace labels: the namespace's own win over the group's; operator labels win over both.
+    let labels = a.namespaces[0].labels();
+    assert_eq!(labels["tier"], "gold");
+    assert_eq!(labels["zone"], "yes");
+    assert_eq!(labels["customers.dev/group"], "zone");
+    assert_eq!(labels[LABEL_NAMESPACE_NAME], "member-a-x");
+    // Group admins in every member namespace.
+    for d in [&a, &b] {
+        let rb = d
+            .role_bindings
+            .iter()
+            .find(|r| r.name_any() == "customer-group-admins")
+            .unwrap();
+        assert_eq!(rb.role_ref.name, "customer-admin");
+        assert_eq!(rb.subjects.as_ref().unwrap()[0].name, "zone-managers");
+        assert_eq!(rb.subjects.as_ref().unwrap()[0].kind, "Group");
+    }
+}
+
+#[test]
+fn parent_admins_flow_down_recursively() {
+    let dir = directory("hierarchy.yaml");
+    let team = build(&dir, "team");
+    let rb = team
+        .role_bindings
+        .iter()
+        .find(|r| r.name_any() == "customer-parent-admins")
+        .expect("parent admins bound");
+    assert_eq!(rb.role_ref.name, "customer-admin");
+    let names: Vec<_> = rb
+        .subjects
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["dirk", "hanna"]);
+    // A parent's viewers are not admins below it.
+    assert!(!names.contains(&"vera".to_string()));
+    let holding = build(&dir, "holding");
+    assert!(
+        holding
+            .role_bindings
+            .iter()
+            .all(|r| r.name_any() != "customer-parent-admins")
+    );
+}
+
+#[test]
+fn longest_names_give_valid_names_and_labels() {
+    let dir = directory("longest.yaml");
+    let d = build(&dir, "cccccccccccccccccccccccccccccccccccccccc");
+    let names: Vec<_> = d.namespaces.iter().map(|n| n.name_any()).collect();
+    assert_eq!(names[0].len(), 63);
+    assert_eq!(names[1].len(), 40);
+    for object in d.to_values().unwrap() {
+        let meta = &object["metadata"];
+        let name = meta["name"].as_str().unwrap();
+        assert!(
+            is_dns_label(name) || object["kind"] == "RoleBinding",
+            "{name}"
+        );
+        assert!(name.len() <= 63);
+        if let Some(ns) = meta["namespace"].as_str() {
+            assert!(is_dns_label(ns), "{ns}");
+        }
+        for (key, value) in meta["labels"].as_object().unwrap() {
+            assert!(is_qualified_name(key), "{key}");
+            assert!(is_label_value(value.as_str().unwrap()), "{key}={value}");
+        }
+        assert_eq!(meta["ownerReferences"][0]["kind"], "Customer");
+    }
+    assert!(
+        d.role_bindings
+            .iter()
+            .any(|r| r.name_any() == "customer-security-consultants"
+                && r.role_ref.name == "customer-security-consultant")
+    );
+}
+
+#[test]
+fn every_object_is_labelled_and_owned() {
+    let dir = directory("connection.yaml");
+    let d = build(&dir, "shop");
+    for object in d.to_values().unwrap() {
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(labels["customers.dev/customer"], "shop");
+        assert_eq!(labels["customers.dev/group"], "all");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "customer-operator");
+        let owner = &object["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["apiVersion"], "customers.dev/v1alpha1");
+        assert_eq!(owner["name"], "shop");
+        assert_eq!(owner["controller"], true);
+    }
+}
+
+#[test]
+fn colliding_namespace_goes_to_the_senior_customer() {
+    let text = r#"
+apiVersion: customers.dev/v1alpha1
+kind: Customer
+metadata: {name: a-b}
+spec: {displayName: AB, contactEmail: x@ab.example, namespaces: [{name: c}]}
+---
+apiVersion: customers.dev/v1alpha1
+kind: Customer
+metadata: {name: a}
+spec: {displayName: A, contactEmail: x@a.example, namespaces: [{name: b-c}, {name: d}]}
+"#;
+    let tmp = std::env::temp_dir().join(format!("co-collide-{}.yaml", std::process::id()));
+    std::fs::write(&tmp, text).unwrap();
+    let inputs = render::read_inputs(std::slice::from_ref(&tmp)).unwrap();
+    std::fs::remove_file(&tmp).unwrap();
+    let dir = MapDirectory::new(inputs.customers.into_iter().map(|(_, c)| c), []);
+    let a = desired::desired(&dir.customers["a"], &dir, &settings()).unwrap();
+    let ab = desired::desired(&dir.customers["a-b"], &dir, &settings()).unwrap();
+    // Offline, with no creation times, the name decides: "a" < "a-b".
+    assert_eq!(
+        a.namespaces
+            .iter()
+            .map(|n| n.name_any())
+            .collect::<Vec<_>>(),
+        ["a-b-c", "a-d"]
+    );
+    assert!(ab.namespaces.is_empty());
+    assert_eq!(ab.conflicts[0].namespace, "a-b-c");
+    assert_eq!(ab.conflicts[0].holder, "a");
+}
+
+fn reasons(file: &str, customer: &str) -> Vec<Reason> {
+    let dir = directory(file);
+    match desired::desired(&dir.customers[customer], &dir, &settings()) {
+        Err(Error::Invalid(problems)) => problems.iter().map(|p| p.reason).collect(),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn semantic_errors_are_refused_with_a_reason() {
+    assert_eq!(
+        reasons("broken/unknown-group.yaml", "lost"),
+        [Reason::UnknownGroup]
+    );
+    assert_eq!(
+        reasons("broken/reserved-label.yaml", "sneaky"),
+        [Reason::ReservedLabel]
+    );
+    assert_eq!(
+        reasons("broken/parent-cycle.yaml", "chicken"),
+        [Reason::ParentCycle]
+    );
+    assert_eq!(
+        reasons("broken/reserved-namespace.yaml", "kube"),
+        [Reason::ReservedNamespace]
+    );
+    assert_eq!(
+        reasons("broken/bad-email.yaml", "bad-email"),
+        [Reason::InvalidField]
+    );
+    assert_eq!(
+        reasons("broken/bad-name.yaml", "Astral Voyage"),
+        [Reason::InvalidName]
+    );
+}
+
+#[test]
+fn parent_chain_depth_is_bounded() {
+    let mut docs = String::new();
+    for i in 0..8 {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!(", parent: c{}", i - 1)
+        };
+        docs.push_str(&format!(
+            "---\napiVersion: customers.dev/v1alpha1\nkind: Customer\nmetadata: {{name: c{i}}}\nspec: {{displayName: C, contactEmail: c@c.example{parent}}}\n"
+        ));
+    }
+    let tmp = std::env::temp_dir().join(format!("co-depth-{}.yaml", std::process::id()));
+    std::fs::write(&tmp, docs).unwrap();
+    let inputs = render::read_inputs(std::slice::from_ref(&tmp)).unwrap();
+    std::fs::remove_file(&tmp).unwrap();
+    let dir = MapDirectory::new(inputs.customers.into_iter().map(|(_, c)| c), []);
+    assert!(desired::desired(&dir.customers["c5"], &dir, &settings()).is_ok());
+    match desired::desired(&dir.customers["c6"], &dir, &settings()) {
+        Err(Error::Invalid(p)) => assert_eq!(p[0].reason, Reason::ParentTooDeep),
+        other => panic!("{other:?}"),
+    }
+}

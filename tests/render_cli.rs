@@ -1,0 +1,103 @@
+//! The `customer-operator` binary: `render` on the examples and on broken input, `crds`.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_customer-operator"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn render_examples_prints_every_kind_for_every_customer() {
+    let out = run(&["render", "-f", "examples/"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_yaml::Value| !v.is_null())
+        .collect();
+    let count = |kind: &str| docs.iter().filter(|d| d["kind"] == kind).count();
+    // nova-bakery, astral-voyage (2), orbital-freight, galactic-holdings, galactic-labs,
+    // quiet-vault (2).
+    assert_eq!(count("Namespace"), 8);
+    assert!(count("NetworkPolicy") >= 8 * 3);
+    assert!(count("RoleBinding") >= 8);
+    assert_eq!(count("ResourceQuota"), 5);
+    assert_eq!(count("LimitRange"), 5);
+    for customer in [
+        "nova-bakery",
+        "astral-voyage",
+        "orbital-freight",
+        "galactic-holdings",
+        "galactic-labs",
+        "quiet-vault",
+    ] {
+        assert!(
+            text.contains(&format!("# Customer {customer}\n")),
+            "{customer}"
+        );
+    }
+}
+
+#[test]
+fn broken_input_gives_one_line_naming_file_object_and_field() {
+    let cases = [
+        ("bad-email.yaml", "Customer/bad-email", "spec.contactEmail"),
+        (
+            "bad-enum.yaml",
+            "Customer/bad-enum",
+            "spec.network.isolation",
+        ),
+        ("bad-name.yaml", "Customer/Astral Voyage", "metadata.name"),
+        ("missing-field.yaml", "Customer/no-email", "contactEmail"),
+        ("parent-cycle.yaml", "Customer/chicken", "spec.parent"),
+        (
+            "reserved-label.yaml",
+            "Customer/sneaky",
+            "spec.namespaces[0].labels",
+        ),
+        (
+            "reserved-namespace.yaml",
+            "Customer/kube",
+            "spec.namespaces",
+        ),
+        ("unknown-group.yaml", "Customer/lost", "spec.group"),
+    ];
+    for (file, object, field) in cases {
+        let path = format!("tests/fixtures/broken/{file}");
+        let out = run(&["render", "-f", &path]);
+        assert!(!out.status.success(), "{file} rendered");
+        assert!(out.stdout.is_empty(), "{file} printed objects");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for part in [path.as_str(), object, field] {
+            assert!(err.contains(part), "{file}: {part:?} not in {err:?}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let out = run(&["render", "-f", "no/such/file.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.yaml"));
+}
+
+#[test]
+fn crds_command_prints_the_crds_file() {
+    let out = run(&["crds"]);
+    assert!(out.status.success());
+    let on_disk = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/customers.dev.yaml"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), on_disk);
+}
