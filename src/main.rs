@@ -20,7 +20,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML.
-    Crds,
+    Crds {
+        /// Leave out the CEL validation rules, for apiservers older than 1.25 (which
+        /// refuse them in a server-side apply); the operator enforces them itself.
+        #[arg(long)]
+        without_cel: bool,
+    },
     /// Print, offline, every object the operator would create for the Customers and
     /// CustomerGroups in these files or directories.
     Render {
@@ -100,7 +105,7 @@ impl SettingsArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crds => Ok(api::crds_yaml()),
+        Command::Crds { without_cel } => Ok(api::crds_yaml(!without_cel)),
         Command::Render { files, settings } => settings.into_settings().and_then(|settings| {
             render::read_inputs(&files)
                 .and_then(|inputs| render::render(&inputs, &settings))

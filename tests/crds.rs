@@ -9,7 +9,7 @@ const CRDS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/customers.dev
 
 #[test]
 fn crds_dir_matches_generated() {
-    let generated = api::crds_yaml();
+    let generated = api::crds_yaml(true);
     if std::env::var_os("UPDATE_CRDS").is_some() {
         std::fs::write(CRDS_FILE, &generated).unwrap();
     }
@@ -183,4 +183,24 @@ fn every_field_is_documented() {
             crd.spec.names.kind
         );
     }
+}
+
+#[test]
+fn without_cel_drops_only_the_rules() {
+    let full = api::crds_yaml(true);
+    let bare = api::crds_yaml(false);
+    assert!(full.contains("x-kubernetes-validations"));
+    assert!(!bare.contains("x-kubernetes-validations"));
+    assert!(bare.contains("maxLength: 40"));
+    assert!(api::supports_cel(25) && !api::supports_cel(20));
+}
+
+#[test]
+fn cel_namespace_names_are_unique() {
+    let mut spec = base_spec();
+    spec["namespaces"] = json!([{"name": "app"}, {"name": "app"}]);
+    let errs = errors(&customer(spec.clone()), None);
+    assert!(errs.iter().any(|e| e.contains("only once")), "{errs:?}");
+    spec["namespaces"] = json!([{"name": "app"}, {"name": ""}]);
+    assert!(errors(&customer(spec), None).is_empty());
 }

@@ -70,7 +70,10 @@ pub struct CustomerSpec {
     pub partner: Option<Partner>,
     /// The customer's namespaces. Unset or empty means one namespace named after the customer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(length(max = 20), extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, (has(y.name) ? y.name : '') == (has(x.name) ? x.name : '')))",
+        "message": "each namespace name may appear only once"
+    }]))]
     pub namespaces: Vec<CustomerNamespace>,
     /// People of the customer and their roles in every namespace of the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,13 +112,14 @@ pub struct Partner {
 /// One namespace of a customer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct CustomerNamespace {
-    /// Suffix of the namespace: `prod` gives `<customer>-prod`; empty gives `<customer>`.
-    #[serde(default)]
+    /// Suffix of the namespace: `prod` gives `<customer>-prod`; `""` or unset gives
+    /// `<customer>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 22),
         regex(pattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
     )]
-    pub name: String,
+    pub name: Option<String>,
     /// Extra labels on the namespace. Keys under `customers.dev/`,
     /// `app.kubernetes.io/managed-by` and `kubernetes.io/metadata.name` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -182,4 +186,11 @@ pub struct Summary {
     pub role_bindings: u32,
     /// ResourceQuotas and LimitRanges across all namespaces.
     pub quotas: u32,
+}
+
+impl CustomerNamespace {
+    /// The suffix, `""` when unset.
+    pub fn suffix(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
 }

@@ -46,13 +46,39 @@ pub fn customer_group_crd() -> CustomResourceDefinition {
 }
 
 /// Both CRDs as one multi-document YAML, as `customer-operator crds` prints and `crds/`
-/// holds them.
-pub fn crds_yaml() -> String {
+/// holds them; without the CEL rules when `cel` is false.
+pub fn crds_yaml(cel: bool) -> String {
     [customer_crd(), customer_group_crd()]
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
+        .map(|crd| if cel { crd.clone() } else { without_cel(crd) })
+        .map(|crd| serde_yaml::to_string(&crd).expect("a CRD always serializes"))
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+/// Whether an apiserver of this minor version knows `x-kubernetes-validations` (CEL
+/// rules, beta and on by default since 1.25). Older ones refuse the field in a
+/// server-side apply and drop it otherwise.
+pub fn supports_cel(minor: u32) -> bool {
+    minor >= 25
+}
+
+/// The CRD without its CEL rules, for apiservers older than 1.25. The operator checks
+/// the same rules itself, so nothing goes unchecked there.
+pub fn without_cel(crd: &CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("x-kubernetes-validations");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).expect("a CRD always serializes");
+    strip(&mut value);
+    serde_json::from_value(value).expect("a CRD without rules is still a CRD")
 }
 
 /// Finishes a derived CRD: restricts `metadata.name` to a DNS-1123 label of at most

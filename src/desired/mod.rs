@@ -276,7 +276,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         .spec
         .namespaces
         .iter()
-        .map(|ns| (resolve::full_namespace_name(&me, &ns.name), ns))
+        .map(|ns| (resolve::full_namespace_name(&me, ns.suffix()), ns))
         .collect();
     let mut out = Desired {
         conflicts,

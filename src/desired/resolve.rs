@@ -34,7 +34,7 @@ pub fn namespace_names(customer: &Customer) -> Vec<String> {
         .spec
         .namespaces
         .iter()
-        .map(|ns| full_namespace_name(&name, &ns.name))
+        .map(|ns| full_namespace_name(&name, ns.suffix()))
         .collect()
 }
 

@@ -57,11 +57,9 @@ pub fn validate_customer(
             format!("CustomerGroup {group:?} does not exist"),
         ));
     }
-    if let Some(g) = dir.group(&group) {
-        if let Some(defaults) = &g.spec.defaults {
-            let field = format!("CustomerGroup {group}: spec.defaults.namespaceLabels");
-            check_labels(&mut problems, &field, &defaults.namespace_labels, true);
-        }
+    if let Some(defaults) = dir.group(&group).and_then(|g| g.spec.defaults.clone()) {
+        let field = format!("CustomerGroup {group}: spec.defaults.namespaceLabels");
+        check_labels(&mut problems, &field, &defaults.namespace_labels, true);
     }
     if let Err(problem) = resolve::ancestors(customer, dir) {
         problems.push(problem);
@@ -123,7 +121,8 @@ fn check_namespaces(problems: &mut Vec<Problem>, customer: &Customer, settings: 
     let mut seen = BTreeSet::new();
     for (i, ns) in customer.spec.namespaces.iter().enumerate() {
         let field = format!("spec.namespaces[{i}]");
-        if !(ns.name.is_empty() || is_dns_label(&ns.name)) || ns.name.len() > MAX_NAMESPACE_SUFFIX {
+        let suffix = ns.suffix();
+        if !(suffix.is_empty() || is_dns_label(suffix)) || suffix.len() > MAX_NAMESPACE_SUFFIX {
             problems.push(Problem::new(
                 Reason::InvalidField,
                 format!("{field}.name"),
@@ -133,7 +132,7 @@ fn check_namespaces(problems: &mut Vec<Problem>, customer: &Customer, settings: 
                 ),
             ));
         }
-        let full = full_namespace_name(&name, &ns.name);
+        let full = full_namespace_name(&name, suffix);
         if !seen.insert(full.clone()) {
             problems.push(Problem::new(
                 Reason::DuplicateNamespace,

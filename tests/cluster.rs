@@ -1,0 +1,311 @@
+//! Integration tests against the real test control plane (kube-apiserver, etcd,
+//! kube-controller-manager): the CRDs are accepted, valid objects are stored, invalid
+//! ones are refused naming the field, and the objects `desired/` builds are accepted,
+//! owned and garbage-collected as intended.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use customer_operator::api::{Customer, CustomerGroup, FIELD_MANAGER};
+use customer_operator::desired::{self, MapDirectory};
+use customer_operator::render;
+use customer_operator::settings::Settings;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+fn dynamic(client: &Client, gvk: GroupVersionKind, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&gvk);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+fn customers(client: &Client) -> Api<DynamicObject> {
+    dynamic(
+        client,
+        GroupVersionKind::gvk("customers.dev", "v1alpha1", "Customer"),
+        None,
+    )
+}
+
+fn customer_json(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+fn valid_spec() -> Value {
+    json!({"displayName": "Integration", "contactEmail": "ops@integration.example"})
+}
+
+#[tokio::test]
+async fn examples_are_accepted_and_stored() {
+    let client = support::client().await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let inputs = render::read_inputs(&[examples.into()]).unwrap();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let groups: Api<CustomerGroup> = Api::all(client.clone());
+    for (_, group) in &inputs.groups {
+        groups
+            .patch(&group.name_any(), &pp, &Patch::Apply(group))
+            .await
+            .unwrap();
+        let stored = groups.get(&group.name_any()).await.unwrap();
+        assert_eq!(stored.spec, group.spec);
+    }
+    let typed: Api<Customer> = Api::all(client.clone());
+    for (_, customer) in &inputs.customers {
+        typed
+            .patch(&customer.name_any(), &pp, &Patch::Apply(customer))
+            .await
+            .unwrap();
+        let stored = typed.get(&customer.name_any()).await.unwrap();
+        assert_eq!(stored.spec, customer.spec, "{}", customer.name_any());
+    }
+}
+
+#[tokio::test]
+async fn valid_customer_is_stored_with_defaults() {
+    let client = support::client().await;
+    let api = customers(&client);
+    let name = support::unique("valid");
+    let obj: DynamicObject = serde_json::from_value(customer_json(&name, valid_spec())).unwrap();
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("valid Customer accepted");
+    let stored: Customer = Api::all(client.clone()).get(&name).await.unwrap();
+    assert_eq!(stored.spec.display_name, "Integration");
+    // The schema's default is filled in by the apiserver.
+    assert!(!stored.spec.deletion_protection);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_customers_are_refused_naming_the_field() {
+    let client = support::client().await;
+    let api = customers(&client);
+    let long_name = "a".repeat(41);
+    let mut too_many_namespaces = valid_spec();
+    too_many_namespaces["namespaces"] = (0..21)
+        .map(|i| json!({"name": format!("n{i}")}))
+        .collect::<Value>();
+    let mut bad_enum = valid_spec();
+    bad_enum["network"] = json!({"isolation": "Strickt"});
+    let mut long_suffix = valid_spec();
+    long_suffix["namespaces"] = json!([{"name": "x".repeat(23)}]);
+    let mut bad_subject = valid_spec();
+    bad_subject["access"] = json!({"admins": [{"kind": "Robot", "name": "r2"}]});
+    let mut empty_display = valid_spec();
+    empty_display["displayName"] = json!("");
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "capitals in the name",
+            "Astral-Voyage".into(),
+            valid_spec(),
+            "metadata.name",
+        ),
+        (
+            "spaces in the name",
+            "astral voyage".into(),
+            valid_spec(),
+            "metadata.name",
+        ),
+        (
+            "a symbol in the name",
+            "astral_voyage".into(),
+            valid_spec(),
+            "metadata.name",
+        ),
+        (
+            "a dot in the name",
+            "astral.voyage".into(),
+            valid_spec(),
+            "metadata.name",
+        ),
+        (
+            "a 41-character name",
+            long_name,
+            valid_spec(),
+            "metadata.name",
+        ),
+        (
+            "a bad email",
+            support::unique("email"),
+            json!({"displayName": "X", "contactEmail": "not an address"}),
+            "spec.contactEmail",
+        ),
+        (
+            "a missing email",
+            support::unique("noemail"),
+            json!({"displayName": "X"}),
+            "spec.contactEmail",
+        ),
+        (
+            "a wrong enum",
+            support::unique("enum"),
+            bad_enum,
+            "spec.network.isolation",
+        ),
+        (
+            "an empty display name",
+            support::unique("display"),
+            empty_display,
+            "spec.displayName",
+        ),
+        (
+            "21 namespaces",
+            support::unique("many"),
+            too_many_namespaces,
+            "spec.namespaces",
+        ),
+        (
+            "a 23-character suffix",
+            support::unique("suffix"),
+            long_suffix,
+            "spec.namespaces.name",
+        ),
+        (
+            "an unknown subject kind",
+            support::unique("subject"),
+            bad_subject,
+            "spec.access.admins.kind",
+        ),
+    ];
+    for (what, name, spec, field) in cases {
+        // A raw POST, as kubectl sends it: the client library would refuse some of these
+        // names before the apiserver sees them.
+        let body = serde_json::to_vec(&customer_json(&name, spec)).unwrap();
+        let request = http::Request::post("/apis/customers.dev/v1alpha1/customers")
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        match client.request::<Value>(request).await {
+            Ok(_) => {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+                panic!("{what}: accepted");
+            }
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{what}: {status:?}");
+                assert!(
+                    status.message.contains(field),
+                    "{what}: {field:?} not named in {:?}",
+                    status.message
+                );
+            }
+            Err(other) => panic!("{what}: unexpected error {other}"),
+        }
+        if !name.contains(' ') {
+            assert!(
+                api.get_opt(&name).await.unwrap().is_none(),
+                "{what}: stored"
+            );
+        }
+    }
+}
+
+/// The objects `desired/` builds for a stored Customer are accepted by the apiserver, a
+/// second apply changes nothing, and the ownerReferences make the garbage collector and
+/// the namespace controller remove them with the Customer.
+#[tokio::test]
+async fn desired_objects_are_accepted_owned_and_collected() {
+    let client = support::client().await;
+    let name = support::unique("owned");
+    let spec = json!({
+        "displayName": "Owned", "contactEmail": "ops@owned.example",
+        "partner": {"name": "acme", "securityConsultants": [{"kind": "User", "name": "carol"}]},
+        "namespaces": [{"name": "prod", "labels": {"tier": "gold"}}, {"name": "dev"}],
+        "access": {"admins": [{"kind": "User", "name": "alice"}],
+                   "viewers": [{"kind": "ServiceAccount", "name": "dash", "namespace": "monitoring"}]},
+        "network": {"isolation": "Standard",
+                    "allowFrom": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}, "ports": [{"port": 9090}]}]},
+        "quota": {"hard": {"pods": "10", "requests.cpu": "2"}},
+        "limits": [{"type": "Container", "default": {"cpu": "500m"}}]
+    });
+    let obj: DynamicObject = serde_json::from_value(customer_json(&name, spec)).unwrap();
+    customers(&client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
+    let customer: Customer = Api::all(client.clone()).get(&name).await.unwrap();
+    let settings = Settings {
+        platform_namespaces: vec!["ingress-nginx".into()],
+        ..Settings::default()
+    };
+    let dir = MapDirectory::new([customer.clone()], []);
+    let objects = desired::desired(&customer, &dir, &settings)
+        .unwrap()
+        .to_values()
+        .unwrap();
+    assert_eq!(
+        objects.iter().filter(|o| o["kind"] == "Namespace").count(),
+        2
+    );
+
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let mut versions = Vec::new();
+    for pass in 0..2 {
+        for object in &objects {
+            let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    object["apiVersion"].as_str().unwrap().to_string(),
+                ),
+            };
+            let gvk = GroupVersionKind::gvk(&group, &version, object["kind"].as_str().unwrap());
+            let api = dynamic(&client, gvk, object["metadata"]["namespace"].as_str());
+            let applied = api
+                .patch(
+                    object["metadata"]["name"].as_str().unwrap(),
+                    &pp,
+                    &Patch::Apply(object),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{} refused: {e}", object["kind"]));
+            if pass == 0 {
+                versions.push(applied.resource_version());
+            } else {
+                assert_eq!(
+                    versions.remove(0),
+                    applied.resource_version(),
+                    "a repeated apply changed {}",
+                    object["metadata"]["name"]
+                );
+            }
+        }
+    }
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let prod = namespaces.get(&format!("{name}-prod")).await.unwrap();
+    assert_eq!(prod.labels()["customers.dev/customer"], name);
+    assert_eq!(prod.labels()["tier"], "gold");
+    assert_eq!(prod.owner_references()[0].uid, customer.uid().unwrap());
+
+    // Deleting the Customer (no operator runs here, so no finalizer) lets the garbage
+    // collector delete the namespaces, and the namespace controller empties them.
+    let started = Instant::now();
+    customers(&client)
+        .delete(&name, &DeleteParams::background())
+        .await
+        .unwrap();
+    for ns in [format!("{name}-prod"), format!("{name}-dev")] {
+        support::wait_for(&format!("namespace {ns} gone"), || {
+            let namespaces = namespaces.clone();
+            let ns = ns.clone();
+            async move {
+                namespaces
+                    .get_opt(&ns)
+                    .await
+                    .ok()
+                    .and_then(|n| n.is_none().then_some(()))
+            }
+        })
+        .await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -1,0 +1,123 @@
+//! Shared harness of the integration tests: finds or starts the test control plane and
+//! installs the CRDs once per test binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use customer_operator::api::{self, FIELD_MANAGER};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
+
+/// The kubeconfig of the test cluster: `KUBECONFIG` when the caller (scripts/test.sh, or
+/// a person with an existing cluster) set it, else the one `scripts/control-plane.sh up`
+/// writes after starting the local control plane.
+pub fn kubeconfig() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("KUBECONFIG") {
+            return PathBuf::from(path);
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg("up")
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "scripts/control-plane.sh up failed");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("env")
+            .output()
+            .expect("bash runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .expect("control-plane.sh env prints KUBECONFIG");
+        PathBuf::from(line.trim_matches(|c| c == '"' || c == '\''))
+    })
+    .clone()
+}
+
+/// A client for the test cluster as its admin, with CRDs installed and established.
+pub async fn client() -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig readable");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig valid");
+    let client = Client::try_from(config).expect("client");
+    install_crds(&client).await;
+    client
+}
+
+/// Applies both CRDs (server-side apply, idempotent; without CEL rules where the
+/// apiserver predates them) and waits until they serve.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let version = client.apiserver_version().await.expect("apiserver answers");
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
+    for crd in [api::customer_crd(), api::customer_group_crd()] {
+        let crd = if api::supports_cel(minor) {
+            crd
+        } else {
+            api::without_cel(&crd)
+        };
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("CRD accepted");
+        wait_for(&format!("CRD {} established", crd.name_any()), || {
+            let crds = crds.clone();
+            let name = crd.name_any();
+            async move {
+                let got = crds.get(&name).await.ok()?;
+                got.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A name prefix unique to this test process, so reruns against a kept cluster never
+/// meet objects of an earlier run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{:x}{:x}",
+        std::process::id() % 4096,
+        nanos % 65536
+    )
+}
