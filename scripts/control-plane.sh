@@ -51,6 +51,7 @@ readonly BUILD_PKGS=(golang-go golang-github-modern-go-reflect2-dev rsync jq dpk
                      debian-archive-keyring ca-certificates)
 
 CLEANUP=()
+FRESH_ETCD=false
 trap 'if ((${#CLEANUP[@]})); then rm -rf -- "${CLEANUP[@]}"; fi' EXIT
 
 log() { printf 'control-plane: %s\n' "$*" >&2; }
@@ -67,7 +68,7 @@ existing_mode() { [[ ${CUSTOMER_OPERATOR_TEST_CLUSTER:-} == existing ]]; }
 
 # ---------------------------------------------------------------- deps
 
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
 # Install the given packages that are missing; apt-get update only if something is missing.
 ensure_pkgs() {
@@ -245,7 +246,7 @@ running_pid() {
   [[ -s $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
+  IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
   [[ ${argv0##*/} == "$1" ]] || return 1
   echo "$pid"
 }
@@ -257,8 +258,9 @@ start_detached() {
   pf=$(pidfile "$name")
   [[ -f $logf ]] && mv -f "$logf" "$logf.prev"
   rm -f "$pf"
+  # The daemon must not inherit the lock fds 8/9, or it would hold the locks for its whole life.
   # shellcheck disable=SC2016 # expanded by the inner shell
-  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' "start-$name" "$pf" "$@" </dev/null >"$logf" 2>&1 &
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' "start-$name" "$pf" "$@" </dev/null >"$logf" 2>&1 8>&- 9>&- &
   local _
   for _ in $(seq 50); do [[ -s $pf ]] && return 0; sleep 0.1; done
   die "$name did not start; see $logf"
@@ -389,7 +391,7 @@ api_code() { # HTTP status of GET PATH
     -H "@$STATE_DIR/pki/admin-header" "https://$HOST:$API_PORT$1" || true
 }
 
-etcd_healthy() { curl -sf --max-time 3 "http://$HOST:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
+etcd_healthy() { [[ $(curl -sf --max-time 3 "http://$HOST:$ETCD_PORT/health" 2>/dev/null) == *'"health":"true"'* ]]; }
 apiserver_ready() { [[ -s $STATE_DIR/pki/admin-header ]] && [[ $(api GET /readyz 2>/dev/null) == ok ]]; }
 kcm_healthy() { [[ $(curl -sk --max-time 3 "https://$HOST:$KCM_PORT/healthz" 2>/dev/null) == ok ]]; }
 default_sa_exists() { [[ $(api_code /api/v1/namespaces/default/serviceaccounts/default) == 200 ]]; }
@@ -416,6 +418,7 @@ start_etcd() {
     return 0
   fi
   log "starting etcd on $HOST:$ETCD_PORT"
+  [[ -d $STATE_DIR/etcd/member ]] || FRESH_ETCD=true
   mkdir -p "$STATE_DIR/etcd"
   chmod 700 "$STATE_DIR/etcd"
   start_detached etcd "$ETCD_BIN" \
@@ -462,9 +465,11 @@ start_kcm() {
     return 0
   fi
   log "starting kube-controller-manager (healthz https://$HOST:$KCM_PORT/healthz)"
-  local pki=$STATE_DIR/pki args=()
+  local pki=$STATE_DIR/pki args=() help
   # --port (insecure serving) is gone in newer releases; 1.20 needs --port=0 to not listen on 0.0.0.0:10252.
-  if "$KCM_BIN" --help 2>&1 | grep -q -- '--port int'; then args+=(--port=0); fi
+  # (No `--help | grep -q` here: with pipefail, grep's early exit makes the pipeline fail at random.)
+  help=$("$KCM_BIN" --help 2>&1 || true)
+  if [[ $help == *"--port int"* ]]; then args+=(--port=0); fi
   start_detached kube-controller-manager "$KCM_BIN" "${args[@]}" \
     --kubeconfig="$STATE_DIR/kubeconfig" \
     --bind-address="$HOST" --secure-port="$KCM_PORT" --cert-dir="$STATE_DIR/kcm-certs" \
@@ -475,19 +480,36 @@ start_kcm() {
     --kube-api-qps=100 --kube-api-burst=200
   wait_for "kube-controller-manager /healthz" 60 kube-controller-manager kcm_healthy
   wait_for "serviceaccount default/default" 60 kube-controller-manager default_sa_exists
-  namespace_deletion_works
+  # On a new cluster, prove that namespace deletion completes (takes ~5s: the namespace
+  # controller waits 5s before it handles a deletion).
+  if $FRESH_ETCD; then namespace_deletion_works; fi
+}
+
+# Fail if one of our processes listens anywhere but on 127.0.0.1.
+check_loopback_only() {
+  command -v ss >/dev/null || return 0
+  local name pid bad=""
+  for name in etcd kube-apiserver kube-controller-manager; do
+    pid=$(running_pid "$name") || continue
+    bad+=$(ss -Hltnp | awk -v p="pid=$pid," 'index($0, p) && $4 !~ /^127\.0\.0\.1:/ { print "  " $4 }')
+  done
+  [[ -z $bad ]] || die "a control-plane process listens beyond 127.0.0.1 (restart it: $0 down; $0 up):"$'\n'"$bad"
 }
 
 # Take the state lock (serialises concurrent up/down calls).
 lock_state() {
   mkdir -p "$STATE_DIR"
   chmod 700 "$STATE_DIR"
-  exec 9>"$STATE_DIR/.lock"
+  exec 9>"$STATE_DIR/control-plane.lock"
   flock 9
 }
 
 check_existing() {
   [[ -n ${KUBECONFIG:-} ]] || die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing needs KUBECONFIG"
+  local f files found=false
+  IFS=: read -ra files <<<"$KUBECONFIG"
+  for f in "${files[@]}"; do [[ -r $f ]] && found=true; done
+  $found || die "KUBECONFIG=$KUBECONFIG: no such file"
   command -v kubectl >/dev/null || die "kubectl is needed to check KUBECONFIG=$KUBECONFIG"
   kubectl get --raw=/readyz >/dev/null || die "cannot reach the cluster of KUBECONFIG=$KUBECONFIG"
 }
@@ -509,6 +531,7 @@ cmd_up() {
   start_etcd
   start_apiserver
   start_kcm
+  check_loopback_only
   log "ready: export KUBECONFIG=$STATE_DIR/kubeconfig"
   echo "$STATE_DIR/kubeconfig"
 }
