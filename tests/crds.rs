@@ -204,3 +204,25 @@ fn cel_namespace_names_are_unique() {
     spec["namespaces"] = json!([{"name": "app"}, {"name": ""}]);
     assert!(errors(&customer(spec), None).is_empty());
 }
+
+/// Apiservers before 1.21 publish nullable fields without a type and cannot publish an
+/// int-or-string inside a map; either hides fields from `kubectl explain` there. Scalars
+/// stay nullable, since those apiservers take `""` for a null.
+#[test]
+fn schema_has_no_constructs_old_apiservers_cannot_publish() {
+    let full = api::crds_yaml(true);
+    let schema = schema_of(&api::customer_crd());
+    let spec = &schema["properties"]["spec"]["properties"];
+    assert!(spec["network"].get("nullable").is_none());
+    assert!(spec["partner"].get("nullable").is_none());
+    assert_eq!(
+        spec["namespaces"]["items"]["properties"]["name"]["nullable"],
+        true
+    );
+    assert!(!full.contains("x-kubernetes-int-or-string"));
+    let hard = &schema["properties"]["spec"]["properties"]["quota"]["properties"]["hard"];
+    assert_eq!(
+        hard["additionalProperties"]["pattern"],
+        api::QUANTITY_PATTERN
+    );
+}

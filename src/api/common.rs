@@ -59,7 +59,10 @@ pub struct Access {
     pub viewers: Vec<Subject>,
 }
 
-/// How tightly the customer's namespaces are fenced off.
+/// Isolation level of a customer's namespaces: Strict (only its own namespaces, the
+/// cluster DNS and what is opened explicitly), Standard (Strict plus ingress from the
+/// platform namespaces, and internet egress by default) or Off (no NetworkPolicy). A
+/// customer that sets none takes its group's default, else Standard.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Isolation {
     /// Deny everything but traffic among the customer's own namespaces, DNS, and what
@@ -92,7 +95,7 @@ pub struct PortSpec {
     pub protocol: Option<Protocol>,
 }
 
-/// A transport protocol of a NetworkPolicy port.
+/// Transport protocol of a port: TCP (the default), UDP or SCTP.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Protocol {
     /// TCP.

@@ -81,9 +81,20 @@ pub fn without_cel(crd: &CustomResourceDefinition) -> CustomResourceDefinition {
     serde_json::from_value(value).expect("a CRD without rules is still a CRD")
 }
 
-/// Finishes a derived CRD: restricts `metadata.name` to a DNS-1123 label of at most
-/// `max_len` characters (a CRD schema may constrain `metadata.name`, and only that), and
-/// shortens the long upstream description of every quantity.
+/// Pattern of a Kubernetes quantity (`500m`, `2`, `8Gi`, `1e3`), as the apiserver itself
+/// publishes it.
+pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+/// Finishes a derived CRD so that it reads well and works on every apiserver from 1.20:
+/// - restricts `metadata.name` to a DNS-1123 label of at most `max_len` characters (a
+///   CRD schema may constrain `metadata.name`, and only that);
+/// - makes quantities strings with the quantity pattern (so a bad one is refused at
+///   admission, and because apiservers before 1.21 cannot publish an int-or-string inside
+///   a map, which breaks `kubectl explain` there);
+/// - drops `nullable` from objects and arrays: the operator never writes nulls, the
+///   apiserver prunes nulls that users write, and apiservers before 1.21 publish nullable
+///   fields without their type, which hides everything below them from `kubectl explain`.
+///   Scalars keep it, since those apiservers take an empty string for a null.
 fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDefinition {
     let mut value = serde_json::to_value(&crd).expect("a CRD always serializes");
     for version in value["spec"]["versions"]
@@ -98,28 +109,39 @@ fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDe
                 "name": {"type": "string", "maxLength": max_len, "pattern": DNS_LABEL_PATTERN}
             }
         });
-        shorten_quantities(schema);
+        simplify(schema);
     }
     serde_json::from_value(value).expect("a finished CRD is still a CRD")
 }
 
-fn shorten_quantities(schema: &mut serde_json::Value) {
+fn simplify(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(map) => {
+            let scalar = !matches!(
+                map.get("type").and_then(|t| t.as_str()),
+                Some("object" | "array") | None
+            );
+            if !scalar {
+                map.remove("nullable");
+            }
             let is_quantity = map.get("x-kubernetes-int-or-string") == Some(&true.into())
                 && map
                     .get("description")
                     .and_then(|d| d.as_str())
                     .is_some_and(|d| d.starts_with("Quantity is"));
             if is_quantity {
-                map.insert(
-                    "description".into(),
-                    "A quantity: a number with an optional suffix, such as 500m, 2 or 8Gi.".into(),
-                );
+                *map = serde_json::json!({
+                    "type": "string",
+                    "pattern": QUANTITY_PATTERN,
+                    "description": "A quantity: a number with an optional suffix, such as 500m, 2 or 8Gi."
+                })
+                .as_object()
+                .cloned()
+                .expect("an object");
             }
-            map.values_mut().for_each(shorten_quantities);
+            map.values_mut().for_each(simplify);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_quantities),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(simplify),
         _ => {}
     }
 }
