@@ -206,8 +206,8 @@ fn cel_namespace_names_are_unique() {
 }
 
 /// Apiservers before 1.21 publish nullable fields without a type and cannot publish an
-/// int-or-string inside a map; either hides fields from `kubectl explain` there. Scalars
-/// stay nullable, since those apiservers take `""` for a null.
+/// int-or-string inside a map; either hides fields from `kubectl explain` there. Strings
+/// that may be empty stay nullable, since those apiservers take `""` for a null.
 #[test]
 fn schema_has_no_constructs_old_apiservers_cannot_publish() {
     let full = api::crds_yaml(true);
@@ -215,6 +215,11 @@ fn schema_has_no_constructs_old_apiservers_cannot_publish() {
     let spec = &schema["properties"]["spec"]["properties"];
     assert!(spec["network"].get("nullable").is_none());
     assert!(spec["partner"].get("nullable").is_none());
+    assert!(
+        spec["network"]["properties"]["isolation"]
+            .get("nullable")
+            .is_none()
+    );
     assert_eq!(
         spec["namespaces"]["items"]["properties"]["name"]["nullable"],
         true

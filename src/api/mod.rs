@@ -91,10 +91,10 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
 /// - makes quantities strings with the quantity pattern (so a bad one is refused at
 ///   admission, and because apiservers before 1.21 cannot publish an int-or-string inside
 ///   a map, which breaks `kubectl explain` there);
-/// - drops `nullable` from objects and arrays: the operator never writes nulls, the
-///   apiserver prunes nulls that users write, and apiservers before 1.21 publish nullable
-///   fields without their type, which hides everything below them from `kubectl explain`.
-///   Scalars keep it, since those apiservers take an empty string for a null.
+/// - drops `nullable`: the operator never writes nulls, the apiserver prunes nulls that
+///   users write, and apiservers before 1.21 publish nullable fields without their type,
+///   which hides everything below them from `kubectl explain`. Strings that may be empty
+///   keep it, since those apiservers take an empty string for a null.
 fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDefinition {
     let mut value = serde_json::to_value(&crd).expect("a CRD always serializes");
     for version in value["spec"]["versions"]
@@ -117,11 +117,10 @@ fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDe
 fn simplify(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(map) => {
-            let scalar = !matches!(
-                map.get("type").and_then(|t| t.as_str()),
-                Some("object" | "array") | None
-            );
-            if !scalar {
+            let may_be_empty_string = map.get("type").and_then(|t| t.as_str()) == Some("string")
+                && !map.contains_key("enum")
+                && !map.contains_key("minLength");
+            if !may_be_empty_string {
                 map.remove("nullable");
             }
             let is_quantity = map.get("x-kubernetes-int-or-string") == Some(&true.into())

@@ -66,7 +66,7 @@ fn rbac_subjects(subjects: &[Subject]) -> Vec<RbacSubject> {
         .into_iter()
         .map(|s| match s.kind {
             SubjectKind::ServiceAccount => RbacSubject {
-                api_group: Some(String::new()),
+                api_group: None,
                 kind: "ServiceAccount".into(),
                 name: s.name.clone(),
                 namespace: s.namespace.clone(),
