@@ -116,6 +116,9 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
+    /// The controller's caches did not fill in time (shutting down, or no apiserver).
+    #[error("caches not ready")]
+    CachesNotReady,
     /// Output could not be serialized.
     #[error("serializing: {0}")]
     Serialize(String),
@@ -132,6 +135,7 @@ impl Error {
             Error::Read { .. } => "ReadFailed",
             Error::Parse { .. } => "ParseFailed",
             Error::Kube(_) => "KubeApiError",
+            Error::CachesNotReady => "CachesNotReady",
             Error::Serialize(_) => "SerializeFailed",
         }
     }

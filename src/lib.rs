@@ -4,9 +4,11 @@
 //! - [`api`]: the CRD types.
 //! - [`desired`]: pure functions from a Customer and its context to the objects that
 //!   should exist.
+//! - [`controller`]: the Customer controller behind `customer-operator run`.
 //! - [`render`]: the offline preview behind `customer-operator render`.
 
 pub mod api;
+pub mod controller;
 pub mod desired;
 pub mod error;
 pub mod render;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use customer_operator::settings::{DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
-use customer_operator::{api, render};
+use customer_operator::{api, controller, render};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
 
 /// Gives every customer of a shared cluster its own namespaces, network isolation,
 /// access and quotas from one Customer object.
@@ -19,6 +23,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller against the cluster the kubeconfig names, until SIGTERM.
+    Run {
+        /// Kubeconfig file; default: in-cluster config, else $KUBECONFIG, else ~/.kube/config.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// Customers reconciled at the same time.
+        #[arg(long, env = "CUSTOMER_OPERATOR_CONCURRENCY", default_value_t = 8)]
+        concurrency: u16,
+        /// Seconds between checks of an unchanged Customer.
+        #[arg(long, env = "CUSTOMER_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
+        resync_seconds: u64,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
     /// Print the CustomResourceDefinitions as YAML.
     Crds {
         /// Leave out the CEL validation rules, for apiservers older than 1.25 (which
@@ -102,9 +120,50 @@ impl SettingsArgs {
     }
 }
 
+async fn run_controller(
+    kubeconfig: Option<PathBuf>,
+    options: controller::Options,
+) -> Result<String, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file =
+                Kubeconfig::read_from(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+    controller::run(client, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run {
+            kubeconfig,
+            concurrency,
+            resync_seconds,
+            settings,
+        } => settings.into_settings().and_then(|settings| {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .init();
+            let options = controller::Options {
+                settings,
+                concurrency,
+                resync: Duration::from_secs(resync_seconds),
+            };
+            tokio::runtime::Runtime::new()
+                .map_err(|e| e.to_string())?
+                .block_on(run_controller(kubeconfig, options))
+        }),
         Command::Crds { without_cel } => Ok(api::crds_yaml(!without_cel)),
         Command::Render { files, settings } => settings.into_settings().and_then(|settings| {
             render::read_inputs(&files)

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod directory;
 pub mod network;
+pub mod relations;
 pub mod resolve;
 pub mod validate;
 
@@ -20,6 +21,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 pub use directory::{Directory, MapDirectory};
+pub use relations::{dependents, members};
 
 use crate::api::{
     API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_NAMESPACE_NAME,

@@ -121,3 +121,57 @@ pub fn unique(prefix: &str) -> String {
         nanos % 65536
     )
 }
+
+/// Starts the operator in this test process (once per test binary), on its own thread
+/// and runtime, with a client that counts its write requests. Resyncs every 3 s so
+/// that tests see periodic checks quickly.
+#[allow(dead_code)]
+pub fn operator() -> customer_operator::controller::counting::WriteCounter {
+    use customer_operator::controller::{self, counting::WriteCounter};
+    static COUNTER: OnceLock<WriteCounter> = OnceLock::new();
+    COUNTER
+        .get_or_init(|| {
+            let counter = WriteCounter::default();
+            let for_thread = counter.clone();
+            let path = kubeconfig();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .with_test_writer()
+                .try_init();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().expect("runtime");
+                runtime.block_on(async move {
+                    let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig readable");
+                    let config =
+                        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                            .await
+                            .expect("kubeconfig valid");
+                    let plain = Client::try_from(config.clone()).expect("client");
+                    install_crds(&plain).await;
+                    let client = kube::client::ClientBuilder::try_from(config)
+                        .expect("client builder")
+                        .with_layer(&for_thread)
+                        .build();
+                    let options = controller::Options {
+                        settings: customer_operator::settings::Settings {
+                            platform_namespaces: vec!["ingress-nginx".into()],
+                            ..Default::default()
+                        },
+                        concurrency: 8,
+                        resync: Duration::from_secs(3),
+                    };
+                    ready_tx.send(()).expect("test waits");
+                    controller::run(client, options)
+                        .await
+                        .expect("operator runs");
+                });
+            });
+            ready_rx.recv().expect("operator thread starts");
+            counter
+        })
+        .clone()
+}

@@ -1,0 +1,261 @@
+//! The Customer controller: watches Customers, their groups and every child the operator
+//! labels, and reconciles each Customer through `desired/`.
+
+pub mod apply;
+pub mod counting;
+pub mod events;
+pub mod reconcile;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Config as WatcherConfig, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::desired::{self, Directory};
+use crate::error::Error;
+use crate::settings::Settings;
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Cluster-wide settings that shape every customer's objects.
+    pub settings: Settings,
+    /// Customers reconciled at the same time.
+    pub concurrency: u16,
+    /// How often an unchanged Customer is checked again.
+    pub resync: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settings: Settings::default(),
+            concurrency: 8,
+            resync: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile shares: the client and the caches.
+pub struct Context {
+    /// The client, as the operator's ServiceAccount.
+    pub client: Client,
+    /// How the controller runs.
+    pub options: Options,
+    /// All Customers.
+    pub customers: Store<Customer>,
+    /// All CustomerGroups.
+    pub groups: Store<CustomerGroup>,
+    /// Namespaces the operator labelled (metadata only).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// NetworkPolicies the operator labelled.
+    pub policies: Store<NetworkPolicy>,
+    /// RoleBindings the operator labelled.
+    pub bindings: Store<RoleBinding>,
+    /// ResourceQuotas the operator labelled.
+    pub quotas: Store<ResourceQuota>,
+    /// LimitRanges the operator labelled.
+    pub limits: Store<LimitRange>,
+    /// Consecutive failures per Customer, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Waits until every cache has been filled once, so a decision never rests on a
+    /// cache that has not listed yet. Gives up after a minute (the caches stop filling
+    /// when the controller shuts down), and the reconcile is retried.
+    pub async fn caches_ready(&self) -> Result<(), Error> {
+        let all = async {
+            futures::join!(
+                self.customers.wait_until_ready(),
+                self.groups.wait_until_ready(),
+                self.namespaces.wait_until_ready(),
+                self.policies.wait_until_ready(),
+                self.bindings.wait_until_ready(),
+                self.quotas.wait_until_ready(),
+                self.limits.wait_until_ready(),
+            )
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::CachesNotReady)
+    }
+}
+
+impl Directory for Context {
+    fn customer(&self, name: &str) -> Option<Arc<Customer>> {
+        self.customers.get(&ObjectRef::new(name))
+    }
+    fn group(&self, name: &str) -> Option<Arc<CustomerGroup>> {
+        self.groups.get(&ObjectRef::new(name))
+    }
+    fn customers(&self) -> Vec<Arc<Customer>> {
+        self.customers.state()
+    }
+}
+
+/// The watcher settings for objects the operator labels.
+fn managed() -> WatcherConfig {
+    WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
+}
+
+/// The Customer a labelled child belongs to.
+fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
+    child
+        .meta()
+        .labels
+        .as_ref()?
+        .get(LABEL_CUSTOMER)
+        .map(|name| ObjectRef::new(name))
+}
+
+/// A reflector over every labelled object of one kind, as a stream that also drives it.
+fn labelled<K>(
+    client: &Client,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), managed())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (store, stream)
+}
+
+/// Runs the Customer controller until SIGTERM or SIGINT.
+pub async fn run(client: Client, options: Options) -> crate::Result<()> {
+    let customers_api: Api<Customer> = Api::all(client.clone());
+    let (namespaces, namespace_writer) = reflector::store();
+    let namespace_stream = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        managed(),
+    )
+    .default_backoff()
+    .reflect(namespace_writer)
+    .touched_objects();
+    let (policies, policy_stream) = labelled::<NetworkPolicy>(&client);
+    let (bindings, binding_stream) = labelled::<RoleBinding>(&client);
+    let (quotas, quota_stream) = labelled::<ResourceQuota>(&client);
+    let (limits, limit_stream) = labelled::<LimitRange>(&client);
+    let (groups, group_writer) = reflector::store();
+    let group_stream = watcher(
+        Api::<CustomerGroup>::all(client.clone()),
+        WatcherConfig::default(),
+    )
+    .default_backoff()
+    .reflect(group_writer)
+    .touched_objects();
+
+    let controller = Controller::new(customers_api.clone(), WatcherConfig::default())
+        .with_config(ControllerConfig::default().concurrency(options.concurrency));
+    let customers = controller.store();
+    let default_group = options.settings.default_group.clone();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        options,
+        customers: customers.clone(),
+        groups: groups.clone(),
+        namespaces,
+        policies,
+        bindings,
+        quotas,
+        limits,
+        failures: Mutex::new(HashMap::new()),
+    });
+    // A trigger that names a Customer the cache does not hold yet is dropped by the
+    // runtime; a periodic pass over every cached Customer makes sure none is forgotten.
+    let resync = context.options.resync;
+    let every_resync = futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(resync).await;
+        Some(((), ()))
+    });
+    let members_store = customers.clone();
+    let related_store = customers.clone();
+    let groups_for_related = groups.clone();
+    let default_for_members = default_group.clone();
+    controller
+        .watches_stream(namespace_stream, |o| owner_of(&o))
+        .watches_stream(policy_stream, |o| owner_of(&o))
+        .watches_stream(binding_stream, |o| owner_of(&o))
+        .watches_stream(quota_stream, |o| owner_of(&o))
+        .watches_stream(limit_stream, |o| owner_of(&o))
+        .watches_stream(group_stream, move |group: CustomerGroup| {
+            desired::members(
+                &group.name_any(),
+                &members_store.state(),
+                &default_for_members,
+            )
+            .into_iter()
+            .map(|name| ObjectRef::new(&name))
+            .collect::<Vec<_>>()
+        })
+        .watches(
+            customers_api,
+            WatcherConfig::default(),
+            move |changed: Customer| {
+                let zone_open = |group: &str| {
+                    groups_for_related
+                        .get(&ObjectRef::new(group))
+                        .and_then(|g| g.spec.network.clone())
+                        .is_some_and(|n| n.allow_within_group)
+                };
+                desired::dependents(&changed, &related_store.state(), &default_group, zone_open)
+                    .into_iter()
+                    .map(|name| ObjectRef::new(&name))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(every_resync)
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(customer = %object.name, "reconciled"),
+                Err(error) => tracing::warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Backs off per Customer: 1 s, 2 s, 4 s ... up to 5 minutes, reset by a success.
+fn error_policy(customer: Arc<Customer>, error: &Error, context: Arc<Context>) -> Action {
+    let mut failures = context.failures.lock().expect("failures lock");
+    let count = failures.entry(customer.name_any()).or_insert(0);
+    *count = count.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
+    tracing::warn!(customer = %customer.name_any(), reason = error.reason(), %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+impl Context {
+    /// Forgets the failures of a Customer after a successful reconcile.
+    pub fn reset_failures(&self, name: &str) {
+        self.failures.lock().expect("failures lock").remove(name);
+    }
+}

@@ -1,0 +1,528 @@
+//! One reconcile of one Customer: apply what `desired/` asks for, prune what it no
+//! longer asks for, write status; or, when it is being deleted, clean up.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Context;
+use super::apply::apply_if_changed;
+use super::events::{self, EventType};
+use super::status::{self, Observed, Outcome, types};
+use crate::api::{
+    ANNOTATION_ADOPT, API_VERSION, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER,
+    NamespaceStatus, Summary,
+};
+use crate::desired::{self, Desired, resolve};
+use crate::error::{Error, Result};
+
+/// Requeue while something is still on its way (namespaces terminating, conflicts).
+const SOON: Duration = Duration::from_secs(5);
+
+/// Reconciles one Customer.
+pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.caches_ready().await?;
+    let action = if customer.meta().deletion_timestamp.is_some() {
+        cleanup(&customer, &ctx).await?
+    } else if !customer.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(&customer, &ctx).await?;
+        Action::await_change()
+    } else {
+        converge(&customer, &ctx).await?
+    };
+    ctx.reset_failures(&customer.name_any());
+    Ok(action)
+}
+
+fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.api_version == API_VERSION && o.kind == "Customer" && o.uid == uid)
+}
+
+fn uid_of(customer: &Customer) -> Result<String> {
+    customer
+        .uid()
+        .ok_or_else(|| Error::Serialize("Customer without uid".into()))
+}
+
+async fn add_finalizer(customer: &Customer, ctx: &Context) -> Result<()> {
+    let mut finalizers = customer.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": customer.resource_version()}});
+    Api::<Customer>::all(ctx.client.clone())
+        .patch(
+            &customer.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(customer: &Customer, ctx: &Context) -> Result<()> {
+    let finalizers: Vec<&String> = customer
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": customer.resource_version()}});
+    match Api::<Customer>::all(ctx.client.clone())
+        .patch(
+            &customer.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the status when it differs from the stored one; publishes an Event for each
+/// condition that newly turned bad or whose message changed.
+async fn write_status(customer: &Customer, ctx: &Context, outcome: &Outcome) -> Result<()> {
+    let old = customer.status.as_ref();
+    let group = resolve::group_name(customer, &ctx.options.settings);
+    let partner = customer.spec.partner.as_ref().map(|p| p.name.as_str());
+    let new = status::compute(
+        old,
+        customer.meta().generation,
+        &group,
+        partner,
+        outcome,
+        Timestamp::now(),
+    );
+    if old == Some(&new) {
+        return Ok(());
+    }
+    announce(customer, ctx, old, &new).await;
+    let patch = json!({"status": new});
+    Api::<Customer>::all(ctx.client.clone())
+        .patch_status(
+            &customer.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Events for what a person should see: a refused spec, a conflict, a blocked deletion.
+async fn announce(
+    customer: &Customer,
+    ctx: &Context,
+    old: Option<&CustomerStatus>,
+    new: &CustomerStatus,
+) {
+    let changed = |type_: &str| {
+        let before = status::condition(old, type_).map(|c| (&c.status, &c.reason, &c.message));
+        let after = status::condition(Some(new), type_).map(|c| (&c.status, &c.reason, &c.message));
+        (before != after)
+            .then(|| status::condition(Some(new), type_))
+            .flatten()
+    };
+    for type_ in [types::CONFLICT, types::DELETION_BLOCKED] {
+        if let Some(c) = changed(type_).filter(|c| c.status == "True") {
+            events::publish(
+                &ctx.client,
+                customer,
+                EventType::Warning,
+                &c.reason,
+                &c.message,
+            )
+            .await;
+        }
+    }
+    if let Some(c) = changed(types::READY).filter(|c| c.status == "False") {
+        let refused = !matches!(
+            c.reason.as_str(),
+            "Conflict" | "NamespacesPending" | "Terminating" | "DeletionBlocked"
+        );
+        if refused {
+            events::publish(
+                &ctx.client,
+                customer,
+                EventType::Warning,
+                &c.reason,
+                &c.message,
+            )
+            .await;
+        }
+    }
+}
+
+async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
+    let settings = &ctx.options.settings;
+    let wanted = match desired::desired(customer, ctx, settings) {
+        Ok(wanted) => wanted,
+        Err(Error::Invalid(problems)) => {
+            write_status(customer, ctx, &Outcome::Invalid(problems)).await?;
+            return Ok(Action::requeue(ctx.options.resync));
+        }
+        Err(other) => return Err(other),
+    };
+    let uid = uid_of(customer)?;
+    let name = customer.name_any();
+    let mut observed = Observed {
+        isolation: Some(resolve::effective(customer, ctx, settings).isolation),
+        ..Default::default()
+    };
+    for conflict in &wanted.conflicts {
+        observed.conflicts.push(format!(
+            "{} (Customer {})",
+            conflict.namespace, conflict.holder
+        ));
+        observed.namespaces.push(NamespaceStatus {
+            name: conflict.namespace.clone(),
+            phase: "Conflict".into(),
+        });
+    }
+
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let mut usable = BTreeSet::new();
+    let mut created = Vec::new();
+    for ns in &wanted.namespaces {
+        let ns_name = ns.name_any();
+        let live = match ctx.namespaces.get(&ObjectRef::new(&ns_name)) {
+            Some(meta) => Some((*meta).clone()),
+            None => namespaces.get_metadata_opt(&ns_name).await?,
+        };
+        let phase = match &live {
+            None => {
+                apply_if_changed(&namespaces, ns, None).await?;
+                created.push(ns_name.clone());
+                usable.insert(ns_name.clone());
+                "Active"
+            }
+            Some(meta) => {
+                let ours = owned_by(&meta.metadata, &uid);
+                let handed_over = meta.annotations().get(ANNOTATION_ADOPT) == Some(&name);
+                if !(ours || handed_over) {
+                    observed
+                        .conflicts
+                        .push(format!("{ns_name} (exists, not the customer's)"));
+                    "Conflict"
+                } else if meta.metadata.deletion_timestamp.is_some() {
+                    "Terminating"
+                } else {
+                    let live_ns = Namespace {
+                        metadata: meta.metadata.clone(),
+                        ..Default::default()
+                    };
+                    apply_if_changed(&namespaces, ns, Some(&live_ns)).await?;
+                    usable.insert(ns_name.clone());
+                    "Active"
+                }
+            }
+        };
+        observed.namespaces.push(NamespaceStatus {
+            name: ns_name,
+            phase: phase.into(),
+        });
+    }
+
+    let mut summary = Summary {
+        namespaces: usable.len() as u32,
+        ..Default::default()
+    };
+    summary.network_policies = converge_kind(
+        ctx,
+        &ctx.policies,
+        &wanted.network_policies,
+        &usable,
+        &name,
+        &uid,
+    )
+    .await?;
+    summary.role_bindings = converge_kind(
+        ctx,
+        &ctx.bindings,
+        &wanted.role_bindings,
+        &usable,
+        &name,
+        &uid,
+    )
+    .await?;
+    summary.quotas = converge_kind(
+        ctx,
+        &ctx.quotas,
+        &wanted.resource_quotas,
+        &usable,
+        &name,
+        &uid,
+    )
+    .await?
+        + converge_kind(ctx, &ctx.limits, &wanted.limit_ranges, &usable, &name, &uid).await?;
+    observed.summary = summary;
+
+    observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
+    for ns in &created {
+        events::publish(
+            &ctx.client,
+            customer,
+            EventType::Normal,
+            "NamespaceCreated",
+            &format!("created namespace {ns}"),
+        )
+        .await;
+    }
+    let settled =
+        observed.conflicts.is_empty() && observed.namespaces.iter().all(|n| n.phase == "Active");
+    write_status(customer, ctx, &Outcome::Applied(observed)).await?;
+    Ok(Action::requeue(if settled {
+        ctx.options.resync
+    } else {
+        SOON
+    }))
+}
+
+/// Applies the objects of one kind in the usable namespaces and deletes the ones of this
+/// customer (label and ownerReference) that are no longer wanted. Returns how many are
+/// in place.
+async fn converge_kind<K>(
+    ctx: &Context,
+    store: &Store<K>,
+    wanted: &[K],
+    usable: &BTreeSet<String>,
+    customer: &str,
+    uid: &str,
+) -> Result<u32>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut keep = BTreeSet::new();
+    let mut count = 0;
+    for object in wanted {
+        let ns = object.namespace().unwrap_or_default();
+        if !usable.contains(&ns) {
+            continue;
+        }
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+        let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
+        apply_if_changed(&api, object, live.as_deref()).await?;
+        keep.insert((ns, object.name_any()));
+        count += 1;
+    }
+    for live in store.state() {
+        let key = (live.namespace().unwrap_or_default(), live.name_any());
+        let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
+            && owned_by(live.meta(), uid);
+        if mine && !keep.contains(&key) && live.meta().deletion_timestamp.is_none() {
+            let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.0);
+            delete_exactly(&api, &key.1, live.uid()).await?;
+        }
+    }
+    Ok(count)
+}
+
+/// Deletes an object only if it is still the one that was checked (same uid).
+async fn delete_exactly<K>(api: &Api<K>, name: &str, uid: Option<String>) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The customer's own namespaces (label and ownerReference), from the cache.
+fn own_namespaces(
+    ctx: &Context,
+    customer: &str,
+    uid: &str,
+) -> Vec<Arc<PartialObjectMeta<Namespace>>> {
+    ctx.namespaces
+        .state()
+        .into_iter()
+        .filter(|ns| {
+            ns.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
+                && owned_by(&ns.metadata, uid)
+        })
+        .collect()
+}
+
+/// Deletes the customer's own namespaces that the spec no longer lists, unless
+/// `deletionProtection` holds them; returns the ones kept.
+async fn prune_namespaces(
+    customer: &Customer,
+    ctx: &Context,
+    wanted: &Desired,
+    uid: &str,
+) -> Result<Vec<String>> {
+    let wanted: BTreeSet<String> = wanted.namespaces.iter().map(|n| n.name_any()).collect();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let mut kept = Vec::new();
+    for ns in own_namespaces(ctx, &customer.name_any(), uid) {
+        if wanted.contains(&ns.name_any()) || ns.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        if customer.spec.deletion_protection {
+            kept.push(ns.name_any());
+        } else {
+            delete_exactly(&api, &ns.name_any(), ns.uid()).await?;
+        }
+    }
+    Ok(kept)
+}
+
+/// Whether the Customer CRD itself is being deleted (an uninstall).
+async fn crd_is_going(ctx: &Context) -> Result<bool> {
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    let name = format!("{}.{}", Customer::plural(&()), Customer::group(&()));
+    Ok(match crds.get_opt(&name).await? {
+        Some(crd) => crd.metadata.deletion_timestamp.is_some(),
+        None => true,
+    })
+}
+
+async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
+    if !customer.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let uid = uid_of(customer)?;
+    let name = customer.name_any();
+    if crd_is_going(ctx).await? {
+        release(customer, ctx, &uid).await?;
+        remove_finalizer(customer, ctx).await?;
+        return Ok(Action::await_change());
+    }
+    if customer.spec.deletion_protection {
+        write_status(customer, ctx, &Outcome::DeletionBlocked).await?;
+        return Ok(Action::requeue(ctx.options.resync));
+    }
+    let customers: Api<Customer> = Api::all(ctx.client.clone());
+    let inner: Vec<Arc<Customer>> = ctx
+        .customers
+        .state()
+        .into_iter()
+        .filter(|c| c.spec.parent.as_deref() == Some(name.as_str()))
+        .collect();
+    if !inner.is_empty() {
+        for c in inner
+            .iter()
+            .filter(|c| c.meta().deletion_timestamp.is_none())
+        {
+            delete_exactly(&customers, &c.name_any(), c.uid()).await?;
+        }
+        let names: Vec<String> = inner.iter().map(|c| c.name_any()).collect();
+        let waiting = format!(
+            "waiting for inner customers to be deleted: {}",
+            names.join(", ")
+        );
+        write_status(customer, ctx, &Outcome::Terminating(waiting)).await?;
+        return Ok(Action::requeue(SOON));
+    }
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let own = own_namespaces(ctx, &name, &uid);
+    if !own.is_empty() {
+        for ns in own
+            .iter()
+            .filter(|n| n.metadata.deletion_timestamp.is_none())
+        {
+            delete_exactly(&namespaces, &ns.name_any(), ns.uid()).await?;
+        }
+        let names: Vec<String> = own.iter().map(|n| n.name_any()).collect();
+        let waiting = format!("waiting for namespaces to be deleted: {}", names.join(", "));
+        write_status(customer, ctx, &Outcome::Terminating(waiting)).await?;
+        return Ok(Action::requeue(SOON));
+    }
+    remove_finalizer(customer, ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// On uninstall: takes the Customer's ownerReference off its namespaces and their
+/// children (so the garbage collector keeps them) and marks each namespace for adoption
+/// by a Customer of the same name, should one be created again.
+async fn release(customer: &Customer, ctx: &Context, uid: &str) -> Result<()> {
+    let name = customer.name_any();
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    for ns in own_namespaces(ctx, &name, uid) {
+        let patch = json!({"metadata": {
+            "ownerReferences": others(&ns.metadata, uid),
+            "annotations": {ANNOTATION_ADOPT: name},
+        }});
+        namespaces
+            .patch(
+                &ns.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+    }
+    release_kind(ctx, &ctx.policies, &name, uid).await?;
+    release_kind(ctx, &ctx.bindings, &name, uid).await?;
+    release_kind(ctx, &ctx.quotas, &name, uid).await?;
+    release_kind(ctx, &ctx.limits, &name, uid).await?;
+    Ok(())
+}
+
+fn others(meta: &kube::core::ObjectMeta, uid: &str) -> Vec<serde_json::Value> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.uid != uid)
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect()
+}
+
+async fn release_kind<K>(ctx: &Context, store: &Store<K>, customer: &str, uid: &str) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    for live in store.state() {
+        if live.labels().get(LABEL_CUSTOMER).map(String::as_str) != Some(customer)
+            || !owned_by(live.meta(), uid)
+        {
+            continue;
+        }
+        let api: Api<K> =
+            Api::namespaced(ctx.client.clone(), &live.namespace().unwrap_or_default());
+        let patch = json!({"metadata": {"ownerReferences": others(live.meta(), uid)}});
+        api.patch(
+            &live.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    }
+    Ok(())
+}

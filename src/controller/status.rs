@@ -1,0 +1,370 @@
+//! Pure status computation: from what a reconcile found and did to the Customer's status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary};
+use crate::error::Problem;
+
+/// Condition types.
+pub mod types {
+    /// Everything the spec asks for is in place.
+    pub const READY: &str = "Ready";
+    /// Every namespace exists, belongs to the customer and is active.
+    pub const NAMESPACES_READY: &str = "NamespacesReady";
+    /// The NetworkPolicies of the isolation level are in place.
+    pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
+    /// The RoleBindings are in place.
+    pub const ACCESS_GRANTED: &str = "AccessGranted";
+    /// A namespace the customer asks for belongs to someone else.
+    pub const CONFLICT: &str = "Conflict";
+    /// Deletion waits for `deletionProtection` to be switched off.
+    pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+    /// Deletion is under way.
+    pub const TERMINATING: &str = "Terminating";
+}
+
+/// What a reconcile of a valid spec found and did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The customer's namespaces and their phases (Active, Terminating, Missing, Conflict).
+    pub namespaces: Vec<NamespaceStatus>,
+    /// Namespaces that exist and are not the customer's, with who holds them.
+    pub conflicts: Vec<String>,
+    /// Namespaces the spec no longer lists, kept because of `deletionProtection`.
+    pub kept: Vec<String>,
+    /// Counts of what the operator keeps for the customer.
+    pub summary: Summary,
+    /// The effective isolation level.
+    pub isolation: Option<Isolation>,
+}
+
+/// The outcome of one reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The spec was applied.
+    Applied(Observed),
+    /// The spec was refused; nothing was changed.
+    Invalid(Vec<Problem>),
+    /// Deletion waits for these to disappear.
+    Terminating(String),
+    /// Deletion is blocked by `deletionProtection`.
+    DeletionBlocked,
+}
+
+/// The new status, keeping the old transition times of conditions whose status stays.
+pub fn compute(
+    old: Option<&CustomerStatus>,
+    generation: Option<i64>,
+    group: &str,
+    partner: Option<&str>,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> CustomerStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.group = Some(group.to_string());
+    let mut conditions = std::mem::take(&mut status.conditions);
+    let set = |list: &mut Vec<Condition>, type_: &str, ok: bool, reason: &str, message: String| {
+        set_condition(list, type_, ok, reason, message, generation, now)
+    };
+    match outcome {
+        Outcome::Invalid(problems) => {
+            let reason = problems
+                .first()
+                .map(|p| p.reason.as_str())
+                .unwrap_or("Invalid");
+            let message = problems
+                .iter()
+                .map(Problem::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            set(
+                &mut conditions,
+                types::READY,
+                false,
+                reason,
+                format!("spec refused, existing resources left as they were: {message}"),
+            );
+        }
+        Outcome::Terminating(waiting) => {
+            set(
+                &mut conditions,
+                types::TERMINATING,
+                true,
+                "Deleting",
+                waiting.clone(),
+            );
+            set(
+                &mut conditions,
+                types::READY,
+                false,
+                "Terminating",
+                "the customer is being deleted".into(),
+            );
+            remove_condition(&mut conditions, types::DELETION_BLOCKED);
+        }
+        Outcome::DeletionBlocked => {
+            set(
+                &mut conditions,
+                types::DELETION_BLOCKED,
+                true,
+                "DeletionProtection",
+                "deletionProtection is true: nothing is deleted; set spec.deletionProtection to false to confirm the deletion".into(),
+            );
+            set(
+                &mut conditions,
+                types::READY,
+                false,
+                "DeletionBlocked",
+                "deletion waits for confirmation".into(),
+            );
+        }
+        Outcome::Applied(observed) => {
+            status.partner = partner.map(str::to_string);
+            status.namespaces = observed.namespaces.clone();
+            status.summary = Some(observed.summary.clone());
+            let pending: Vec<&str> = observed
+                .namespaces
+                .iter()
+                .filter(|n| n.phase != "Active" && n.phase != "Conflict")
+                .map(|n| n.name.as_str())
+                .collect();
+            let ns_ok = pending.is_empty() && observed.conflicts.is_empty();
+            let ns_message = if ns_ok {
+                format!("{} namespaces active", observed.namespaces.len())
+            } else if !observed.conflicts.is_empty() {
+                format!("not the customer's: {}", observed.conflicts.join(", "))
+            } else {
+                format!("waiting for: {}", pending.join(", "))
+            };
+            let ns_reason = if ns_ok {
+                "NamespacesActive"
+            } else if observed.conflicts.is_empty() {
+                "NamespacesPending"
+            } else {
+                "Conflict"
+            };
+            set(
+                &mut conditions,
+                types::NAMESPACES_READY,
+                ns_ok,
+                ns_reason,
+                ns_message,
+            );
+            match observed.isolation {
+                Some(Isolation::Off) | None => set(
+                    &mut conditions,
+                    types::NETWORK_ISOLATED,
+                    false,
+                    "IsolationOff",
+                    "isolation is Off: no NetworkPolicy is written".into(),
+                ),
+                Some(level) => set(
+                    &mut conditions,
+                    types::NETWORK_ISOLATED,
+                    true,
+                    "PoliciesApplied",
+                    format!(
+                        "{level:?} isolation: {} NetworkPolicies in place",
+                        observed.summary.network_policies
+                    ),
+                ),
+            }
+            set(
+                &mut conditions,
+                types::ACCESS_GRANTED,
+                true,
+                "BindingsApplied",
+                format!("{} RoleBindings in place", observed.summary.role_bindings),
+            );
+            if observed.conflicts.is_empty() {
+                remove_condition(&mut conditions, types::CONFLICT);
+            } else {
+                set(
+                    &mut conditions,
+                    types::CONFLICT,
+                    true,
+                    "NamespaceNotOwned",
+                    format!(
+                        "these namespaces exist and are not the customer's; they are left untouched (a cluster admin may hand one over with the annotation customers.dev/adopt: <customer>): {}",
+                        observed.conflicts.join(", ")
+                    ),
+                );
+            }
+            let (ready, reason, message) = if !observed.conflicts.is_empty() {
+                (
+                    false,
+                    "Conflict",
+                    "some namespaces are not the customer's".to_string(),
+                )
+            } else if !pending.is_empty() {
+                (
+                    false,
+                    "NamespacesPending",
+                    format!("waiting for: {}", pending.join(", ")),
+                )
+            } else if !observed.kept.is_empty() {
+                (
+                    true,
+                    "NamespacesKept",
+                    format!(
+                        "ready; no longer listed but kept because deletionProtection is true: {}",
+                        observed.kept.join(", ")
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    "Reconciled",
+                    "everything the spec asks for is in place".to_string(),
+                )
+            };
+            set(&mut conditions, types::READY, ready, reason, message);
+            remove_condition(&mut conditions, types::TERMINATING);
+            remove_condition(&mut conditions, types::DELETION_BLOCKED);
+        }
+    }
+    status.conditions = conditions;
+    if !matches!(outcome, Outcome::Invalid(_)) {
+        status.observed_generation = generation;
+    }
+    status
+}
+
+/// Sets a condition; its transition time changes only when its status does.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = if ok { "True" } else { "False" }.to_string();
+    let existing = conditions.iter_mut().find(|c| c.type_ == type_);
+    let last_transition_time = match &existing {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    match existing {
+        Some(c) => *c = condition,
+        None => conditions.push(condition),
+    }
+}
+
+/// Removes a condition that no longer applies.
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+/// The condition of that type, if present.
+pub fn condition<'a>(status: Option<&'a CustomerStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn observed() -> Observed {
+        Observed {
+            namespaces: vec![NamespaceStatus {
+                name: "a".into(),
+                phase: "Active".into(),
+            }],
+            isolation: Some(Isolation::Standard),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unchanged_outcome_gives_identical_status() {
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let t1 = Timestamp::from_second(2_000).unwrap();
+        let first = compute(
+            None,
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t0,
+        );
+        let second = compute(
+            Some(&first),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t1,
+        );
+        assert_eq!(first, second);
+        assert_eq!(
+            condition(Some(&second), types::READY).unwrap().status,
+            "True"
+        );
+    }
+
+    #[test]
+    fn conflict_sets_condition_and_clears_when_gone() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut with_conflict = observed();
+        with_conflict.conflicts = vec!["shop".into()];
+        let s = compute(
+            None,
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(with_conflict),
+            t,
+        );
+        let c = condition(Some(&s), types::CONFLICT).unwrap();
+        assert!(c.message.contains("shop"));
+        assert_eq!(condition(Some(&s), types::READY).unwrap().status, "False");
+        let s = compute(
+            Some(&s),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t,
+        );
+        assert!(condition(Some(&s), types::CONFLICT).is_none());
+        assert_eq!(condition(Some(&s), types::READY).unwrap().status, "True");
+    }
+
+    #[test]
+    fn invalid_keeps_observed_generation_and_names_reason() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let s = compute(None, Some(1), "all", None, &Outcome::Applied(observed()), t);
+        let problems = vec![Problem::new(
+            Reason::UnknownGroup,
+            "spec.group",
+            "no such group",
+        )];
+        let s = compute(
+            Some(&s),
+            Some(2),
+            "all",
+            None,
+            &Outcome::Invalid(problems),
+            t,
+        );
+        assert_eq!(s.observed_generation, Some(1));
+        let ready = condition(Some(&s), types::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "UnknownGroup")
+        );
+        assert_eq!(s.namespaces.len(), 1);
+    }
+}

@@ -1,0 +1,489 @@
+//! The Customer controller against the real test control plane: provisioning, spec
+//! changes and pruning, drift repair, conflicts and adoption, deletion and its safety.
+//! One operator runs in this test process for all tests; each test uses its own names.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use customer_operator::api::{Customer, CustomerGroup, LABEL_CUSTOMER};
+use customer_operator::controller::apply::{applied_form, is_current};
+use customer_operator::controller::status::{condition, types};
+use customer_operator::desired::{self, MapDirectory};
+use customer_operator::settings::Settings;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+fn settings() -> Settings {
+    Settings {
+        platform_namespaces: vec!["ingress-nginx".into()],
+        ..Settings::default()
+    }
+}
+
+async fn setup() -> Client {
+    let client = support::client().await;
+    support::operator();
+    client
+}
+
+async fn create(client: &Client, name: &str, spec: Value) -> Customer {
+    let customer: Customer = serde_json::from_value(json!({
+        "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    Api::<Customer>::all(client.clone())
+        .create(&PostParams::default(), &customer)
+        .await
+        .unwrap()
+}
+
+async fn patch_spec(client: &Client, name: &str, spec: Value) {
+    Api::<Customer>::all(client.clone())
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": spec})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the Customer's condition has `status` for its current generation.
+async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) -> Customer {
+    let api: Api<Customer> = Api::all(client.clone());
+    support::wait_for(&format!("{name} {type_}={status}"), || {
+        let api = api.clone();
+        async move {
+            let c = api.get(name).await.ok()?;
+            let current = c.status.as_ref()?.observed_generation == c.meta().generation;
+            let cond = condition(c.status.as_ref(), type_)?;
+            (current && cond.status == status).then_some(c)
+        }
+    })
+    .await
+}
+
+async fn labelled<K>(client: &Client, customer: &str) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{LABEL_CUSTOMER}={customer}")))
+        .await
+        .unwrap()
+        .items
+}
+
+fn keys<K: Resource<DynamicType = ()>>(objects: &[K]) -> BTreeSet<(String, String, String)> {
+    objects
+        .iter()
+        .map(|o| {
+            (
+                K::kind(&()).to_string(),
+                o.namespace().unwrap_or_default(),
+                o.name_any(),
+            )
+        })
+        .collect()
+}
+
+/// Every object of the customer in the cluster, and for each one the desired form it
+/// should match.
+async fn assert_cluster_matches_render(client: &Client, customer: &Customer) {
+    let customers = Api::<Customer>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let groups = Api::<CustomerGroup>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let dir = MapDirectory::new(customers.items, groups.items);
+    let wanted = desired::desired(customer, &dir, &settings()).unwrap();
+    let name = customer.name_any();
+    compare(
+        &labelled::<Namespace>(client, &name).await,
+        &wanted.namespaces,
+    );
+    compare(
+        &labelled::<NetworkPolicy>(client, &name).await,
+        &wanted.network_policies,
+    );
+    compare(
+        &labelled::<RoleBinding>(client, &name).await,
+        &wanted.role_bindings,
+    );
+    compare(
+        &labelled::<ResourceQuota>(client, &name).await,
+        &wanted.resource_quotas,
+    );
+    compare(
+        &labelled::<LimitRange>(client, &name).await,
+        &wanted.limit_ranges,
+    );
+}
+
+fn compare<K>(live: &[K], wanted: &[K])
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    assert_eq!(keys(live), keys(wanted), "{} differ", K::kind(&()));
+    for want in wanted {
+        let have = live
+            .iter()
+            .find(|l| l.name_any() == want.name_any() && l.namespace() == want.namespace())
+            .unwrap();
+        let have = serde_json::to_value(have).unwrap();
+        assert!(
+            is_current(&applied_form(want).unwrap(), &have),
+            "{} {} differs from render",
+            K::kind(&()),
+            want.name_any()
+        );
+    }
+}
+
+async fn namespace_gone(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    support::wait_for(&format!("namespace {name} gone"), || {
+        let api = api.clone();
+        async move {
+            api.get_opt(name)
+                .await
+                .ok()
+                .and_then(|n| n.is_none().then_some(()))
+        }
+    })
+    .await;
+}
+
+fn spec_two_namespaces() -> Value {
+    json!({
+        "displayName": "Controller test", "contactEmail": "ops@ctl.example",
+        "namespaces": [{"name": "prod"}, {"name": "dev"}],
+        "access": {"admins": [{"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"}],
+                   "viewers": [{"kind": "User", "name": "vic"}]},
+        "network": {"isolation": "Standard"},
+        "quota": {"hard": {"pods": "10", "requests.cpu": "1500m"}},
+        "limits": [{"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"}}]
+    })
+}
+
+#[tokio::test]
+async fn customer_becomes_ready_with_exactly_what_render_prints() {
+    let client = setup().await;
+    let name = support::unique("ready");
+    create(&client, &name, spec_two_namespaces()).await;
+    let customer = wait_condition(&client, &name, types::READY, "True").await;
+    let status = customer.status.as_ref().unwrap();
+    assert_eq!(status.namespaces.len(), 2);
+    let summary = status.summary.as_ref().unwrap();
+    assert_eq!(summary.namespaces, 2);
+    assert_eq!(summary.network_policies, 2 * 5);
+    assert_eq!(summary.role_bindings, 2 * 2);
+    assert_eq!(summary.quotas, 2 * 2);
+    for type_ in [
+        types::NAMESPACES_READY,
+        types::NETWORK_ISOLATED,
+        types::ACCESS_GRANTED,
+    ] {
+        assert_eq!(
+            condition(Some(status), type_).unwrap().status,
+            "True",
+            "{type_}"
+        );
+    }
+    assert!(
+        customer
+            .finalizers()
+            .contains(&"customers.dev/cleanup".to_string())
+    );
+    assert_cluster_matches_render(&client, &customer).await;
+}
+
+#[tokio::test]
+async fn spec_changes_converge_and_prune_only_what_is_no_longer_asked_for() {
+    let client = setup().await;
+    let name = support::unique("edit");
+    create(&client, &name, spec_two_namespaces()).await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    // Drop a namespace, go Strict, drop an admin and all viewers.
+    patch_spec(
+        &client,
+        &name,
+        json!({
+            "namespaces": [{"name": "prod"}],
+            "access": {"admins": [{"kind": "User", "name": "alice"}], "viewers": null},
+            "network": {"isolation": "Strict"}
+        }),
+    )
+    .await;
+    let customer = wait_condition(&client, &name, types::READY, "True").await;
+    namespace_gone(&client, &format!("{name}-dev")).await;
+    let policies: Vec<NetworkPolicy> = labelled(&client, &name).await;
+    let names: BTreeSet<String> = policies.iter().map(|p| p.name_any()).collect();
+    assert!(!names.contains("customer-allow-platform"), "{names:?}");
+    assert!(
+        !names.contains("customer-allow-internet-egress"),
+        "{names:?}"
+    );
+    let bindings: Vec<RoleBinding> = labelled(&client, &name).await;
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].subjects.as_ref().unwrap().len(), 1);
+    assert_cluster_matches_render(&client, &customer).await;
+}
+
+#[tokio::test]
+async fn drift_is_put_back() {
+    let client = setup().await;
+    let name = support::unique("drift");
+    create(&client, &name, spec_two_namespaces()).await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    let ns = format!("{name}-prod");
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let before = policies.get("customer-default-deny").await.unwrap();
+    let started = Instant::now();
+    policies
+        .delete("customer-default-deny", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::wait_for("deleted policy back", || {
+        let policies = policies.clone();
+        let old_uid = before.uid();
+        async move {
+            let p = policies.get_opt("customer-default-deny").await.ok()??;
+            (p.uid() != old_uid).then_some(())
+        }
+    })
+    .await;
+    let repaired_in = started.elapsed();
+    println!("deleted NetworkPolicy restored in {repaired_in:?}");
+    assert!(repaired_in < Duration::from_secs(10));
+
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    bindings
+        .patch(
+            "customer-admins",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]})),
+        )
+        .await
+        .unwrap();
+    support::wait_for("edited binding restored", || {
+        let bindings = bindings.clone();
+        async move {
+            let b = bindings.get("customer-admins").await.ok()?;
+            let names: Vec<String> = b.subjects?.into_iter().map(|s| s.name).collect();
+            (names == ["alice", "bob"]).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn foreign_namespace_is_untouched_until_handed_over() {
+    let client = setup().await;
+    let name = support::unique("clash");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let foreign: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-prod"), "labels": {"team": "someone-else"}}
+    }))
+    .unwrap();
+    let foreign = namespaces
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    create(&client, &name, spec_two_namespaces()).await;
+    let customer = wait_condition(&client, &name, types::CONFLICT, "True").await;
+    let conflict = condition(customer.status.as_ref(), types::CONFLICT).unwrap();
+    assert!(
+        conflict.message.contains(&format!("{name}-prod")),
+        "{}",
+        conflict.message
+    );
+    // The rest converges: the other namespace is there with its policies.
+    wait_condition(&client, &name, types::NAMESPACES_READY, "False").await;
+    support::wait_for("dev namespace policies", || {
+        let client = client.clone();
+        let ns = format!("{name}-dev");
+        async move {
+            let p: Api<NetworkPolicy> = Api::namespaced(client, &ns);
+            p.get_opt("customer-default-deny").await.ok()?.map(|_| ())
+        }
+    })
+    .await;
+    let untouched = namespaces.get(&format!("{name}-prod")).await.unwrap();
+    assert_eq!(untouched.resource_version(), foreign.resource_version());
+    assert!(untouched.owner_references().is_empty());
+    let inside: Api<NetworkPolicy> = Api::namespaced(client.clone(), &format!("{name}-prod"));
+    assert!(
+        inside
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A cluster admin hands it over.
+    namespaces
+        .patch(
+            &format!("{name}-prod"),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"customers.dev/adopt": name}}})),
+        )
+        .await
+        .unwrap();
+    let customer = wait_condition(&client, &name, types::READY, "True").await;
+    assert!(condition(customer.status.as_ref(), types::CONFLICT).is_none());
+    let adopted = namespaces.get(&format!("{name}-prod")).await.unwrap();
+    assert_eq!(adopted.owner_references()[0].uid, customer.uid().unwrap());
+    assert_eq!(adopted.labels()["team"], "someone-else");
+}
+
+#[tokio::test]
+async fn deletion_removes_own_namespaces_and_spares_look_alikes() {
+    let client = setup().await;
+    let name = support::unique("bye");
+    create(&client, &name, spec_two_namespaces()).await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let look_alike: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-lookalike"),
+                     "labels": {"customers.dev/customer": name, "app.kubernetes.io/managed-by": "customer-operator"}}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &look_alike)
+        .await
+        .unwrap();
+    let customers: Api<Customer> = Api::all(client.clone());
+    customers
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    namespace_gone(&client, &format!("{name}-prod")).await;
+    namespace_gone(&client, &format!("{name}-dev")).await;
+    support::wait_for("customer gone", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            customers
+                .get_opt(&name)
+                .await
+                .ok()
+                .and_then(|c| c.is_none().then_some(()))
+        }
+    })
+    .await;
+    let survivor = namespaces.get(&format!("{name}-lookalike")).await.unwrap();
+    assert!(survivor.metadata.deletion_timestamp.is_none());
+    namespaces
+        .delete(&format!("{name}-lookalike"), &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deletion_protection_holds_until_switched_off() {
+    let client = setup().await;
+    let name = support::unique("guard");
+    let mut spec = spec_two_namespaces();
+    spec["deletionProtection"] = json!(true);
+    create(&client, &name, spec).await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    customers
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let blocked = wait_condition(&client, &name, types::DELETION_BLOCKED, "True").await;
+    let message = &condition(blocked.status.as_ref(), types::DELETION_BLOCKED)
+        .unwrap()
+        .message;
+    assert!(message.contains("deletionProtection"), "{message}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for suffix in ["prod", "dev"] {
+        let ns = namespaces.get(&format!("{name}-{suffix}")).await.unwrap();
+        assert!(ns.metadata.deletion_timestamp.is_none());
+    }
+    patch_spec(&client, &name, json!({"deletionProtection": false})).await;
+    namespace_gone(&client, &format!("{name}-prod")).await;
+    support::wait_for("customer gone", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            customers
+                .get_opt(&name)
+                .await
+                .ok()
+                .and_then(|c| c.is_none().then_some(()))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_spec_changes_nothing() {
+    let client = setup().await;
+    let name = support::unique("refuse");
+    create(&client, &name, spec_two_namespaces()).await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    let before: Vec<NetworkPolicy> = labelled(&client, &name).await;
+    patch_spec(
+        &client,
+        &name,
+        json!({"group": "no-such-group", "network": {"isolation": "Off"}}),
+    )
+    .await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let refused = support::wait_for("UnknownGroup", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            let c = customers.get(&name).await.ok()?;
+            let ready = condition(c.status.as_ref(), types::READY)?;
+            (ready.reason == "UnknownGroup").then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(
+        refused.status.as_ref().unwrap().observed_generation,
+        Some(1)
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    support::wait_for("UnknownGroup event", || {
+        let events = events.clone();
+        let selector = format!("involvedObject.name={name}");
+        async move {
+            let list = events
+                .list(&ListParams::default().fields(&selector))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("UnknownGroup")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: Vec<NetworkPolicy> = labelled(&client, &name).await;
+    assert_eq!(keys(&before), keys(&after));
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a.resource_version(), b.resource_version());
+    }
+}
