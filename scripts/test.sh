@@ -12,6 +12,8 @@ fi
 
 bash scripts/control-plane.sh up >/dev/null
 eval "$(bash scripts/control-plane.sh env)"
+# The tests run their own operator; one left running by scripts/demo.sh would race it.
+bash scripts/demo.sh stop >/dev/null
 echo "test.sh: control plane ready, KUBECONFIG=$KUBECONFIG" >&2
 
 cargo fmt --all -- --check

@@ -236,6 +236,9 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(customer = %object.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(customer = %object.name, "gone before its reconcile")
+                }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         })

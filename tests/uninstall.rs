@@ -1,0 +1,94 @@
+//! Uninstall: deleting the Customer CRD while Customers exist leaves every customer
+//! namespace and its policies in place, released from their owner so the garbage
+//! collector keeps them, and marked so that a Customer of the same name adopts them
+//! again. Its own test binary: it deletes the CRD, which removes every Customer.
+
+mod support;
+
+use std::time::Duration;
+
+use customer_operator::api::{ANNOTATION_ADOPT, Customer};
+use customer_operator::controller::status::{condition, types};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+/// Waits up to 90 s: after its CRD came back, the operator's watch recovers on the
+/// runtime's backoff, which grows while the CRD was missing.
+async fn wait_ready(api: &Api<Customer>, name: &str) -> Customer {
+    support::wait_within(Duration::from_secs(90), &format!("{name} ready"), || {
+        let api = api.clone();
+        async move {
+            let c = api.get(name).await.ok()?;
+            (condition(c.status.as_ref(), types::READY)?.status == "True").then_some(c)
+        }
+    })
+    .await
+}
+
+async fn create(client: &Client, name: &str) {
+    let customer: Customer = serde_json::from_value(json!({
+        "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {"displayName": "Keep", "contactEmail": "ops@keep.example",
+                 "namespaces": [{"name": "a"}, {"name": "b"}]}
+    }))
+    .unwrap();
+    Api::<Customer>::all(client.clone())
+        .create(&PostParams::default(), &customer)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deleting_the_crd_leaves_namespaces_in_place() {
+    let client = support::client().await;
+    support::operator();
+    let name = support::unique("keep");
+    create(&client, &name).await;
+    let api: Api<Customer> = Api::all(client.clone());
+    wait_ready(&api, &name).await;
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete("customers.customers.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::wait_for("Customer CRD gone", || {
+        let crds = crds.clone();
+        async move {
+            let gone = crds
+                .get_opt("customers.customers.dev")
+                .await
+                .ok()?
+                .is_none();
+            gone.then_some(())
+        }
+    })
+    .await;
+    // Give the garbage collector time to act on anything still owned.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for suffix in ["a", "b"] {
+        let ns_name = format!("{name}-{suffix}");
+        let ns = namespaces.get(&ns_name).await.unwrap();
+        assert!(
+            ns.metadata.deletion_timestamp.is_none(),
+            "{ns_name} is being deleted"
+        );
+        assert!(ns.owner_references().is_empty(), "{ns_name} still owned");
+        assert_eq!(ns.annotations().get(ANNOTATION_ADOPT), Some(&name));
+        let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns_name);
+        let deny = policies.get("customer-default-deny").await.unwrap();
+        assert!(deny.owner_references().is_empty());
+    }
+
+    // Reinstall: the same Customer takes its namespaces back.
+    support::install_crds(&client).await;
+    create(&client, &name).await;
+    let customer = wait_ready(&api, &name).await;
+    let ns = namespaces.get(&format!("{name}-a")).await.unwrap();
+    assert_eq!(ns.owner_references()[0].uid, customer.uid().unwrap());
+}
