@@ -10,10 +10,18 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# A control plane of its own, started from an empty etcd each time, beside (not instead
+# of) the one scripts/demo.sh uses: tests start from a known state and never meet the
+# demo's operator.
+if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
+  export CUSTOMER_OPERATOR_STATE=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/test-cluster}
+  export CUSTOMER_OPERATOR_ETCD_PORT=${CUSTOMER_OPERATOR_ETCD_PORT:-22379}
+  export CUSTOMER_OPERATOR_APISERVER_PORT=${CUSTOMER_OPERATOR_APISERVER_PORT:-26443}
+  export CUSTOMER_OPERATOR_KCM_PORT=${CUSTOMER_OPERATOR_KCM_PORT:-26457}
+  bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+fi
 bash scripts/control-plane.sh up >/dev/null
 eval "$(bash scripts/control-plane.sh env)"
-# The tests run their own operator; one left running by scripts/demo.sh would race it.
-bash scripts/demo.sh stop >/dev/null
 echo "test.sh: control plane ready, KUBECONFIG=$KUBECONFIG" >&2
 
 cargo fmt --all -- --check

@@ -119,6 +119,9 @@ pub enum Error {
     /// The controller's caches did not fill in time (shutting down, or no apiserver).
     #[error("caches not ready")]
     CachesNotReady,
+    /// A reconcile took too long and was abandoned.
+    #[error("reconcile timed out")]
+    Timeout,
     /// Output could not be serialized.
     #[error("serializing: {0}")]
     Serialize(String),
@@ -136,6 +139,7 @@ impl Error {
             Error::Parse { .. } => "ParseFailed",
             Error::Kube(_) => "KubeApiError",
             Error::CachesNotReady => "CachesNotReady",
+            Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",
         }
     }

@@ -474,3 +474,12 @@ fn parent_chain_depth_is_bounded() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn limit_range_is_written_in_its_defaulted_form() {
+    let dir = directory("group-zone.yaml");
+    let a = build(&dir, "member-a");
+    let item = &a.limit_ranges[0].spec.as_ref().unwrap().limits[0];
+    assert_eq!(item.default.as_ref().unwrap()["cpu"].0, "200m");
+    assert_eq!(item.default_request.as_ref().unwrap()["cpu"].0, "200m");
+}

@@ -18,7 +18,7 @@ pub const MAX_NAMESPACE_SUFFIX: usize = 22;
 
 /// A customer of the cluster: its namespaces, network isolation, access and quotas.
 /// The operator creates and keeps all of it, and removes it when the Customer is deleted.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "customers.dev",
     version = "v1alpha1",

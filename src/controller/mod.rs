@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod counting;
+pub mod decode;
 pub mod events;
 pub mod reconcile;
 pub mod status;
@@ -149,7 +150,6 @@ where
 
 /// Runs the Customer controller until SIGTERM or SIGINT.
 pub async fn run(client: Client, options: Options) -> crate::Result<()> {
-    let customers_api: Api<Customer> = Api::all(client.clone());
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_stream = watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
@@ -171,9 +171,32 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
     .reflect(group_writer)
     .touched_objects();
 
-    let controller = Controller::new(customers_api.clone(), WatcherConfig::default())
+    let unreadable = decode::Unreadable::default();
+    let (customers, customer_writer) = reflector::store::<Customer>();
+    let for_decode = unreadable.clone();
+    let customer_stream = watcher(decode::untyped(&client), WatcherConfig::default())
+        .default_backoff()
+        .filter_map(move |event| {
+            let decoded = match event {
+                Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
+                Err(error) => Some(Err(error)),
+            };
+            futures::future::ready(decoded)
+        })
+        .reflect(customer_writer)
+        .applied_objects();
+    tokio::spawn(decode::report(client.clone(), unreadable));
+    let related_stream = watcher(decode::untyped(&client), WatcherConfig::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|object| {
+            futures::future::ready(match object {
+                Ok(object) => decode::decode(&object).ok().map(Ok),
+                Err(error) => Some(Err(error)),
+            })
+        });
+    let controller = Controller::for_stream(customer_stream, customers.clone())
         .with_config(ControllerConfig::default().concurrency(options.concurrency));
-    let customers = controller.store();
     let default_group = options.settings.default_group.clone();
     let context = Arc::new(Context {
         client: client.clone(),
@@ -214,22 +237,18 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
             .map(|name| ObjectRef::new(&name))
             .collect::<Vec<_>>()
         })
-        .watches(
-            customers_api,
-            WatcherConfig::default(),
-            move |changed: Customer| {
-                let zone_open = |group: &str| {
-                    groups_for_related
-                        .get(&ObjectRef::new(group))
-                        .and_then(|g| g.spec.network.clone())
-                        .is_some_and(|n| n.allow_within_group)
-                };
-                desired::dependents(&changed, &related_store.state(), &default_group, zone_open)
-                    .into_iter()
-                    .map(|name| ObjectRef::new(&name))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(related_stream, move |changed: Customer| {
+            let zone_open = |group: &str| {
+                groups_for_related
+                    .get(&ObjectRef::new(group))
+                    .and_then(|g| g.spec.network.clone())
+                    .is_some_and(|n| n.allow_within_group)
+            };
+            desired::dependents(&changed, &related_store.state(), &default_group, zone_open)
+                .into_iter()
+                .map(|name| ObjectRef::new(&name))
+                .collect::<Vec<_>>()
+        })
         .reconcile_all_on(every_resync)
         .shutdown_on_signal()
         .run(reconcile::reconcile, error_policy, context)

@@ -32,9 +32,20 @@ use crate::error::{Error, Result};
 /// Requeue while something is still on its way (namespaces terminating, conflicts).
 const SOON: Duration = Duration::from_secs(5);
 
+/// Longest a reconcile may take before it is abandoned and retried (a request that
+/// hangs must not hold the Customer forever).
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Reconciles one Customer.
 pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
     ctx.caches_ready().await?;
+    tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_now(&customer, &ctx))
+        .await
+        .map_err(|_| Error::Timeout)?
+}
+
+async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<Action> {
+    let (customer, ctx) = (customer.clone(), ctx.clone());
     let action = if customer.meta().deletion_timestamp.is_some() {
         cleanup(&customer, &ctx).await?
     } else if !customer.finalizers().iter().any(|f| f == FINALIZER) {

@@ -25,7 +25,7 @@ pub use relations::{dependents, members};
 
 use crate::api::{
     API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_NAMESPACE_NAME,
-    LABEL_PARTNER, LimitItem, MANAGED_BY,
+    LABEL_PARTNER, LimitItem, LimitType, MANAGED_BY,
 };
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -338,12 +338,27 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     Ok(out)
 }
 
+/// A LimitRange item as the apiserver stores it: for containers, an unset default limit
+/// takes the max, and an unset default request takes the default limit, else the min.
+/// Writing the defaulted form makes a repeated apply a true no-op.
 fn limit_range_item(item: &LimitItem) -> LimitRangeItem {
+    let mut default = item.default.clone();
+    let mut default_request = item.default_request.clone();
+    if item.limit_type == LimitType::Container {
+        for (key, value) in &item.max {
+            default.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        for (key, value) in default.iter().chain(&item.min) {
+            default_request
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
     let map = |m: &BTreeMap<_, _>| (!m.is_empty()).then(|| m.clone());
     LimitRangeItem {
         type_: item.limit_type.as_str().to_string(),
-        default: map(&item.default),
-        default_request: map(&item.default_request),
+        default: map(&default),
+        default_request: map(&default_request),
         max: map(&item.max),
         min: map(&item.min),
         max_limit_request_ratio: map(&item.max_limit_request_ratio),
