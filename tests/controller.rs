@@ -58,18 +58,23 @@ async fn patch_spec(client: &Client, name: &str, spec: Value) {
         .unwrap();
 }
 
-/// Waits until the Customer's condition has `status` for its current generation.
+/// Waits (up to 60 s) until the Customer's condition has `status` for its current
+/// generation.
 async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) -> Customer {
     let api: Api<Customer> = Api::all(client.clone());
-    support::wait_for(&format!("{name} {type_}={status}"), || {
-        let api = api.clone();
-        async move {
-            let c = api.get(name).await.ok()?;
-            let current = c.status.as_ref()?.observed_generation == c.meta().generation;
-            let cond = condition(c.status.as_ref(), type_)?;
-            (current && cond.status == status).then_some(c)
-        }
-    })
+    support::wait_within(
+        Duration::from_secs(60),
+        &format!("{name} {type_}={status}"),
+        || {
+            let api = api.clone();
+            async move {
+                let c = api.get(name).await.ok()?;
+                let current = c.status.as_ref()?.observed_generation == c.meta().generation;
+                let cond = condition(c.status.as_ref(), type_)?;
+                (current && cond.status == status).then_some(c)
+            }
+        },
+    )
     .await
 }
 

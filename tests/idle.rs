@@ -34,7 +34,7 @@ async fn resyncs_of_unchanged_customers_write_nothing() {
         api.create(&PostParams::default(), &customer).await.unwrap();
     }
     for name in &names {
-        support::wait_for(&format!("{name} ready"), || {
+        support::wait_within(Duration::from_secs(60), &format!("{name} ready"), || {
             let api = api.clone();
             async move {
                 let c = api.get(name).await.ok()?;

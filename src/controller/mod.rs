@@ -196,7 +196,8 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
             })
         });
     let controller = Controller::for_stream(customer_stream, customers.clone())
-        .with_config(ControllerConfig::default().concurrency(options.concurrency));
+        .with_config(ControllerConfig::default().concurrency(options.concurrency))
+        .trigger_backoff(BriefPause);
     let default_group = options.settings.default_group.clone();
     let context = Arc::new(Context {
         client: client.clone(),
@@ -263,6 +264,23 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         })
         .await;
     Ok(())
+}
+
+/// The pause of all triggers after a watch error. Each watch already backs off on its
+/// own (`default_backoff`), so the shared pause stays short: the runtime's default (up
+/// to 30 s, growing with every error of any watch) held every Customer back, new ones
+/// included, whenever one watch failed (a CRD reinstalled, an expired resource version).
+struct BriefPause;
+
+impl Iterator for BriefPause {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(200))
+    }
+}
+
+impl kube::runtime::utils::Backoff for BriefPause {
+    fn reset(&mut self) {}
 }
 
 /// Backs off per Customer: 1 s, 2 s, 4 s ... up to 5 minutes, reset by a success.

@@ -149,7 +149,7 @@ pub fn operator() -> customer_operator::controller::counting::WriteCounter {
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "warn".into()),
                 )
-                .with_test_writer()
+                .with_writer(std::io::stderr)
                 .try_init();
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().expect("runtime");
