@@ -178,6 +178,21 @@ async fn namespace_gone(client: &Client, name: &str) {
     .await;
 }
 
+async fn customer_gone(client: &Client, name: &str) {
+    let customers: Api<Customer> = Api::all(client.clone());
+    support::wait_for(&format!("customer {name} gone"), || {
+        let customers = customers.clone();
+        async move {
+            customers
+                .get_opt(name)
+                .await
+                .ok()
+                .and_then(|c| c.is_none().then_some(()))
+        }
+    })
+    .await;
+}
+
 fn spec_two_namespaces() -> Value {
     json!({
         "displayName": "Controller test", "contactEmail": "ops@ctl.example",
@@ -385,18 +400,7 @@ async fn deletion_removes_own_namespaces_and_spares_look_alikes() {
         .unwrap();
     namespace_gone(&client, &format!("{name}-prod")).await;
     namespace_gone(&client, &format!("{name}-dev")).await;
-    support::wait_for("customer gone", || {
-        let customers = customers.clone();
-        let name = name.clone();
-        async move {
-            customers
-                .get_opt(&name)
-                .await
-                .ok()
-                .and_then(|c| c.is_none().then_some(()))
-        }
-    })
-    .await;
+    customer_gone(&client, &name).await;
     let survivor = namespaces.get(&format!("{name}-lookalike")).await.unwrap();
     assert!(survivor.metadata.deletion_timestamp.is_none());
     namespaces
@@ -431,18 +435,7 @@ async fn deletion_protection_holds_until_switched_off() {
     }
     patch_spec(&client, &name, json!({"deletionProtection": false})).await;
     namespace_gone(&client, &format!("{name}-prod")).await;
-    support::wait_for("customer gone", || {
-        let customers = customers.clone();
-        let name = name.clone();
-        async move {
-            customers
-                .get_opt(&name)
-                .await
-                .ok()
-                .and_then(|c| c.is_none().then_some(()))
-        }
-    })
-    .await;
+    customer_gone(&client, &name).await;
 }
 
 #[tokio::test]
