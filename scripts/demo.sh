@@ -46,8 +46,7 @@ kubectl wait --for condition=Ready --timeout=120s \
   customer/nova-bakery customer/astral-voyage customer/orbital-freight \
   customer/galactic-holdings customer/galactic-labs customer/quiet-vault >/dev/null
 echo
-kubectl get customergroups
-echo
+# The category `customers` lists both kinds: groups and customers.
 kubectl get customers
 echo
 echo "# What the operator made for astral-voyage:"
