@@ -5,6 +5,7 @@ pub mod apply;
 pub mod counting;
 pub mod decode;
 pub mod events;
+pub mod group;
 pub mod reconcile;
 pub mod status;
 
@@ -214,15 +215,13 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
     // A trigger that names a Customer the cache does not hold yet is dropped by the
     // runtime; a periodic pass over every cached Customer makes sure none is forgotten.
     let resync = context.options.resync;
-    let every_resync = futures::stream::unfold((), move |()| async move {
-        tokio::time::sleep(resync).await;
-        Some(((), ()))
-    });
+    let group_controller =
+        group_controller(&client, customers.clone(), default_group.clone(), resync);
     let members_store = customers.clone();
     let related_store = customers.clone();
     let groups_for_related = groups.clone();
     let default_for_members = default_group.clone();
-    controller
+    let customer_controller = controller
         .watches_stream(namespace_stream, |o| owner_of(&o))
         .watches_stream(policy_stream, |o| owner_of(&o))
         .watches_stream(binding_stream, |o| owner_of(&o))
@@ -250,7 +249,7 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
                 .map(|name| ObjectRef::new(&name))
                 .collect::<Vec<_>>()
         })
-        .reconcile_all_on(every_resync)
+        .reconcile_all_on(ticks(resync))
         .shutdown_on_signal()
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -261,9 +260,68 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
                 }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
-        })
-        .await;
+        });
+    futures::join!(customer_controller, group_controller);
     Ok(())
+}
+
+/// A stream that yields once every `period`.
+fn ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(period).await;
+        Some(((), ()))
+    })
+}
+
+/// The CustomerGroup controller: reconciles a group when it changes, when one of its
+/// members changes, and every `resync`.
+fn group_controller(
+    client: &Client,
+    customers: Store<Customer>,
+    default_group: String,
+    resync: Duration,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let member_stream = watcher(decode::untyped(client), WatcherConfig::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|object| {
+            futures::future::ready(match object {
+                Ok(object) => decode::decode(&object).ok().map(Ok),
+                Err(error) => Some(Err(error)),
+            })
+        });
+    let context = Arc::new(group::GroupContext {
+        client: client.clone(),
+        customers,
+        default_group: default_group.clone(),
+        resync,
+    });
+    Controller::new(
+        Api::<CustomerGroup>::all(client.clone()),
+        WatcherConfig::default(),
+    )
+    .trigger_backoff(BriefPause)
+    .watches_stream(member_stream, move |customer: Customer| {
+        Some(ObjectRef::new(&resolve_group(&customer, &default_group)))
+    })
+    .reconcile_all_on(ticks(resync))
+    .shutdown_on_signal()
+    .run(group::reconcile, group::error_policy, context)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::debug!(group = %object.name, "reconciled"),
+            Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+            Err(error) => tracing::warn!(%error, "group reconcile failed"),
+        }
+    })
+}
+
+fn resolve_group(customer: &Customer, default_group: &str) -> String {
+    customer
+        .spec
+        .group
+        .clone()
+        .unwrap_or_else(|| default_group.to_string())
 }
 
 /// The pause of all triggers after a watch error. Each watch already backs off on its

@@ -49,7 +49,7 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
     let action = if customer.meta().deletion_timestamp.is_some() {
         cleanup(&customer, &ctx).await?
     } else if !customer.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&customer, &ctx).await?;
+        add_finalizer(&Api::<Customer>::all(ctx.client.clone()), &*customer).await?;
         Action::await_change()
     } else {
         converge(&customer, &ctx).await?
@@ -71,39 +71,45 @@ fn uid_of(customer: &Customer) -> Result<String> {
         .ok_or_else(|| Error::Serialize("Customer without uid".into()))
 }
 
-async fn add_finalizer(customer: &Customer, ctx: &Context) -> Result<()> {
-    let mut finalizers = customer.finalizers().to_vec();
+/// Adds the operator's finalizer (a merge patch guarded by the resourceVersion).
+pub(crate) async fn add_finalizer<K>(api: &Api<K>, object: &K) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut finalizers = object.finalizers().to_vec();
     finalizers.push(FINALIZER.to_string());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": customer.resource_version()}});
-    Api::<Customer>::all(ctx.client.clone())
-        .patch(
-            &customer.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
+    set_finalizers(api, object, finalizers).await
 }
 
-async fn remove_finalizer(customer: &Customer, ctx: &Context) -> Result<()> {
-    let finalizers: Vec<&String> = customer
+/// Removes the operator's finalizer; an object already gone is fine.
+pub(crate) async fn remove_finalizer<K>(api: &Api<K>, object: &K) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let finalizers = object
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
+        .cloned()
         .collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": customer.resource_version()}});
-    match Api::<Customer>::all(ctx.client.clone())
-        .patch(
-            &customer.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+    match set_finalizers(api, object, finalizers).await {
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+        other => other,
     }
+}
+
+async fn set_finalizers<K>(api: &Api<K>, object: &K, finalizers: Vec<String>) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the status when it differs from the stored one; publishes an Event for each
@@ -427,7 +433,7 @@ async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
     let name = customer.name_any();
     if crd_is_going(ctx).await? {
         release(customer, ctx, &uid).await?;
-        remove_finalizer(customer, ctx).await?;
+        remove_finalizer(&Api::<Customer>::all(ctx.client.clone()), customer).await?;
         return Ok(Action::await_change());
     }
     if customer.spec.deletion_protection {
@@ -470,7 +476,7 @@ async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         write_status(customer, ctx, &Outcome::Terminating(waiting)).await?;
         return Ok(Action::requeue(SOON));
     }
-    remove_finalizer(customer, ctx).await?;
+    remove_finalizer(&Api::<Customer>::all(ctx.client.clone()), customer).await?;
     Ok(Action::await_change())
 }
 
