@@ -515,3 +515,81 @@ async fn refused_spec_changes_nothing() {
         assert_eq!(a.resource_version(), b.resource_version());
     }
 }
+
+#[tokio::test]
+async fn allow_from_waits_for_its_peer_then_opens_and_closes_both_sides() {
+    let client = setup().await;
+    let (a, c) = (support::unique("conna"), support::unique("connc"));
+    create(
+        &client,
+        &a,
+        json!({"displayName": "A", "contactEmail": "ops@a.example",
+               "network": {"allowFrom": [{"customer": c, "ports": [{"port": 443}]}]}}),
+    )
+    .await;
+    let waiting = wait_condition(&client, &a, types::CONNECTIONS_PENDING, "True").await;
+    let message = &condition(waiting.status.as_ref(), types::CONNECTIONS_PENDING)
+        .unwrap()
+        .message;
+    assert!(message.contains(&c), "{message}");
+    assert_eq!(
+        condition(waiting.status.as_ref(), types::READY)
+            .unwrap()
+            .status,
+        "False"
+    );
+    event_seen(&client, &a, "PeerNotFound").await;
+
+    create(
+        &client,
+        &c,
+        json!({"displayName": "C", "contactEmail": "ops@c.example"}),
+    )
+    .await;
+    let ready = wait_condition(&client, &a, types::READY, "True").await;
+    assert!(condition(ready.status.as_ref(), types::CONNECTIONS_PENDING).is_none());
+    let peers_of = |p: &NetworkPolicy, ingress: bool| -> Vec<String> {
+        let spec = p.spec.as_ref().unwrap();
+        let peer = if ingress {
+            spec.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0].clone()
+        } else {
+            spec.egress.as_ref().unwrap()[0].to.as_ref().unwrap()[0].clone()
+        };
+        peer.namespace_selector.unwrap().match_expressions.unwrap()[0]
+            .values
+            .clone()
+            .unwrap()
+    };
+    let a_policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &a);
+    let c_policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &c);
+    let ingress = support::wait_for("A's ingress from C", || {
+        let a_policies = a_policies.clone();
+        async move { a_policies.get_opt("customer-allow-from").await.ok()? }
+    })
+    .await;
+    assert_eq!(peers_of(&ingress, true), vec![c.clone()]);
+    let egress = support::wait_for("C's egress to A", || {
+        let c_policies = c_policies.clone();
+        async move { c_policies.get_opt("customer-allow-to-peers").await.ok()? }
+    })
+    .await;
+    assert_eq!(peers_of(&egress, false), vec![a.clone()]);
+
+    // Dropping the declaration closes both sides.
+    patch_spec(&client, &a, json!({"network": {"allowFrom": null}})).await;
+    for (api, policy) in [
+        (&a_policies, "customer-allow-from"),
+        (&c_policies, "customer-allow-to-peers"),
+    ] {
+        support::wait_for(&format!("{policy} gone"), || {
+            let api = api.clone();
+            async move {
+                api.get_opt(policy)
+                    .await
+                    .ok()
+                    .and_then(|p| p.is_none().then_some(()))
+            }
+        })
+        .await;
+    }
+}

@@ -483,3 +483,17 @@ fn limit_range_is_written_in_its_defaulted_form() {
     assert_eq!(item.default.as_ref().unwrap()["cpu"].0, "200m");
     assert_eq!(item.default_request.as_ref().unwrap()["cpu"].0, "200m");
 }
+
+#[test]
+fn allow_from_an_unknown_peer_waits() {
+    let dir = directory("connection.yaml");
+    let mut shop = (*dir.customers["shop"]).clone();
+    shop.spec.network.as_mut().unwrap().allow_from[0].customer = Some("not-yet".into());
+    let d = desired::desired(&shop, &dir, &settings()).unwrap();
+    assert_eq!(d.waiting_peers, ["Customer not-yet"]);
+    let rules = policy(&d, "shop-web", "customer-allow-from")
+        .unwrap()
+        .ingress
+        .unwrap();
+    assert_eq!(rules.len(), 1, "only the namespaceSelector rule remains");
+}

@@ -155,7 +155,11 @@ async fn announce(
             .then(|| status::condition(Some(new), type_))
             .flatten()
     };
-    for type_ in [types::CONFLICT, types::DELETION_BLOCKED] {
+    for type_ in [
+        types::CONFLICT,
+        types::DELETION_BLOCKED,
+        types::CONNECTIONS_PENDING,
+    ] {
         if let Some(c) = changed(type_).filter(|c| c.status == "True") {
             events::publish(
                 &ctx.client,
@@ -170,7 +174,11 @@ async fn announce(
     if let Some(c) = changed(types::READY).filter(|c| c.status == "False") {
         let refused = !matches!(
             c.reason.as_str(),
-            "Conflict" | "NamespacesPending" | "Terminating" | "DeletionBlocked"
+            "Conflict"
+                | "NamespacesPending"
+                | "Terminating"
+                | "DeletionBlocked"
+                | "ConnectionsPending"
         );
         if refused {
             events::publish(
@@ -290,6 +298,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     observed.summary = summary;
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
+    observed.waiting_peers = wanted.waiting_peers.clone();
     for ns in &created {
         events::publish(
             &ctx.client,
@@ -300,8 +309,9 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
-    let settled =
-        observed.conflicts.is_empty() && observed.namespaces.iter().all(|n| n.phase == "Active");
+    let settled = observed.conflicts.is_empty()
+        && observed.waiting_peers.is_empty()
+        && observed.namespaces.iter().all(|n| n.phase == "Active");
     write_status(customer, ctx, &Outcome::Applied(observed)).await?;
     Ok(Action::requeue(if settled {
         ctx.options.resync

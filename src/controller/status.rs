@@ -22,6 +22,8 @@ pub mod types {
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
     /// Deletion is under way.
     pub const TERMINATING: &str = "Terminating";
+    /// An `allowFrom` names a customer or group that does not exist yet.
+    pub const CONNECTIONS_PENDING: &str = "ConnectionsPending";
 }
 
 /// What a reconcile of a valid spec found and did.
@@ -33,6 +35,8 @@ pub struct Observed {
     pub conflicts: Vec<String>,
     /// Namespaces the spec no longer lists, kept because of `deletionProtection`.
     pub kept: Vec<String>,
+    /// `allowFrom` peers that do not exist yet.
+    pub waiting_peers: Vec<String>,
     /// Counts of what the operator keeps for the customer.
     pub summary: Summary,
     /// The effective isolation level.
@@ -191,11 +195,31 @@ pub fn compute(
                     ),
                 );
             }
+            if observed.waiting_peers.is_empty() {
+                remove_condition(&mut conditions, types::CONNECTIONS_PENDING);
+            } else {
+                set(
+                    &mut conditions,
+                    types::CONNECTIONS_PENDING,
+                    true,
+                    "PeerNotFound",
+                    format!(
+                        "allowFrom names what does not exist yet; the connection opens when it appears: {}",
+                        observed.waiting_peers.join(", ")
+                    ),
+                );
+            }
             let (ready, reason, message) = if !observed.conflicts.is_empty() {
                 (
                     false,
                     "Conflict",
                     "some namespaces are not the customer's".to_string(),
+                )
+            } else if !observed.waiting_peers.is_empty() {
+                (
+                    false,
+                    "ConnectionsPending",
+                    format!("waiting for: {}", observed.waiting_peers.join(", ")),
                 )
             } else if !pending.is_empty() {
                 (

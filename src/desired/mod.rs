@@ -60,6 +60,9 @@ pub struct Desired {
     pub limit_ranges: Vec<LimitRange>,
     /// Namespaces left out because another customer holds them.
     pub conflicts: Vec<NamespaceConflict>,
+    /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`); their
+    /// connection opens when they appear.
+    pub waiting_peers: Vec<String>,
 }
 
 impl Desired {
@@ -178,6 +181,27 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
             .collect()
     };
 
+    let waiting_peers: Vec<String> = customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| n.allow_from.iter())
+        .filter_map(|allow| {
+            if let Some(c) = allow
+                .customer
+                .as_deref()
+                .filter(|c| dir.customer(c).is_none())
+            {
+                Some(format!("Customer {c}"))
+            } else {
+                allow
+                    .group
+                    .as_deref()
+                    .filter(|g| dir.group(g).is_none() && members_of(g).is_empty())
+                    .map(|g| format!("CustomerGroup {g}"))
+            }
+        })
+        .collect();
     let allow_from: Vec<PeerRule> = customer
         .spec
         .network
@@ -282,6 +306,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         .collect();
     let mut out = Desired {
         conflicts,
+        waiting_peers,
         ..Default::default()
     };
     for ns_name in &held {
