@@ -117,8 +117,8 @@ pub enum Error {
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
     /// The controller's caches did not fill in time (shutting down, or no apiserver).
-    #[error("caches not ready")]
-    CachesNotReady,
+    #[error("the {0} cache has not filled yet")]
+    CachesNotReady(&'static str),
     /// A reconcile took too long and was abandoned.
     #[error("reconcile timed out")]
     Timeout,
@@ -138,7 +138,7 @@ impl Error {
             Error::Read { .. } => "ReadFailed",
             Error::Parse { .. } => "ParseFailed",
             Error::Kube(_) => "KubeApiError",
-            Error::CachesNotReady => "CachesNotReady",
+            Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",
         }

@@ -77,24 +77,28 @@ pub struct Context {
 
 impl Context {
     /// Waits until every cache has been filled once, so a decision never rests on a
-    /// cache that has not listed yet. Gives up after a minute (the caches stop filling
-    /// when the controller shuts down), and the reconcile is retried.
+    /// cache that has not listed yet. Gives up after 20 s (the caches stop filling when
+    /// the controller shuts down), naming the cache, and the reconcile is retried.
     pub async fn caches_ready(&self) -> Result<(), Error> {
-        let all = async {
-            futures::join!(
-                self.customers.wait_until_ready(),
-                self.groups.wait_until_ready(),
-                self.namespaces.wait_until_ready(),
-                self.policies.wait_until_ready(),
-                self.bindings.wait_until_ready(),
-                self.quotas.wait_until_ready(),
-                self.limits.wait_until_ready(),
-            )
-        };
-        tokio::time::timeout(Duration::from_secs(60), all)
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::CachesNotReady)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        macro_rules! ready {
+            ($store:expr, $name:literal) => {
+                if tokio::time::timeout_at(deadline, $store.wait_until_ready())
+                    .await
+                    .is_err()
+                {
+                    return Err(Error::CachesNotReady($name));
+                }
+            };
+        }
+        ready!(self.customers, "Customers");
+        ready!(self.groups, "CustomerGroups");
+        ready!(self.namespaces, "Namespaces");
+        ready!(self.policies, "NetworkPolicies");
+        ready!(self.bindings, "RoleBindings");
+        ready!(self.quotas, "ResourceQuotas");
+        ready!(self.limits, "LimitRanges");
+        Ok(())
     }
 }
 
@@ -175,17 +179,20 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
     let unreadable = decode::Unreadable::default();
     let (customers, customer_writer) = reflector::store::<Customer>();
     let for_decode = unreadable.clone();
-    let customer_stream = watcher(decode::untyped(&client), WatcherConfig::default())
-        .default_backoff()
-        .filter_map(move |event| {
-            let decoded = match event {
-                Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
-                Err(error) => Some(Err(error)),
-            };
-            futures::future::ready(decoded)
-        })
-        .reflect(customer_writer)
-        .applied_objects();
+    let sweep = missed_customers(client.clone(), customers.clone(), options.resync);
+    let customer_stream = futures::stream::select(
+        watcher(decode::untyped(&client), WatcherConfig::default()).default_backoff(),
+        sweep,
+    )
+    .filter_map(move |event| {
+        let decoded = match event {
+            Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
+            Err(error) => Some(Err(error)),
+        };
+        futures::future::ready(decoded)
+    })
+    .reflect(customer_writer)
+    .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
     let related_stream = watcher(decode::untyped(&client), WatcherConfig::default())
         .default_backoff()
@@ -263,6 +270,46 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         });
     futures::join!(customer_controller, group_controller);
     Ok(())
+}
+
+/// A safety net for watch events that never arrive: every `period`, the Customers the
+/// apiserver lists but the cache does not hold (each read again just before, so that one
+/// deleted meanwhile is not brought back) are fed to the cache as if the watch had
+/// delivered them. Seen on the 1.20 test apiserver: a Customer created while the
+/// operator's watch was starting never reached it.
+fn missed_customers(
+    client: Client,
+    cache: Store<Customer>,
+    period: Duration,
+) -> impl futures::Stream<Item = Result<watcher::Event<kube::api::DynamicObject>, watcher::Error>>
++ Send
++ 'static {
+    ticks(period)
+        .then(move |()| {
+            let (api, cache) = (decode::untyped(&client), cache.clone());
+            async move {
+                let listed = match api.list(&Default::default()).await {
+                    Ok(list) => list.items,
+                    Err(error) => {
+                        tracing::debug!(%error, "listing Customers for the sweep failed");
+                        Vec::new()
+                    }
+                };
+                let mut missed = Vec::new();
+                for object in listed {
+                    let name = object.name_any();
+                    if cache.get(&ObjectRef::new(&name)).is_some() {
+                        continue;
+                    }
+                    if let Ok(Some(fresh)) = api.get_opt(&name).await {
+                        tracing::warn!(customer = %name, "the watch missed this Customer; taking it from a list");
+                        missed.push(Ok(watcher::Event::Apply(fresh)));
+                    }
+                }
+                futures::stream::iter(missed)
+            }
+        })
+        .flatten()
 }
 
 /// A stream that yields once every `period`.
@@ -346,7 +393,13 @@ fn error_policy(customer: Arc<Customer>, error: &Error, context: Arc<Context>) -
     let mut failures = context.failures.lock().expect("failures lock");
     let count = failures.entry(customer.name_any()).or_insert(0);
     *count = count.saturating_add(1);
-    let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
+    // A conflict only means the cache was behind: retry soon.
+    let conflict = matches!(error, Error::Kube(kube::Error::Api(s)) if s.code == 409);
+    let delay = if conflict {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
+    };
     tracing::warn!(customer = %customer.name_any(), reason = error.reason(), %error, ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -45,12 +45,24 @@ pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<Action> {
-    let (customer, ctx) = (customer.clone(), ctx.clone());
+    let api = Api::<Customer>::all(ctx.client.clone());
+    let has_finalizer = |c: &Customer| c.finalizers().iter().any(|f| f == FINALIZER);
+    // Before the first write to the Customer itself, read it fresh: the cache may not
+    // have caught up with an earlier reconcile's write yet.
+    let customer = if has_finalizer(customer) || customer.meta().deletion_timestamp.is_some() {
+        customer.clone()
+    } else {
+        match api.get_opt(&customer.name_any()).await? {
+            Some(fresh) => Arc::new(fresh),
+            None => return Ok(Action::await_change()),
+        }
+    };
+    let ctx = ctx.clone();
     let action = if customer.meta().deletion_timestamp.is_some() {
         cleanup(&customer, &ctx).await?
-    } else if !customer.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&Api::<Customer>::all(ctx.client.clone()), &*customer).await?;
-        Action::await_change()
+    } else if !has_finalizer(&customer) {
+        add_finalizer(&api, &*customer).await?;
+        Action::requeue(Duration::from_millis(500))
     } else {
         converge(&customer, &ctx).await?
     };
