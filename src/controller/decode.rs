@@ -96,6 +96,24 @@ pub fn decode_event(
     }
 }
 
+/// Every Customer that changes or goes, decoded; the unreadable ones are left out (the
+/// main watch reports them).
+pub fn touched_customers(
+    client: &Client,
+) -> impl futures::Stream<Item = Result<Customer, kube::runtime::watcher::Error>> + Send + 'static {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    kube::runtime::watcher(untyped(client), Default::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|object| {
+            futures::future::ready(match object {
+                Ok(object) => decode(&object).ok().map(Ok),
+                Err(error) => Some(Err(error)),
+            })
+        })
+}
+
 /// The untyped Customer API.
 pub fn untyped(client: &Client) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &ApiResource::erase::<Customer>(&()))

@@ -26,7 +26,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
-use crate::desired::{self, Directory};
+use crate::desired::{self, Directory, resolve};
 use crate::error::Error;
 use crate::settings::Settings;
 
@@ -194,15 +194,7 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
     .reflect(customer_writer)
     .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
-    let related_stream = watcher(decode::untyped(&client), WatcherConfig::default())
-        .default_backoff()
-        .touched_objects()
-        .filter_map(|object| {
-            futures::future::ready(match object {
-                Ok(object) => decode::decode(&object).ok().map(Ok),
-                Err(error) => Some(Err(error)),
-            })
-        });
+    let related_stream = decode::touched_customers(&client);
     let controller = Controller::for_stream(customer_stream, customers.clone())
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
         .trigger_backoff(BriefPause);
@@ -328,15 +320,7 @@ fn group_controller(
     default_group: String,
     resync: Duration,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let member_stream = watcher(decode::untyped(client), WatcherConfig::default())
-        .default_backoff()
-        .touched_objects()
-        .filter_map(|object| {
-            futures::future::ready(match object {
-                Ok(object) => decode::decode(&object).ok().map(Ok),
-                Err(error) => Some(Err(error)),
-            })
-        });
+    let member_stream = decode::touched_customers(client);
     let context = Arc::new(group::GroupContext {
         client: client.clone(),
         customers,
@@ -349,7 +333,10 @@ fn group_controller(
     )
     .trigger_backoff(BriefPause)
     .watches_stream(member_stream, move |customer: Customer| {
-        Some(ObjectRef::new(&resolve_group(&customer, &default_group)))
+        Some(ObjectRef::new(&resolve::group_name_or(
+            &customer,
+            &default_group,
+        )))
     })
     .reconcile_all_on(ticks(resync))
     .shutdown_on_signal()
@@ -361,14 +348,6 @@ fn group_controller(
             Err(error) => tracing::warn!(%error, "group reconcile failed"),
         }
     })
-}
-
-fn resolve_group(customer: &Customer, default_group: &str) -> String {
-    customer
-        .spec
-        .group
-        .clone()
-        .unwrap_or_else(|| default_group.to_string())
 }
 
 /// The pause of all triggers after a watch error. Each watch already backs off on its

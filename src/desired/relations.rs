@@ -6,21 +6,14 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use super::resolve::group_name_or;
 use crate::api::Customer;
-
-fn group_of(customer: &Customer, default_group: &str) -> String {
-    customer
-        .spec
-        .group
-        .clone()
-        .unwrap_or_else(|| default_group.to_string())
-}
 
 /// The customers that are members of `group`.
 pub fn members(group: &str, customers: &[Arc<Customer>], default_group: &str) -> Vec<String> {
     customers
         .iter()
-        .filter(|c| group_of(c, default_group) == group)
+        .filter(|c| group_name_or(c, default_group) == group)
         .map(|c| c.name_any())
         .collect()
 }
@@ -35,7 +28,7 @@ pub fn dependents(
     zone_open: impl Fn(&str) -> bool,
 ) -> Vec<String> {
     let name = changed.name_any();
-    let group = group_of(changed, default_group);
+    let group = group_name_or(changed, default_group);
     let opens = |c: &Customer, peer: &str, peer_group: &str| {
         c.spec
             .network
@@ -49,7 +42,7 @@ pub fn dependents(
         if other_name == name {
             continue;
         }
-        let other_group = group_of(other, default_group);
+        let other_group = group_name_or(other, default_group);
         if opens(other, &name, &group)
             || opens(changed, &other_name, &other_group)
             || (other_group == group && zone_open(&group))

@@ -16,11 +16,16 @@ pub const MAX_PARENT_DEPTH: usize = 5;
 
 /// The group a customer belongs to: `spec.group`, else the default group.
 pub fn group_name(customer: &Customer, settings: &Settings) -> String {
+    group_name_or(customer, &settings.default_group)
+}
+
+/// The group a customer belongs to: `spec.group`, else `default_group`.
+pub fn group_name_or(customer: &Customer, default_group: &str) -> String {
     customer
         .spec
         .group
         .clone()
-        .unwrap_or_else(|| settings.default_group.clone())
+        .unwrap_or_else(|| default_group.to_string())
 }
 
 /// The full names of a customer's namespaces, in spec order: `<customer>-<suffix>`, or
