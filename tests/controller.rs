@@ -178,26 +178,6 @@ async fn namespace_gone(client: &Client, name: &str) {
     .await;
 }
 
-/// Waits until an Event with this reason exists for the Customer.
-async fn event_seen(client: &Client, customer: &str, reason: &str) {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    support::wait_for(&format!("{reason} event for {customer}"), || {
-        let events = events.clone();
-        let selector = format!("involvedObject.name={customer}");
-        async move {
-            let list = events
-                .list(&ListParams::default().fields(&selector))
-                .await
-                .ok()?;
-            list.items
-                .iter()
-                .any(|e| e.reason.as_deref() == Some(reason))
-                .then_some(())
-        }
-    })
-    .await;
-}
-
 async fn customer_gone(client: &Client, name: &str) {
     let customers: Api<Customer> = Api::all(client.clone());
     support::wait_for(&format!("customer {name} gone"), || {
@@ -254,7 +234,7 @@ async fn customer_becomes_ready_with_exactly_what_render_prints() {
             .finalizers()
             .contains(&"customers.dev/cleanup".to_string())
     );
-    event_seen(&client, &name, "NamespaceCreated").await;
+    support::event_seen(&client, &name, "Normal", "NamespaceCreated").await;
     assert_cluster_matches_render(&client, &customer).await;
 }
 
@@ -358,7 +338,7 @@ async fn foreign_namespace_is_untouched_until_handed_over() {
         "{}",
         conflict.message
     );
-    event_seen(&client, &name, "NamespaceNotOwned").await;
+    support::event_seen(&client, &name, "Warning", "NamespaceNotOwned").await;
     // The rest converges: the other namespace is there with its policies.
     wait_condition(&client, &name, types::NAMESPACES_READY, "False").await;
     support::wait_for("dev namespace policies", || {
@@ -449,7 +429,7 @@ async fn deletion_protection_holds_until_switched_off() {
         .unwrap()
         .message;
     assert!(message.contains("deletionProtection"), "{message}");
-    event_seen(&client, &name, "DeletionProtection").await;
+    support::event_seen(&client, &name, "Warning", "DeletionProtection").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for suffix in ["prod", "dev"] {
@@ -489,25 +469,7 @@ async fn refused_spec_changes_nothing() {
         refused.status.as_ref().unwrap().observed_generation,
         Some(1)
     );
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    support::wait_for("UnknownGroup event", || {
-        let events = events.clone();
-        let selector = format!("involvedObject.name={name}");
-        async move {
-            let list = events
-                .list(&ListParams::default().fields(&selector))
-                .await
-                .ok()?;
-            list.items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("UnknownGroup")
-                        && e.type_.as_deref() == Some("Warning")
-                })
-                .then_some(())
-        }
-    })
-    .await;
+    support::event_seen(&client, &name, "Warning", "UnknownGroup").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after: Vec<NetworkPolicy> = labelled(&client, &name).await;
     assert_eq!(keys(&before), keys(&after));
@@ -538,7 +500,7 @@ async fn allow_from_waits_for_its_peer_then_opens_and_closes_both_sides() {
             .status,
         "False"
     );
-    event_seen(&client, &a, "PeerNotFound").await;
+    support::event_seen(&client, &a, "Warning", "PeerNotFound").await;
 
     create(
         &client,

@@ -7,9 +7,8 @@ mod support;
 use customer_operator::api::{self, Customer, FIELD_MANAGER};
 use customer_operator::controller::decode::UNREADABLE;
 use customer_operator::controller::status::{condition, types};
-use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -75,24 +74,7 @@ async fn unreadable_customer_is_reported_and_stalls_nothing() {
 
     // Reported in an Event (its status too where the apiserver lets a status be written
     // to an object that fails the current schema; 1.20 does not).
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    support::wait_for("unreadable Event", || {
-        let events = events.clone();
-        let selector = format!("involvedObject.name={bad}");
-        async move {
-            let list = events
-                .list(&ListParams::default().fields(&selector))
-                .await
-                .ok()?;
-            list.items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some(UNREADABLE) && e.type_.as_deref() == Some("Warning")
-                })
-                .then_some(())
-        }
-    })
-    .await;
+    support::event_seen(&client, &bad, "Warning", UNREADABLE).await;
     let untyped = customer_operator::controller::decode::untyped(&client);
     // It was never taken over: no finalizer, so it can simply be deleted.
     let o = untyped.get(&bad).await.unwrap();

@@ -11,7 +11,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::reconcile::{add_finalizer, remove_finalizer};
+use super::reconcile::{add_finalizer, delete_exactly, remove_finalizer};
 use super::status::{remove_condition, set_condition, types};
 use crate::api::{Customer, CustomerGroup, CustomerGroupStatus, DeletionPolicy, FINALIZER};
 use crate::desired;
@@ -152,14 +152,7 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
                 .filter(|c| members.contains(&c.name_any()))
             {
                 if customer.meta().deletion_timestamp.is_none() {
-                    match customers
-                        .delete(&customer.name_any(), &Default::default())
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(s)) if s.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    delete_exactly(&customers, &customer.name_any(), customer.uid()).await?;
                 }
             }
             GroupOutcome::Terminating(format!(

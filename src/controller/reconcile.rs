@@ -379,7 +379,7 @@ where
 }
 
 /// Deletes an object only if it is still the one that was checked (same uid).
-async fn delete_exactly<K>(api: &Api<K>, name: &str, uid: Option<String>) -> Result<()>
+pub(crate) async fn delete_exactly<K>(api: &Api<K>, name: &str, uid: Option<String>) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {

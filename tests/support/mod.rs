@@ -184,3 +184,26 @@ pub fn operator() -> customer_operator::controller::counting::WriteCounter {
         })
         .clone()
 }
+
+/// Waits until an Event of this type and reason exists about the named object (core/v1
+/// Events in `default`, where the operator writes them).
+#[allow(dead_code)]
+pub async fn event_seen(client: &Client, object: &str, type_: &str, reason: &str) {
+    use k8s_openapi::api::core::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let selector = format!("involvedObject.name={object}");
+    wait_for(&format!("{type_} {reason} event for {object}"), || {
+        let (events, selector) = (events.clone(), selector.clone());
+        async move {
+            let list = events
+                .list(&kube::api::ListParams::default().fields(&selector))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some(type_))
+                .then_some(())
+        }
+    })
+    .await;
+}
