@@ -159,6 +159,7 @@ fn main() -> ExitCode {
                 settings,
                 concurrency,
                 resync: Duration::from_secs(resync_seconds),
+                ..Default::default()
             };
             tokio::runtime::Runtime::new()
                 .map_err(|e| e.to_string())?

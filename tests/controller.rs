@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::{create_customer as create, patch_customer_spec as patch_spec, wait_condition};
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -33,49 +35,6 @@ async fn setup() -> Client {
     let client = support::client().await;
     support::operator();
     client
-}
-
-async fn create(client: &Client, name: &str, spec: Value) -> Customer {
-    let customer: Customer = serde_json::from_value(json!({
-        "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .unwrap();
-    Api::<Customer>::all(client.clone())
-        .create(&PostParams::default(), &customer)
-        .await
-        .unwrap()
-}
-
-async fn patch_spec(client: &Client, name: &str, spec: Value) {
-    Api::<Customer>::all(client.clone())
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": spec})),
-        )
-        .await
-        .unwrap();
-}
-
-/// Waits (up to 60 s) until the Customer's condition has `status` for its current
-/// generation.
-async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) -> Customer {
-    let api: Api<Customer> = Api::all(client.clone());
-    support::wait_within(
-        Duration::from_secs(60),
-        &format!("{name} {type_}={status}"),
-        || {
-            let api = api.clone();
-            async move {
-                let c = api.get(name).await.ok()?;
-                let current = c.status.as_ref()?.observed_generation == c.meta().generation;
-                let cond = condition(c.status.as_ref(), type_)?;
-                (current && cond.status == status).then_some(c)
-            }
-        },
-    )
-    .await
 }
 
 async fn labelled<K>(client: &Client, customer: &str) -> Vec<K>
@@ -536,6 +495,47 @@ async fn allow_from_waits_for_its_peer_then_opens_and_closes_both_sides() {
     })
     .await;
     assert_eq!(peers_of(&egress, false), vec![a.clone()]);
+    // Exactly that pair: each side has one policy more than a customer without the
+    // connection, and nothing else names the other side.
+    let names = |api: &Api<NetworkPolicy>| {
+        let api = api.clone();
+        async move {
+            let list = api.list(&Default::default()).await.unwrap().items;
+            let text = serde_json::to_string(&list).unwrap();
+            let names: BTreeSet<String> = list.iter().map(|p| p.name_any()).collect();
+            (names, text)
+        }
+    };
+    let baseline: BTreeSet<String> = [
+        "customer-default-deny",
+        "customer-allow-same-customer",
+        "customer-allow-dns",
+        "customer-allow-platform",
+        "customer-allow-internet-egress",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let (a_names, a_text) = names(&a_policies).await;
+    let (c_names, c_text) = names(&c_policies).await;
+    let with = |extra: &str| {
+        let mut set = baseline.clone();
+        set.insert(extra.to_string());
+        set
+    };
+    assert_eq!(a_names, with("customer-allow-from"));
+    assert_eq!(c_names, with("customer-allow-to-peers"));
+    assert_eq!(a_text.matches(c.as_str()).count(), 1, "{a_text}");
+    assert_eq!(c_text.matches(a.as_str()).count(), 1, "{c_text}");
+    let ports = ingress.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0]
+        .ports
+        .clone()
+        .unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(
+        ports[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(443))
+    );
 
     // Dropping the declaration closes both sides.
     patch_spec(&client, &a, json!({"network": {"allowFrom": null}})).await;
@@ -554,4 +554,6 @@ async fn allow_from_waits_for_its_peer_then_opens_and_closes_both_sides() {
         })
         .await;
     }
+    assert_eq!(names(&a_policies).await.0, baseline);
+    assert_eq!(names(&c_policies).await.0, baseline);
 }

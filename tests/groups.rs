@@ -8,9 +8,10 @@ use std::time::Duration;
 use customer_operator::api::{Customer, CustomerGroup};
 use customer_operator::controller::status::{condition, types};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 async fn setup() -> Client {
@@ -255,4 +256,169 @@ async fn cascade_deletes_the_members_then_the_group() {
             .deletion_timestamp
             .is_none()
     );
+}
+
+async fn set_spec<K>(api: &Api<K>, name: &str, spec: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until what `read` finds in the namespace equals `want`.
+async fn wait_equal<T, F, Fut>(what: &str, want: T, read: F)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let want = &want;
+    let read = &read;
+    support::wait_for(&format!("{what} = {want:?}"), || async move {
+        (read().await == *want).then_some(())
+    })
+    .await;
+}
+
+async fn policy_names(client: &Client, ns: &str) -> Vec<String> {
+    let list = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    list.items.iter().map(ResourceExt::name_any).collect()
+}
+
+async fn label(client: &Client, ns: &str, key: &str) -> Option<String> {
+    let ns = Api::<Namespace>::all(client.clone()).get(ns).await.ok()?;
+    ns.labels().get(key).cloned()
+}
+
+#[tokio::test]
+async fn group_defaults_and_zone_follow_a_member_between_groups() {
+    let client = setup().await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let groups: Api<CustomerGroup> = Api::all(client.clone());
+    let (zone, plain) = (support::unique("zone"), support::unique("plain"));
+    create_group(
+        &client,
+        &zone,
+        json!({"displayName": "Zone", "network": {"allowWithinGroup": true},
+               "defaults": {"quota": {"hard": {"pods": "10"}},
+                            "namespaceLabels": {"tier": "gold"},
+                            "network": {"isolation": "Strict"}}}),
+    )
+    .await;
+    create_group(
+        &client,
+        &plain,
+        json!({"displayName": "Plain", "defaults": {"quota": {"hard": {"pods": "20"}}}}),
+    )
+    .await;
+    let (a, b, own, outsider) = (
+        support::unique("za"),
+        support::unique("zb"),
+        support::unique("zown"),
+        support::unique("zout"),
+    );
+    create_member(&client, &a, &zone).await;
+    create_member(&client, &b, &zone).await;
+    create_member(&client, &own, &zone).await;
+    set_spec(&customers, &own, json!({"quota": {"hard": {"pods": "5"}}})).await;
+    create_member(&client, &outsider, &plain).await;
+    for name in [&a, &b, &own, &outsider] {
+        wait_ready(&client, name).await;
+    }
+
+    // Defaults apply where the member sets nothing; its own setting wins.
+    wait_equal("quota of a", Some("10".into()), || {
+        support::quota_pods(&client, &a)
+    })
+    .await;
+    wait_equal("quota of own", Some("5".into()), || {
+        support::quota_pods(&client, &own)
+    })
+    .await;
+    assert_eq!(label(&client, &a, "tier").await.as_deref(), Some("gold"));
+    assert!(
+        !policy_names(&client, &a)
+            .await
+            .contains(&"customer-allow-internet-egress".into())
+    );
+    assert!(
+        policy_names(&client, &outsider)
+            .await
+            .contains(&"customer-allow-internet-egress".into())
+    );
+    // The zone opens among the members only, both ways.
+    let mut a_b_own = vec![b.clone(), own.clone()];
+    a_b_own.sort();
+    wait_equal("zone of a", Some(a_b_own), || {
+        support::zone_peers(&client, &a)
+    })
+    .await;
+    let mut b_peers = vec![a.clone(), own.clone()];
+    b_peers.sort();
+    wait_equal("zone of b", Some(b_peers), || {
+        support::zone_peers(&client, &b)
+    })
+    .await;
+    assert_eq!(support::zone_peers(&client, &outsider).await, None);
+    for name in [&a, &b, &own] {
+        let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &outsider)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        assert!(
+            !serde_json::to_string(&policies.items)
+                .unwrap()
+                .contains(name.as_str())
+        );
+    }
+
+    // A change of the group's defaults reaches every member that uses them.
+    set_spec(
+        &groups,
+        &zone,
+        json!({"defaults": {"quota": {"hard": {"pods": "15"}}}}),
+    )
+    .await;
+    wait_equal("quota of a", Some("15".into()), || {
+        support::quota_pods(&client, &a)
+    })
+    .await;
+    wait_equal("quota of b", Some("15".into()), || {
+        support::quota_pods(&client, &b)
+    })
+    .await;
+    assert_eq!(
+        support::quota_pods(&client, &own).await.as_deref(),
+        Some("5")
+    );
+
+    // b moves to the plain group: its defaults, labels and isolation follow, and the
+    // zone closes on both sides.
+    set_spec(&customers, &b, json!({"group": plain})).await;
+    wait_equal("quota of b", Some("20".into()), || {
+        support::quota_pods(&client, &b)
+    })
+    .await;
+    wait_equal("tier label of b", None, || label(&client, &b, "tier")).await;
+    wait_equal("zone of b", None, || support::zone_peers(&client, &b)).await;
+    wait_equal("zone of a", Some(vec![own.clone()]), || {
+        support::zone_peers(&client, &a)
+    })
+    .await;
+    assert!(
+        policy_names(&client, &b)
+            .await
+            .contains(&"customer-allow-internet-egress".into())
+    );
+    wait_members(&client, &zone, 2).await;
+    wait_members(&client, &plain, 2).await;
 }

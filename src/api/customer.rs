@@ -172,6 +172,23 @@ pub struct CustomerStatus {
     /// The partner whose security consultants currently hold roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
+    /// The previous partner and the consultants that held roles for it. While
+    /// `spec.partner.name` names another partner, these consultants get no role, even
+    /// when the new partner lists them (the operator's own check of the partner-change
+    /// rule, for apiservers that do not run the CRD's validation rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub former_partner: Option<FormerPartner>,
+}
+
+/// A partner the customer had before, and whose consultants held roles then.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FormerPartner {
+    /// The previous partner's name.
+    pub name: String,
+    /// The consultants that held roles for the previous partner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_consultants: Vec<Subject>,
 }
 
 /// Overview of the objects created for a customer.

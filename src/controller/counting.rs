@@ -60,3 +60,26 @@ where
         self.inner.call(request)
     }
 }
+
+/// Counts reconciles per Customer; clone it to read the counts while the controller runs.
+/// Shows which customers a change fans out to (tests, benchmarks).
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileCounter(Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>);
+
+impl ReconcileCounter {
+    /// Notes one reconcile of `customer`.
+    pub fn record(&self, customer: &str) {
+        *self
+            .0
+            .lock()
+            .expect("reconcile counter lock")
+            .entry(customer.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Reconciles per Customer since the start or the last [`ReconcileCounter::take`],
+    /// and starts counting afresh.
+    pub fn take(&self) -> std::collections::HashMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().expect("reconcile counter lock"))
+    }
+}

@@ -39,6 +39,8 @@ pub struct Options {
     pub concurrency: u16,
     /// How often an unchanged Customer is checked again.
     pub resync: Duration,
+    /// Counts reconciles per Customer.
+    pub reconciles: counting::ReconcileCounter,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             settings: Settings::default(),
             concurrency: 8,
             resync: Duration::from_secs(300),
+            reconciles: Default::default(),
         }
     }
 }

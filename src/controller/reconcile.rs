@@ -24,9 +24,10 @@ use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
 use crate::api::{
     ANNOTATION_ADOPT, API_VERSION, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER,
-    NamespaceStatus, Summary,
+    NamespaceStatus, Subject, Summary,
 };
-use crate::desired::{self, Desired, resolve};
+use crate::desired::access::CONSULTANTS_BINDING;
+use crate::desired::{self, Desired, partner, resolve};
 use crate::error::{Error, Result};
 
 /// Requeue while something is still on its way (namespaces terminating, conflicts).
@@ -39,6 +40,7 @@ const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reconciles one Customer.
 pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
     ctx.caches_ready().await?;
+    ctx.options.reconciles.record(&customer.name_any());
     tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_now(&customer, &ctx))
         .await
         .map_err(|_| Error::Timeout)?
@@ -205,7 +207,47 @@ async fn announce(
     }
 }
 
+/// Before a partner change takes effect, records in the status which consultants held
+/// roles for the former partner (read from the live bindings), together with the new
+/// partner, in one write: the record survives a crash at any later point.
+async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<Customer> {
+    let mut customer = customer.clone();
+    let uid = uid_of(&customer)?;
+    let name = customer.name_any();
+    let holders: BTreeSet<Subject> = ctx
+        .bindings
+        .state()
+        .iter()
+        .filter(|b| {
+            b.name_any() == CONSULTANTS_BINDING
+                && b.labels().get(LABEL_CUSTOMER) == Some(&name)
+                && owned_by(b.meta(), &uid)
+        })
+        .flat_map(|b| {
+            b.subjects
+                .iter()
+                .flatten()
+                .filter_map(partner::subject_from_rbac)
+        })
+        .collect();
+    let holders: Vec<Subject> = holders.into_iter().collect();
+    let former = partner::former_partner(&customer, &holders);
+    let status = customer.status.get_or_insert_with(Default::default);
+    if status.former_partner == former {
+        return Ok(customer);
+    }
+    let named = customer.spec.partner.as_ref().map(|p| p.name.clone());
+    let patch = json!({"status": {"partner": named, "formerPartner": former}});
+    Api::<Customer>::all(ctx.client.clone())
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    status.partner = named;
+    status.former_partner = former;
+    Ok(customer)
+}
+
 async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
+    let customer = &remember_former_partner(customer, ctx).await?;
     let settings = &ctx.options.settings;
     let wanted = match desired::desired(customer, ctx, settings) {
         Ok(wanted) => wanted,
@@ -311,6 +353,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
+    observed.carried_over = wanted.carried_over.clone();
     for ns in &created {
         events::publish(
             &ctx.client,

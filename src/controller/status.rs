@@ -41,6 +41,8 @@ pub struct Observed {
     pub summary: Summary,
     /// The effective isolation level.
     pub isolation: Option<Isolation>,
+    /// Consultants refused because they held roles for the former partner.
+    pub carried_over: Vec<String>,
 }
 
 /// The outcome of one reconcile.
@@ -54,6 +56,16 @@ pub enum Outcome {
     Terminating(String),
     /// Deletion is blocked by `deletionProtection`.
     DeletionBlocked,
+}
+
+/// Reason of a partner change that kept the former partner's consultants.
+pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
+
+fn carried_over_message(consultants: &[String]) -> String {
+    format!(
+        "spec.partner.name changed and these consultants held roles for the former partner; they get no role until the new partner's consultants are named afresh: {}",
+        consultants.join(", ")
+    )
 }
 
 /// The new status, keeping the old transition times of conditions whose status stays.
@@ -174,13 +186,23 @@ pub fn compute(
                     ),
                 ),
             }
-            set(
-                &mut conditions,
-                types::ACCESS_GRANTED,
-                true,
-                "BindingsApplied",
-                format!("{} RoleBindings in place", observed.summary.role_bindings),
-            );
+            if observed.carried_over.is_empty() {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    true,
+                    "BindingsApplied",
+                    format!("{} RoleBindings in place", observed.summary.role_bindings),
+                );
+            } else {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    false,
+                    CONSULTANTS_CARRIED_OVER,
+                    carried_over_message(&observed.carried_over),
+                );
+            }
             if observed.conflicts.is_empty() {
                 remove_condition(&mut conditions, types::CONFLICT);
             } else {
@@ -226,6 +248,12 @@ pub fn compute(
                     false,
                     "NamespacesPending",
                     format!("waiting for: {}", pending.join(", ")),
+                )
+            } else if !observed.carried_over.is_empty() {
+                (
+                    false,
+                    CONSULTANTS_CARRIED_OVER,
+                    carried_over_message(&observed.carried_over),
                 )
             } else if !observed.kept.is_empty() {
                 (

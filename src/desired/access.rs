@@ -15,6 +15,9 @@ pub const ROLE_VIEW: &str = "customer-view";
 /// ClusterRole of a partner's security consultants.
 pub const ROLE_SECURITY_CONSULTANT: &str = "customer-security-consultant";
 
+/// Name of the RoleBinding of the partner's security consultants.
+pub const CONSULTANTS_BINDING: &str = "customer-security-consultants";
+
 /// Who gets roles in a customer's namespaces, from where.
 #[derive(Clone, Debug, Default)]
 pub struct AccessPlan {
@@ -39,7 +42,7 @@ pub fn bindings(plan: &AccessPlan) -> Vec<(&'static str, RoleRef, Vec<RbacSubjec
         ("customer-group-viewers", ROLE_VIEW, &plan.group.viewers),
         ("customer-parent-admins", ROLE_ADMIN, &plan.parent_admins),
         (
-            "customer-security-consultants",
+            CONSULTANTS_BINDING,
             ROLE_SECURITY_CONSULTANT,
             &plan.consultants,
         ),

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod directory;
 pub mod network;
+pub mod partner;
 pub mod relations;
 pub mod resolve;
 pub mod validate;
@@ -63,6 +64,9 @@ pub struct Desired {
     /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`); their
     /// connection opens when they appear.
     pub waiting_peers: Vec<String>,
+    /// Consultants listed under a new partner that held roles for the former one; they
+    /// get no role (`User carol@acme.example`).
+    pub carried_over: Vec<String>,
 }
 
 impl Desired {
@@ -282,12 +286,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
             .iter()
             .flat_map(|a| a.spec.access.iter().flat_map(|x| x.admins.iter().cloned()))
             .collect(),
-        consultants: customer
-            .spec
-            .partner
-            .as_ref()
-            .map(|p| p.security_consultants.clone())
-            .unwrap_or_default(),
+        consultants: partner::granted_consultants(customer),
     };
     let bindings = access::bindings(&access_plan);
 
@@ -307,6 +306,10 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     let mut out = Desired {
         conflicts,
         waiting_peers,
+        carried_over: partner::carried_over(customer)
+            .iter()
+            .map(partner::describe)
+            .collect(),
         ..Default::default()
     };
     for ns_name in &held {

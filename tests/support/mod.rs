@@ -136,12 +136,27 @@ pub fn unique(prefix: &str) -> String {
 /// that tests see periodic checks quickly.
 #[allow(dead_code)]
 pub fn operator() -> customer_operator::controller::counting::WriteCounter {
-    use customer_operator::controller::{self, counting::WriteCounter};
-    static COUNTER: OnceLock<WriteCounter> = OnceLock::new();
-    COUNTER
+    operator_with(Duration::from_secs(3)).0
+}
+
+/// Starts the operator in this test process (once per test binary; the first call's
+/// `resync` wins) and returns its write and reconcile counters.
+#[allow(dead_code)]
+pub fn operator_with(
+    resync: Duration,
+) -> (
+    customer_operator::controller::counting::WriteCounter,
+    customer_operator::controller::counting::ReconcileCounter,
+) {
+    use customer_operator::controller::{
+        self,
+        counting::{ReconcileCounter, WriteCounter},
+    };
+    static COUNTERS: OnceLock<(WriteCounter, ReconcileCounter)> = OnceLock::new();
+    COUNTERS
         .get_or_init(|| {
-            let counter = WriteCounter::default();
-            let for_thread = counter.clone();
+            let counters = (WriteCounter::default(), ReconcileCounter::default());
+            let (writes, reconciles) = counters.clone();
             let path = kubeconfig();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let _ = tracing_subscriber::fmt()
@@ -163,7 +178,7 @@ pub fn operator() -> customer_operator::controller::counting::WriteCounter {
                     install_crds(&plain).await;
                     let client = kube::client::ClientBuilder::try_from(config)
                         .expect("client builder")
-                        .with_layer(&for_thread)
+                        .with_layer(&writes)
                         .build();
                     let options = controller::Options {
                         settings: customer_operator::settings::Settings {
@@ -171,7 +186,8 @@ pub fn operator() -> customer_operator::controller::counting::WriteCounter {
                             ..Default::default()
                         },
                         concurrency: 8,
-                        resync: Duration::from_secs(3),
+                        resync,
+                        reconciles,
                     };
                     ready_tx.send(()).expect("test waits");
                     controller::run(client, options)
@@ -180,7 +196,7 @@ pub fn operator() -> customer_operator::controller::counting::WriteCounter {
                 });
             });
             ready_rx.recv().expect("operator thread starts");
-            counter
+            counters
         })
         .clone()
 }
@@ -206,4 +222,87 @@ pub async fn event_seen(client: &Client, object: &str, type_: &str, reason: &str
         }
     })
     .await;
+}
+
+/// Creates a Customer with this spec.
+#[allow(dead_code)]
+pub async fn create_customer(
+    client: &Client,
+    name: &str,
+    spec: serde_json::Value,
+) -> api::Customer {
+    let customer: api::Customer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    Api::<api::Customer>::all(client.clone())
+        .create(&Default::default(), &customer)
+        .await
+        .unwrap()
+}
+
+/// Merges `spec` into the Customer's spec.
+#[allow(dead_code)]
+pub async fn patch_customer_spec(client: &Client, name: &str, spec: serde_json::Value) {
+    Api::<api::Customer>::all(client.clone())
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits (up to 60 s) until the Customer's condition has `status` for its current
+/// generation.
+#[allow(dead_code)]
+pub async fn wait_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> api::Customer {
+    use customer_operator::controller::status::condition;
+    use kube::Resource;
+    let api: Api<api::Customer> = Api::all(client.clone());
+    wait_within(
+        Duration::from_secs(60),
+        &format!("{name} {type_}={status}"),
+        || {
+            let api = api.clone();
+            async move {
+                let c = api.get(name).await.ok()?;
+                let current = c.status.as_ref()?.observed_generation == c.meta().generation;
+                let cond = condition(c.status.as_ref(), type_)?;
+                (current && cond.status == status).then_some(c)
+            }
+        },
+    )
+    .await
+}
+
+/// The `pods` of the customer quota in a namespace, if there is one.
+#[allow(dead_code)]
+pub async fn quota_pods(client: &Client, ns: &str) -> Option<String> {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+        .get_opt("customer-quota")
+        .await
+        .ok()??;
+    Some(quota.spec?.hard?.get("pods")?.0.clone())
+}
+
+/// The namespaces the group-zone policy of `ns` admits (ingress), or `None` without one.
+#[allow(dead_code)]
+pub async fn zone_peers(client: &Client, ns: &str) -> Option<Vec<String>> {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .get_opt("customer-allow-group")
+        .await
+        .ok()??;
+    let ingress = policy.spec?.ingress?;
+    let selector = ingress[0].from.as_ref()?[0].namespace_selector.clone()?;
+    selector.match_expressions?[0].values.clone()
 }

@@ -1,0 +1,317 @@
+//! Inner customers and partners against the real test control plane: parent admins all
+//! the way down a three-level hierarchy, a refused cycle that changes nothing, deletion
+//! from the bottom up, and a partner change that takes every role from the old
+//! partner's consultants. One operator in this test process.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use customer_operator::api::{Customer, LABEL_CUSTOMER, LABEL_PARTNER};
+use customer_operator::controller::status::{condition, types};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams};
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use support::{create_customer, patch_customer_spec, wait_condition};
+
+async fn setup() -> Client {
+    let client = support::client().await;
+    support::operator();
+    client
+}
+
+/// Subjects of a binding in a namespace, as `Kind name`, sorted.
+async fn subjects(client: &Client, ns: &str, binding: &str) -> Option<Vec<String>> {
+    let rb = Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .get_opt(binding)
+        .await
+        .ok()??;
+    let mut out: Vec<String> = rb
+        .subjects
+        .unwrap_or_default()
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.name))
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+async fn wait_subjects(client: &Client, ns: &str, binding: &str, want: Option<Vec<&str>>) {
+    let want: Option<Vec<String>> = want.map(|w| w.into_iter().map(String::from).collect());
+    let want = &want;
+    support::wait_for(&format!("{binding} in {ns} = {want:?}"), || async move {
+        (subjects(client, ns, binding).await == *want).then_some(())
+    })
+    .await;
+}
+
+/// Every object the operator keeps in these namespaces (and the namespaces), with its
+/// resourceVersion.
+async fn snapshot(client: &Client, namespaces: &[&str]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for ns in namespaces {
+        let namespace = Api::<Namespace>::all(client.clone()).get(ns).await.unwrap();
+        out.insert(
+            format!("Namespace {ns}"),
+            namespace.resource_version().unwrap(),
+        );
+        let lp = ListParams::default();
+        for p in Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+            .list(&lp)
+            .await
+            .unwrap()
+        {
+            out.insert(
+                format!("NetworkPolicy {ns}/{}", p.name_any()),
+                p.resource_version().unwrap(),
+            );
+        }
+        for b in Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .list(&lp)
+            .await
+            .unwrap()
+        {
+            out.insert(
+                format!("RoleBinding {ns}/{}", b.name_any()),
+                b.resource_version().unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_levels_grant_top_admins_all_the_way_down_refuse_a_cycle_and_delete_bottom_up() {
+    let client = setup().await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let (top, mid, leaf) = (
+        support::unique("top"),
+        support::unique("mid"),
+        support::unique("leaf"),
+    );
+    create_customer(
+        &client,
+        &top,
+        json!({"displayName": "Top", "contactEmail": "ops@top.example",
+               "access": {"admins": [{"kind": "User", "name": "hanna"}]}}),
+    )
+    .await;
+    create_customer(
+        &client,
+        &mid,
+        json!({"displayName": "Mid", "contactEmail": "ops@mid.example", "parent": top,
+               "access": {"admins": [{"kind": "User", "name": "dirk"}]}}),
+    )
+    .await;
+    create_customer(
+        &client,
+        &leaf,
+        json!({"displayName": "Leaf", "contactEmail": "ops@leaf.example", "parent": mid}),
+    )
+    .await;
+    for name in [&top, &mid, &leaf] {
+        wait_condition(&client, name, types::READY, "True").await;
+    }
+    let parents = "customer-parent-admins";
+    wait_subjects(
+        &client,
+        &leaf,
+        parents,
+        Some(vec!["User dirk", "User hanna"]),
+    )
+    .await;
+    wait_subjects(&client, &mid, parents, Some(vec!["User hanna"])).await;
+    wait_subjects(&client, &top, parents, None).await;
+    let binding = Api::<RoleBinding>::namespaced(client.clone(), &leaf)
+        .get(parents)
+        .await
+        .unwrap();
+    assert_eq!(binding.role_ref.name, "customer-admin");
+
+    // A cycle (top under leaf) is refused and changes nothing that exists.
+    let all = [top.as_str(), mid.as_str(), leaf.as_str()];
+    let before = snapshot(&client, &all).await;
+    patch_customer_spec(&client, &top, json!({"parent": leaf})).await;
+    let refused = support::wait_for("top refused as a cycle", || {
+        let customers = customers.clone();
+        let top = top.clone();
+        async move {
+            let c = customers.get(&top).await.ok()?;
+            let ready = condition(c.status.as_ref(), types::READY)?;
+            (ready.reason == "ParentCycle").then(|| ready.message.clone())
+        }
+    })
+    .await;
+    assert!(
+        refused.contains(&leaf) && refused.contains(&mid),
+        "{refused}"
+    );
+    support::event_seen(&client, &top, "Warning", "ParentCycle").await;
+    // Several resyncs (3 s each) pass over the refused spec.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(snapshot(&client, &all).await, before);
+    patch_customer_spec(&client, &top, json!({"parent": null})).await;
+    wait_condition(&client, &top, types::READY, "True").await;
+
+    // Deleting the top removes the leaf's namespace, then the middle's, then its own.
+    let selector = format!("{LABEL_CUSTOMER} in ({top},{mid},{leaf})");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut events = watcher(namespaces, watcher::Config::default().labels(&selector)).boxed();
+    // Skip the initial listing.
+    while let Some(event) = events.try_next().await.unwrap() {
+        if matches!(event, Event::InitDone) {
+            break;
+        }
+    }
+    customers
+        .delete(&top, &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut order: Vec<(String, &str)> = Vec::new();
+    let mut gone = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while gone < 3 {
+        let event = tokio::time::timeout_at(deadline, events.try_next())
+            .await
+            .expect("namespaces deleted within 120 s")
+            .unwrap()
+            .expect("watch goes on");
+        match event {
+            Event::Apply(ns) if ns.metadata.deletion_timestamp.is_some() => {
+                order.push((ns.name_any(), "deleting"))
+            }
+            Event::Delete(ns) => {
+                order.push((ns.name_any(), "gone"));
+                gone += 1;
+            }
+            _ => {}
+        }
+    }
+    let first = |name: &str, what: &str| {
+        order
+            .iter()
+            .position(|(n, w)| n == name && *w == what)
+            .unwrap_or_else(|| panic!("{name} {what} not seen in {order:?}"))
+    };
+    assert!(
+        first(&leaf, "gone") < first(&mid, "deleting"),
+        "leaf before mid: {order:?}"
+    );
+    assert!(
+        first(&mid, "gone") < first(&top, "deleting"),
+        "mid before top: {order:?}"
+    );
+    for name in [&top, &mid, &leaf] {
+        support::wait_for(&format!("Customer {name} gone"), || {
+            let customers = customers.clone();
+            async move { customers.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_partner_change_takes_every_role_from_the_old_partners_consultants() {
+    let client = setup().await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let name = support::unique("partnered");
+    let ns_b = format!("{name}-b");
+    create_customer(
+        &client,
+        &name,
+        json!({"displayName": "Partnered", "contactEmail": "ops@partnered.example",
+               "namespaces": [{"name": ""}, {"name": "b"}],
+               "partner": {"name": "alpha",
+                           "securityConsultants": [{"kind": "User", "name": "carol"},
+                                                   {"kind": "User", "name": "cid"}]}}),
+    )
+    .await;
+    let ready = wait_condition(&client, &name, types::READY, "True").await;
+    assert_eq!(ready.status.unwrap().partner.as_deref(), Some("alpha"));
+    let consultants = "customer-security-consultants";
+    for ns in [name.as_str(), ns_b.as_str()] {
+        wait_subjects(
+            &client,
+            ns,
+            consultants,
+            Some(vec!["User carol", "User cid"]),
+        )
+        .await;
+        let rb = Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .get(consultants)
+            .await
+            .unwrap();
+        assert_eq!(rb.role_ref.name, "customer-security-consultant");
+        assert_eq!(rb.labels()[LABEL_PARTNER], "alpha");
+    }
+
+    // The partner changes and the old consultant list is kept (carol): refused by the
+    // CRD's rule where the apiserver runs it; otherwise the operator grants carol
+    // nothing and says why.
+    let change = json!({"spec": {"partner": {"name": "beta",
+        "securityConsultants": [{"kind": "User", "name": "carol"}]}}});
+    let patched = customers
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&change),
+        )
+        .await;
+    match patched {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(status.message.contains("partner"), "{status:?}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => {
+            let refused = wait_condition(&client, &name, types::ACCESS_GRANTED, "False").await;
+            let granted = condition(refused.status.as_ref(), types::ACCESS_GRANTED).unwrap();
+            assert_eq!(granted.reason, "ConsultantsCarriedOver");
+            assert!(granted.message.contains("carol"), "{}", granted.message);
+            let ready = condition(refused.status.as_ref(), types::READY).unwrap();
+            assert_eq!(ready.status, "False");
+            let status = refused.status.clone().unwrap();
+            assert_eq!(status.partner.as_deref(), Some("beta"));
+            let former = status.former_partner.unwrap();
+            assert_eq!(former.name, "alpha");
+            assert_eq!(former.security_consultants.len(), 2);
+            support::event_seen(&client, &name, "Warning", "ConsultantsCarriedOver").await;
+            for ns in [name.as_str(), ns_b.as_str()] {
+                wait_subjects(&client, ns, consultants, None).await;
+            }
+            // Resyncs do not bring carol back.
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            for ns in [name.as_str(), ns_b.as_str()] {
+                assert_eq!(subjects(&client, ns, consultants).await, None);
+            }
+        }
+    }
+
+    // The new partner's consultants, named afresh, get their role everywhere.
+    patch_customer_spec(
+        &client,
+        &name,
+        json!({"partner": {"name": "beta",
+                           "securityConsultants": [{"kind": "User", "name": "erin"}]}}),
+    )
+    .await;
+    let ready = wait_condition(&client, &name, types::READY, "True").await;
+    let granted = condition(ready.status.as_ref(), types::ACCESS_GRANTED).unwrap();
+    assert_eq!(granted.status, "True");
+    for ns in [name.as_str(), ns_b.as_str()] {
+        wait_subjects(&client, ns, consultants, Some(vec!["User erin"])).await;
+        let rb = Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .get(consultants)
+            .await
+            .unwrap();
+        assert_eq!(rb.labels()[LABEL_PARTNER], "beta");
+        let namespace = Api::<Namespace>::all(client.clone()).get(ns).await.unwrap();
+        assert_eq!(namespace.labels()[LABEL_PARTNER], "beta");
+    }
+}
