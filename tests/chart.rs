@@ -15,7 +15,7 @@ use customer_operator::controller::events::EVENT_NAMESPACE;
 use customer_operator::desired::access::{
     ROLE_ADMIN, ROLE_EDIT, ROLE_SECURITY_CONSULTANT, ROLE_VIEW,
 };
-use kube::api::{Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -524,7 +524,6 @@ async fn operator_service_account_is_refused_what_the_chart_does_not_grant() {
     use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
     use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
     use kube::api::{DeleteParams, ListParams, PostParams};
-    support::client().await;
     let config = support::chart_operator_config().await;
     let operator = Client::try_from(config).unwrap();
     let dry = PatchParams::apply("customer-operator").dry_run();
@@ -623,4 +622,280 @@ async fn operator_service_account_is_refused_what_the_chart_does_not_grant() {
     );
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(operator.clone(), "default");
     assert_eq!(refused(pods.list(&ListParams::default()).await), 403);
+}
+
+#[tokio::test]
+async fn customer_roles_hold_in_the_apiserver() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{DeleteParams, ListParams};
+    let admin = support::client().await;
+    support::apply_chart_rbac(&admin).await;
+    let ns = support::unique("roles");
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    namespaces
+        .patch(&ns, &PatchParams::apply("test"), &Patch::Apply(&namespace))
+        .await
+        .unwrap();
+    let holders = [
+        ("alice", ROLE_ADMIN),
+        ("bob", ROLE_EDIT),
+        ("carol", ROLE_VIEW),
+        ("dave", ROLE_SECURITY_CONSULTANT),
+    ];
+    let binding = |name: &str, role: &str, user: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": name, "namespace": ns},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    };
+    let admin_bindings: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &rolebindings());
+    for (user, role) in holders {
+        admin_bindings
+            .patch(
+                user,
+                &PatchParams::apply("test"),
+                &Patch::Apply(binding(user, role, user)),
+            )
+            .await
+            .unwrap();
+    }
+    // Every request a dry run: authorized (or not) and admitted, never stored.
+    let dry = PatchParams::apply("probe").dry_run();
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    let apply = |user: &'static str, resource: ApiResource, doc: Value| {
+        let (ns, dry) = (ns.clone(), dry.clone());
+        async move {
+            let client = Client::try_from(support::config_as(user).await).unwrap();
+            let api: Api<DynamicObject> = if resource.kind == "Namespace" {
+                Api::all_with(client, &resource)
+            } else {
+                Api::namespaced_with(client, &ns, &resource)
+            };
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            refused(api.patch(&name, &dry, &Patch::Apply(doc)).await)
+        }
+    };
+    let delete = |user: &'static str, resource: ApiResource, name: &'static str| {
+        let (ns, dry_delete) = (ns.clone(), dry_delete.clone());
+        async move {
+            let client = Client::try_from(support::config_as(user).await).unwrap();
+            let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+            refused(api.delete(name, &dry_delete).await)
+        }
+    };
+    let list = |user: &'static str, resource: ApiResource| {
+        let ns = ns.clone();
+        async move {
+            let client = Client::try_from(support::config_as(user).await).unwrap();
+            let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+            refused(api.list(&ListParams::default()).await)
+        }
+    };
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "customer-default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}});
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "customer-quota", "namespace": ns}, "spec": {"hard": {"pods": "1000"}}});
+    let relabelled = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": "kube-system"}}});
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web"}]}}}});
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "token", "namespace": ns}, "stringData": {"a": "b"}});
+    for (user, _) in holders {
+        assert_eq!(
+            apply(user, netpols(), policy.clone()).await,
+            403,
+            "{user} writes a NetworkPolicy"
+        );
+        assert_eq!(
+            apply(user, quotas(), quota.clone()).await,
+            403,
+            "{user} writes a ResourceQuota"
+        );
+        assert_eq!(
+            delete(user, quotas(), "customer-quota").await,
+            403,
+            "{user} deletes a ResourceQuota"
+        );
+        assert_eq!(
+            delete(user, limitranges(), "customer-limits").await,
+            403,
+            "{user} deletes a LimitRange"
+        );
+        assert_eq!(
+            apply(user, namespaces_resource(), relabelled.clone()).await,
+            403,
+            "{user} relabels the namespace"
+        );
+        assert_eq!(
+            delete(user, netpols(), "customer-default-deny").await,
+            403,
+            "{user} deletes a NetworkPolicy"
+        );
+        assert_eq!(
+            list(user, netpols()).await,
+            0,
+            "{user} sees the NetworkPolicies"
+        );
+        for role in ["cluster-admin", "admin", "edit"] {
+            let code = apply(user, rolebindings(), binding("escalate", role, "eve")).await;
+            assert_eq!(code, 403, "{user} binds {role}");
+        }
+    }
+    // Admins bind the customer roles they hold, to anyone, and nothing more.
+    for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
+        assert_eq!(
+            apply("alice", rolebindings(), binding("grant", role, "eve")).await,
+            0,
+            "alice binds {role}"
+        );
+        assert_eq!(
+            apply("bob", rolebindings(), binding("grant", role, "eve")).await,
+            403,
+            "bob binds {role}"
+        );
+    }
+    for user in ["alice", "bob"] {
+        assert_eq!(
+            apply(user, deployments(), deployment.clone()).await,
+            0,
+            "{user} deploys"
+        );
+        assert_eq!(
+            apply(user, secrets(), secret.clone()).await,
+            0,
+            "{user} writes a Secret"
+        );
+    }
+    for user in ["carol", "dave"] {
+        assert_eq!(
+            apply(user, deployments(), deployment.clone()).await,
+            403,
+            "{user} deploys"
+        );
+        assert_eq!(list(user, secrets()).await, 403, "{user} reads Secrets");
+        assert_eq!(
+            list(user, deployments()).await,
+            0,
+            "{user} reads Deployments"
+        );
+    }
+    assert_eq!(
+        list("dave", rolebindings()).await,
+        0,
+        "the consultant audits RoleBindings"
+    );
+    assert_eq!(
+        list("carol", rolebindings()).await,
+        403,
+        "a viewer does not"
+    );
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+fn rolebindings() -> ApiResource {
+    resource(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    )
+}
+fn netpols() -> ApiResource {
+    resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+}
+fn quotas() -> ApiResource {
+    resource("v1", "ResourceQuota", "resourcequotas")
+}
+fn limitranges() -> ApiResource {
+    resource("v1", "LimitRange", "limitranges")
+}
+fn namespaces_resource() -> ApiResource {
+    resource("v1", "Namespace", "namespaces")
+}
+fn deployments() -> ApiResource {
+    resource("apps/v1", "Deployment", "deployments")
+}
+fn secrets() -> ApiResource {
+    resource("v1", "Secret", "secrets")
+}
+
+/// The admission policy's CEL, as rendered, evaluated with kube-cel (the test apiserver
+/// predates ValidatingAdmissionPolicies).
+#[test]
+fn admission_policy_refuses_deleting_a_protected_customer_except_to_the_operator() {
+    use kube_cel::{AdmissionRequest, VapEvaluator, VapExpression};
+    let vap = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+    let docs = support::render_chart(&["--kube-version", "v1.31.0", "--api-versions", vap]);
+    let spec = &named(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "customer-operator-deletion-protection",
+    )["spec"];
+    assert_eq!(spec["failurePolicy"], "Fail");
+    assert_eq!(
+        spec["matchConstraints"]["resourceRules"][0]["operations"],
+        json!(["DELETE"])
+    );
+    assert_eq!(
+        spec["matchConstraints"]["resourceRules"][0]["resources"],
+        json!(["customers"])
+    );
+    let conditions: Vec<VapExpression> =
+        serde_json::from_value(spec["matchConditions"].clone()).unwrap();
+    let validations: Vec<VapExpression> =
+        serde_json::from_value(spec["validations"].clone()).unwrap();
+    // Whether the policy applies to the request, and the message it refuses it with.
+    let decide = |protection: Option<bool>, user: &str| {
+        let mut customer_spec =
+            json!({"displayName": "Astral", "contactEmail": "ops@astral.example"});
+        if let Some(on) = protection {
+            customer_spec["deletionProtection"] = on.into();
+        }
+        let old = json!({"apiVersion": api::API_VERSION, "kind": "Customer",
+                         "metadata": {"name": "astral"}, "spec": customer_spec});
+        let request = AdmissionRequest {
+            operation: "DELETE".into(),
+            username: user.into(),
+            name: "astral".into(),
+            ..Default::default()
+        };
+        let evaluator = VapEvaluator::builder()
+            .old_object(old)
+            .request(request)
+            .build();
+        let applies = evaluator.evaluate(&conditions).iter().all(|r| r.passed);
+        let refusal = evaluator
+            .evaluate(&validations)
+            .into_iter()
+            .find(|r| !r.passed)
+            .map(|r| r.message.unwrap_or_default());
+        (applies, refusal)
+    };
+    let (applies, refusal) = decide(Some(true), "alice");
+    assert!(applies);
+    let message = refusal.expect("a protected Customer is not deleted");
+    assert!(
+        message.contains("astral") && message.contains("deletionProtection"),
+        "{message}"
+    );
+    assert_eq!(decide(Some(false), "alice"), (true, None));
+    assert_eq!(decide(None, "alice"), (true, None));
+    // The operator's own deletes (inner customers, Cascade members) go the finalizer's way.
+    assert!(!decide(Some(true), &support::operator_user()).0);
 }

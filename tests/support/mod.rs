@@ -392,11 +392,17 @@ pub async fn as_configured_operator(mut config: Config, admin: &Client) -> Confi
 /// chart's RBAC.
 #[allow(dead_code)]
 pub async fn chart_operator_config() -> Config {
+    let admin = client().await;
+    config_as(&apply_chart_rbac(&admin).await).await
+}
+
+/// The test cluster's admin configuration, impersonating `user` (the admin may).
+#[allow(dead_code)]
+pub async fn config_as(user: &str) -> Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig readable");
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("kubeconfig valid");
-    let admin = Client::try_from(config.clone()).expect("client");
-    config.auth_info.impersonate = Some(apply_chart_rbac(&admin).await);
+    config.auth_info.impersonate = Some(user.to_string());
     config
 }
