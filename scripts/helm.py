@@ -1,15 +1,18 @@
-"""A small `helm lint` / `helm template` over the Helm 4 engine of helm-python-sdk.
+"""A small `helm` over the Helm 4 engine of helm-python-sdk: lint, template, and
+install, upgrade and uninstall against the cluster of $KUBECONFIG.
 
 Run through scripts/helm.sh, which installs the engine first. Output follows the helm
 commands: `template` prints every rendered manifest as one YAML stream, each document
 headed by `# Source: <template>`; `lint` prints the findings and exits 1 on an error
-(or, with --strict, on a warning).
+(or, with --strict, on a warning); the release commands print the release's name,
+revision and status.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,32 @@ def template(args: argparse.Namespace) -> int:
     return 0
 
 
+def release(args: argparse.Namespace) -> int:
+    config = helm.Config(
+        kubeconfig_path=os.environ.get("KUBECONFIG") or None, namespace=args.namespace
+    )
+    if args.command == "uninstall":
+        result = config.uninstall(args.release)
+        print(f"release {args.release} uninstalled: {result.get('info', '')}")
+        return 0
+    values = user_values(args)
+    if args.command == "install":
+        result = config.install(
+            args.chart,
+            args.release,
+            values,
+            namespace=args.namespace,
+            create_namespace=args.create_namespace,
+            timeout=args.timeout,
+        )
+    else:
+        result = config.upgrade(
+            args.chart, args.release, values, namespace=args.namespace, timeout=args.timeout
+        )
+    print(f"release {result.get('name')} revision {result.get('revision')}: {result.get('status')}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="helm.sh")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,11 +137,24 @@ def main() -> int:
             sub.add_argument("--name", default="customer-operator")
             sub.add_argument("--namespace", default="customer-operator")
             sub.add_argument("--api-versions", default="")
+    for name in ("install", "upgrade", "uninstall"):
+        sub = commands.add_parser(name)
+        sub.add_argument("release")
+        if name != "uninstall":
+            sub.add_argument("chart")
+            sub.add_argument("-f", "--values", action="append", default=[])
+            sub.add_argument("--set", action="append", default=[])
+            sub.add_argument("--timeout", type=int, default=120)
+        if name == "install":
+            sub.add_argument("--create-namespace", action="store_true")
+        sub.add_argument("--namespace", "-n", default="default")
     args = parser.parse_args()
     try:
         if args.command == "version":
             print(helm.helm_sdk_version())
             return 0
+        if args.command in ("install", "upgrade", "uninstall"):
+            return release(args)
         return lint(args) if args.command == "lint" else template(args)
     except helm.HelmError as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -3,11 +3,14 @@
 # helm-python-sdk (a C library built from Helm's Go SDK, driven from Python), installed
 # once into a virtualenv under the cache. No `helm` binary is needed or fetched.
 #
-#   scripts/helm.sh install                      install the engine (idempotent)
+#   scripts/helm.sh setup                        install the engine (idempotent)
 #   scripts/helm.sh version                      the Helm SDK version inside it
 #   scripts/helm.sh lint CHART [-f VALUES]... [--set k=v]... [--kube-version V] [--strict]
 #   scripts/helm.sh template CHART [-f VALUES]... [--set k=v]... [--name N] [--namespace NS]
 #                                  [--kube-version V] [--api-versions A,B,...]
+#   scripts/helm.sh install RELEASE CHART -n NS [--create-namespace] [-f VALUES]... [--set k=v]...
+#   scripts/helm.sh upgrade RELEASE CHART -n NS [-f VALUES]... [--set k=v]...
+#   scripts/helm.sh uninstall RELEASE -n NS      (these three on the cluster of $KUBECONFIG)
 #
 # Environment: CUSTOMER_OPERATOR_CACHE (default ~/.cache/customer-operator).
 set -euo pipefail
@@ -45,15 +48,15 @@ install() {
 }
 
 case "${1:-}" in
-  install)
+  setup)
     install
     ;;
-  version | lint | template)
+  version | lint | template | install | upgrade | uninstall)
     install
     exec "$venv/bin/python" "$here/helm.py" "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac
