@@ -196,6 +196,11 @@ fn chart_rbac_names_what_the_code_uses() {
         .collect();
     for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
         assert!(names.contains(role), "the chart ships ClusterRole {role}");
+        let keep = &named(&docs, "ClusterRole", role)["metadata"]["annotations"]["helm.sh/resource-policy"];
+        assert_eq!(
+            keep, "keep",
+            "customers keep {role} when the operator is uninstalled"
+        );
     }
     let operator = rules(named(&docs, "ClusterRole", "customer-operator"));
     // `bind` exactly the four roles, nothing broader, and never escalate.

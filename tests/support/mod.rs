@@ -45,13 +45,18 @@ pub fn kubeconfig() -> PathBuf {
 
 /// A client for the test cluster as its admin, with CRDs installed and established.
 pub async fn client() -> Client {
+    let client = admin_client().await;
+    install_crds(&client).await;
+    client
+}
+
+/// A client for the test cluster as its admin, and nothing installed.
+pub async fn admin_client() -> Client {
     let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig readable");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("kubeconfig valid");
-    let client = Client::try_from(config).expect("client");
-    install_crds(&client).await;
-    client
+    Client::try_from(config).expect("client")
 }
 
 /// Applies both CRDs (server-side apply, idempotent; without CEL rules where the
@@ -73,20 +78,24 @@ pub async fn install_crds(client: &Client) {
         )
         .await
         .expect("CRD accepted");
-        wait_for(&format!("CRD {} established", crd.name_any()), || {
-            let crds = crds.clone();
-            let name = crd.name_any();
-            async move {
-                let got = crds.get(&name).await.ok()?;
-                got.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
+        wait_established(&crds, &crd.name_any()).await;
     }
+}
+
+/// Waits until the named CRD is established (serves its kind).
+pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    wait_for(&format!("CRD {name} established"), || {
+        let crds = crds.clone();
+        async move {
+            let got = crds.get(name).await.ok()?;
+            got.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
