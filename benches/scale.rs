@@ -76,6 +76,12 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if !args.bench && !args.operator_child {
+        // `cargo test --all-targets` runs bench targets without `--bench`: only a
+        // smoke check then, never the benchmark against whatever cluster is at hand.
+        println!("scale benchmark: run it with bench/run.sh (or cargo bench --bench scale)");
+        return;
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     if args.operator_child {
         runtime.block_on(operator_child(args));
