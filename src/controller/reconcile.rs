@@ -19,7 +19,6 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::apply::apply_if_changed;
 use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
 use crate::api::{
@@ -285,7 +284,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         };
         let phase = match &live {
             None => {
-                apply_if_changed(&namespaces, ns, None).await?;
+                ctx.apply(&namespaces, ns, None).await?;
                 created.push(ns_name.clone());
                 usable.insert(ns_name.clone());
                 "Active"
@@ -305,7 +304,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
                         metadata: meta.metadata.clone(),
                         ..Default::default()
                     };
-                    apply_if_changed(&namespaces, ns, Some(&live_ns)).await?;
+                    ctx.apply(&namespaces, ns, Some(&live_ns)).await?;
                     usable.insert(ns_name.clone());
                     "Active"
                 }
@@ -405,7 +404,7 @@ where
         }
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
         let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
-        apply_if_changed(&api, object, live.as_deref()).await?;
+        ctx.apply(&api, object, live.as_deref()).await?;
         keep.insert((ns, object.name_any()));
         count += 1;
     }
