@@ -238,6 +238,10 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let unreadable = decode::Unreadable::default();
     let (customers, customer_writer) = reflector::store::<Customer>();
     let for_decode = unreadable.clone();
+    // One watch of Customers feeds the cache and, through channels, the two streams of
+    // changed Customers (related customers, group members): the apiserver sends every
+    // Customer event once.
+    let (touched, related_stream, member_stream) = decode::Touched::channels();
     let sweep = missed_customers(client.clone(), customers.clone(), options.resync);
     let customer_stream = sync
         .mark(
@@ -254,11 +258,15 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 futures::future::ready(decoded)
             })
             .modify(forget_managed_fields)
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    touched.send(event);
+                }
+            })
             .reflect(customer_writer),
         )
         .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
-    let related_stream = decode::touched_customers(&client);
     let controller = Controller::for_stream(customer_stream, customers.clone())
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
         .trigger_backoff(BriefPause);
@@ -294,6 +302,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let resync = context.options.resync;
     let group_controller = group_controller(
         &client,
+        member_stream,
         customers.clone(),
         default_group.clone(),
         resync,
@@ -404,12 +413,12 @@ fn ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
 /// members changes, and every `resync`.
 fn group_controller(
     client: &Client,
+    member_stream: impl futures::Stream<Item = Result<Customer, watcher::Error>> + Send + 'static,
     customers: Store<Customer>,
     default_group: String,
     resync: Duration,
     hooks: &Hooks,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let member_stream = decode::touched_customers(client);
     let context = Arc::new(group::GroupContext {
         client: client.clone(),
         customers,
@@ -422,10 +431,14 @@ fn group_controller(
     )
     .trigger_backoff(BriefPause)
     .watches_stream(member_stream, move |customer: Customer| {
-        Some(ObjectRef::new(&resolve::group_name_or(
-            &customer,
-            &default_group,
-        )))
+        // The group it is in, and the one its status still names (the one it leaves).
+        let mut groups = vec![resolve::group_name_or(&customer, &default_group)];
+        groups.extend(customer.status.as_ref().and_then(|s| s.group.clone()));
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|g| ObjectRef::new(&g))
+            .collect::<Vec<_>>()
     })
     .reconcile_all_on(ticks(resync))
     .graceful_shutdown_on(hooks.shutdown.clone())
