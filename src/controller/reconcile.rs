@@ -281,7 +281,6 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
 
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let mut usable = BTreeSet::new();
-    let mut created = Vec::new();
     for ns in &wanted.namespaces {
         let ns_name = ns.name_any();
         let live = match ctx.namespaces.get(&ObjectRef::new(&ns_name)) {
@@ -291,7 +290,6 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         let phase = match &live {
             None => {
                 ctx.apply(&namespaces, ns, None).await?;
-                created.push(ns_name.clone());
                 usable.insert(ns_name.clone());
                 "Active"
             }
@@ -353,16 +351,6 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
     observed.carried_over = wanted.carried_over.clone();
-    for ns in &created {
-        events::publish(
-            &ctx.client,
-            customer,
-            EventType::Normal,
-            "NamespaceCreated",
-            &format!("created namespace {ns}"),
-        )
-        .await;
-    }
     let settled = observed.conflicts.is_empty()
         && observed.waiting_peers.is_empty()
         && observed.namespaces.iter().all(|n| n.phase == "Active");
