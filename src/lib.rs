@@ -8,11 +8,14 @@
 //! - [`render`]: the offline preview behind `customer-operator render`.
 //! - [`operate`]: metrics, health, log format, graceful shutdown and leader election
 //!   for `customer-operator run`.
+//! - [`isolation`]: the NetworkPolicy evaluator and the customer-by-customer
+//!   reachability matrix.
 
 pub mod api;
 pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod isolation;
 pub mod operate;
 pub mod render;
 pub mod settings;
