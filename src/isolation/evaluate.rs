@@ -361,6 +361,10 @@ impl Network {
             };
             network.policies[at].push(compile(policy));
         }
+        // By name, so that reports read the same whatever order the policies came in.
+        for policies in &mut network.policies {
+            policies.sort_by(|a, b| a.id.name.cmp(&b.id.name));
+        }
         network.classes = (0..network.names.len())
             .map(|_| vec![Labels::new()])
             .collect();
