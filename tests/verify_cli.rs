@@ -93,7 +93,7 @@ fn json_output() {
     assert_eq!(undeclared[0]["ports"], "all ports");
     assert_eq!(undeclared[0]["reachable"], "none");
     assert!(
-        undeclared[0]["admitted_by"][0]
+        undeclared[0]["admittedBy"][0]
             .as_str()
             .unwrap()
             .starts_with("nova-bakery/allow-everything")

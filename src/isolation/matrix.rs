@@ -126,18 +126,27 @@ pub struct Declared {
 impl Declared {
     /// The declarations of every customer of `dir`.
     pub fn new(dir: &dyn Directory, settings: &Settings) -> Self {
-        let into = dir
-            .customers()
+        let everyone = dir.customers();
+        let mut by_group: HashMap<String, Vec<String>> = HashMap::new();
+        for customer in &everyone {
+            let group = resolve::group_name(customer, settings);
+            by_group.entry(group).or_default().push(customer.name_any());
+        }
+        let members = |group: &str| by_group.get(group).cloned().unwrap_or_default();
+        let into = everyone
             .iter()
-            .map(|c| (c.name_any(), inbound(c, dir, settings)))
+            .map(|c| (c.name_any(), inbound(c, dir, settings, &members)))
             .collect();
         Declared { into }
     }
 
     /// The declarations of one customer only (enough to judge its inbound paths).
     pub fn into_customer(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Self {
+        let everyone = dir.customers();
+        let members = |group: &str| desired::members(group, &everyone, &settings.default_group);
+        let inbound = inbound(customer, dir, settings, &members);
         Declared {
-            into: HashMap::from([(customer.name_any(), inbound(customer, dir, settings))]),
+            into: HashMap::from([(customer.name_any(), inbound)]),
         }
     }
 
@@ -175,11 +184,15 @@ impl Declared {
 /// What `customer` declares open: its group zone, its `allowFrom` entries by customer
 /// and by group (an `allowFrom.namespaceSelector` is for non-customer namespaces and
 /// declares no customer), or everything when its isolation is Off.
-fn inbound(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Inbound {
+/// `members` names the member customers of a group.
+fn inbound(
+    customer: &Customer,
+    dir: &dyn Directory,
+    settings: &Settings,
+    members: &dyn Fn(&str) -> Vec<String>,
+) -> Inbound {
     let me = customer.name_any();
     let effective = resolve::effective(customer, dir, settings);
-    let everyone = dir.customers();
-    let members = |group: &str| desired::members(group, &everyone, &settings.default_group);
     let mut out = Inbound {
         open: effective.isolation == Isolation::Off,
         ..Default::default()
@@ -256,6 +269,7 @@ impl Link {
 
 /// An opening into a customer that nothing declares.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// The customer whose pod may connect.
     pub from: String,
