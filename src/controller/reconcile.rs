@@ -178,8 +178,9 @@ async fn announce(
         types::CONFLICT,
         types::DELETION_BLOCKED,
         types::CONNECTIONS_PENDING,
+        types::NETWORK_ISOLATED,
     ] {
-        if let Some(c) = changed(type_).filter(|c| c.status == "True") {
+        if let Some(c) = changed(type_).filter(|c| status::is_warning(c)) {
             events::publish(
                 &ctx.client,
                 customer,
@@ -347,6 +348,8 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         quotas: quotas + limits,
     };
     observed.summary = summary;
+    observed.undeclared_inbound =
+        super::isolation::undeclared_inbound(ctx, customer, &wanted, &usable, &uid);
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
