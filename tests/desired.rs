@@ -497,3 +497,28 @@ fn allow_from_an_unknown_peer_waits() {
         .unwrap();
     assert_eq!(rules.len(), 1, "only the namespaceSelector rule remains");
 }
+
+#[test]
+fn a_refused_newcomer_opens_nothing_for_its_peers() {
+    let mut dir = directory("connection.yaml");
+    let original = (*dir.customers["shop"]).clone();
+    let with_status = |generation: Option<i64>| {
+        let mut shop = original.clone();
+        // Refused: a reserved label, on top of the allowFrom that names payments.
+        shop.spec.namespaces[0].labels =
+            [("customers.dev/customer".to_string(), "payments".to_string())].into();
+        shop.status = generation.map(|g| customer_operator::api::CustomerStatus {
+            observed_generation: Some(g),
+            ..Default::default()
+        });
+        std::sync::Arc::new(shop)
+    };
+    // Never accepted: payments gets no egress to the namespaces shop only asks for.
+    dir.customers.insert("shop".into(), with_status(None));
+    let payments = build(&dir, "payments");
+    assert!(policy(&payments, "payments", "customer-allow-to-peers").is_none());
+    // Accepted before, refused now: its namespaces exist, and payments keeps its side.
+    dir.customers.insert("shop".into(), with_status(Some(1)));
+    let payments = build(&dir, "payments");
+    assert!(policy(&payments, "payments", "customer-allow-to-peers").is_some());
+}
