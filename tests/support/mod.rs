@@ -1,6 +1,11 @@
 //! Shared harness of the integration tests: finds or starts the test control plane and
 //! installs the CRDs once per test binary.
 
+#[allow(dead_code)]
+pub mod converged;
+#[allow(dead_code)]
+pub mod process;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
