@@ -104,7 +104,7 @@ pub fn touched_customers(
     use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
     kube::runtime::watcher(untyped(client), Default::default())
-        .default_backoff()
+        .backoff(super::WatchBackoff::default())
         .touched_objects()
         .filter_map(|object| {
             futures::future::ready(match object {
