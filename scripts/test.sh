@@ -26,4 +26,18 @@ echo "test.sh: control plane ready, KUBECONFIG=$KUBECONFIG" >&2
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The Helm engine of the chart checks (tests/chart.rs), installed once into the cache.
+bash scripts/helm.sh setup
+# A real Helm release (install, upgrade, uninstall) first, while no test has created the
+# CRDs or the customer roles yet: Helm takes over no object it did not create. Only on
+# the fresh control plane started above, never on an existing cluster.
+if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
+  cargo test --locked --test helm_release -- --ignored
+fi
 cargo test --all-targets --locked
+
+# The integration tests that run the operator, again, with the operator holding only the
+# RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/support).
+mapfile -t with_operator < <(grep -l 'support::operator()' tests/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+echo "test.sh: again under the chart's RBAC: ${with_operator[*]}" >&2
+CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked $(printf -- '--test %s ' "${with_operator[@]}")

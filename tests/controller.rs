@@ -10,7 +10,7 @@ use support::{create_customer as create, patch_customer_spec as patch_spec, wait
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use customer_operator::api::Customer;
+use customer_operator::api::{Customer, LABEL_CUSTOMER};
 use customer_operator::controller::status::{condition, types};
 use customer_operator::settings::Settings;
 use k8s_openapi::api::core::v1::Namespace;
@@ -476,4 +476,45 @@ async fn allow_from_waits_for_its_peer_then_opens_and_closes_both_sides() {
     }
     assert_eq!(names(&a_policies).await.0, baseline);
     assert_eq!(names(&c_policies).await.0, baseline);
+}
+
+#[tokio::test]
+async fn a_new_namespace_is_denied_before_anything_is_allowed() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::watcher::{self, Event, watcher};
+    let client = setup().await;
+    let name = support::unique("denyfirst");
+    let policies: Api<NetworkPolicy> = Api::all(client.clone());
+    let selector = format!("{LABEL_CUSTOMER}={name}");
+    let mut events = watcher(policies, watcher::Config::default().labels(&selector)).boxed();
+    while let Some(event) = events.try_next().await.unwrap() {
+        if matches!(event, Event::InitDone) {
+            break;
+        }
+    }
+    create(
+        &client,
+        &name,
+        json!({"displayName": "Deny first", "contactEmail": "ops@deny.example",
+               "namespaces": [{"name": "a"}, {"name": "b"}]}),
+    )
+    .await;
+    let mut order = Vec::new();
+    while order.len() < 10 {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.try_next())
+            .await
+            .expect("policies within 60 s")
+            .unwrap()
+            .expect("watch goes on");
+        if let Event::Apply(p) = event {
+            let key = (p.namespace().unwrap(), p.name_any());
+            if !order.contains(&key) {
+                order.push(key);
+            }
+        }
+    }
+    for ns in [format!("{name}-a"), format!("{name}-b")] {
+        let first = order.iter().position(|(n, _)| *n == ns).unwrap();
+        assert_eq!(order[first].1, "customer-default-deny", "{order:?}");
+    }
 }

@@ -123,6 +123,12 @@ fn managed() -> WatcherConfig {
     WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
 }
 
+/// Drops `managedFields` before an object enters a cache: the operator never reads them,
+/// and they are often the larger part of a small object.
+fn forget_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// The Customer a labelled child belongs to.
 fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
     child
@@ -152,6 +158,7 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), managed())
         .backoff(WatchBackoff::default())
+        .modify(forget_managed_fields)
         .reflect(writer)
         .touched_objects();
     (store, stream)
@@ -165,6 +172,7 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         managed(),
     )
     .backoff(WatchBackoff::default())
+    .modify(forget_managed_fields)
     .reflect(namespace_writer)
     .touched_objects();
     let (policies, policy_stream) = labelled::<NetworkPolicy>(&client);
@@ -205,6 +213,7 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         };
         futures::future::ready(decoded)
     })
+    .modify(forget_managed_fields)
     .reflect(customer_writer)
     .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));

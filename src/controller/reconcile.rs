@@ -6,7 +6,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
@@ -27,6 +29,7 @@ use crate::api::{
     NamespaceStatus, Subject, Summary,
 };
 use crate::desired::access::CONSULTANTS_BINDING;
+use crate::desired::network::DEFAULT_DENY;
 use crate::desired::{self, Desired, partner, resolve};
 use crate::error::{Error, Result};
 
@@ -63,8 +66,10 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
     let action = if customer.meta().deletion_timestamp.is_some() {
         cleanup(&customer, &ctx).await?
     } else if !has_finalizer(&customer) {
-        add_finalizer(&api, &*customer).await?;
-        Action::requeue(Duration::from_millis(500))
+        // Go on with the Customer as stored with its finalizer: the cache may not have
+        // it yet, and waiting for it only adds latency.
+        let stored = add_finalizer(&api, &*customer).await?;
+        converge(&stored, &ctx).await?
     } else {
         converge(&customer, &ctx).await?
     };
@@ -85,8 +90,9 @@ fn uid_of(customer: &Customer) -> Result<String> {
         .ok_or_else(|| Error::Serialize("Customer without uid".into()))
 }
 
-/// Adds the operator's finalizer (a merge patch guarded by the resourceVersion).
-pub(crate) async fn add_finalizer<K>(api: &Api<K>, object: &K) -> Result<()>
+/// Adds the operator's finalizer (a merge patch guarded by the resourceVersion); returns
+/// the object as stored.
+pub(crate) async fn add_finalizer<K>(api: &Api<K>, object: &K) -> Result<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -108,22 +114,22 @@ where
         .collect();
     match set_finalizers(api, object, finalizers).await {
         Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(()),
-        other => other,
+        other => other.map(drop),
     }
 }
 
-async fn set_finalizers<K>(api: &Api<K>, object: &K, finalizers: Vec<String>) -> Result<()>
+async fn set_finalizers<K>(api: &Api<K>, object: &K, finalizers: Vec<String>) -> Result<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
-    api.patch(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
 }
 
 /// Writes the status when it differs from the stored one; publishes an Event for each
@@ -317,38 +323,32 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         });
     }
 
-    let mut summary = Summary {
-        namespaces: usable.len() as u32,
-        ..Default::default()
+    // The default-deny policy of every namespace goes first, before any policy that
+    // allows something: a new namespace is never open while it converges. Then
+    // everything else, the four kinds side by side.
+    let scope = Scope {
+        ctx,
+        usable: &usable,
+        customer: &name,
+        uid: &uid,
     };
-    summary.network_policies = converge_kind(
-        ctx,
-        &ctx.policies,
-        &wanted.network_policies,
-        &usable,
-        &name,
-        &uid,
-    )
-    .await?;
-    summary.role_bindings = converge_kind(
-        ctx,
-        &ctx.bindings,
-        &wanted.role_bindings,
-        &usable,
-        &name,
-        &uid,
-    )
-    .await?;
-    summary.quotas = converge_kind(
-        ctx,
-        &ctx.quotas,
-        &wanted.resource_quotas,
-        &usable,
-        &name,
-        &uid,
-    )
-    .await?
-        + converge_kind(ctx, &ctx.limits, &wanted.limit_ranges, &usable, &name, &uid).await?;
+    let deny = |p: &NetworkPolicy| p.name_any() == DEFAULT_DENY;
+    let policies = &wanted.network_policies;
+    scope
+        .converge(&ctx.policies, policies, deny, Prune::No)
+        .await?;
+    let (policies, bindings, quotas, limits) = futures::try_join!(
+        scope.converge(&ctx.policies, policies, |p| !deny(p), Prune::Yes),
+        scope.converge(&ctx.bindings, &wanted.role_bindings, |_| true, Prune::Yes),
+        scope.converge(&ctx.quotas, &wanted.resource_quotas, |_| true, Prune::Yes),
+        scope.converge(&ctx.limits, &wanted.limit_ranges, |_| true, Prune::Yes),
+    )?;
+    let summary = Summary {
+        namespaces: usable.len() as u32,
+        network_policies: policies,
+        role_bindings: bindings,
+        quotas: quotas + limits,
+    };
     observed.summary = summary;
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
@@ -375,50 +375,95 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     }))
 }
 
-/// Applies the objects of one kind in the usable namespaces and deletes the ones of this
-/// customer (label and ownerReference) that are no longer wanted. Returns how many are
-/// in place.
-async fn converge_kind<K>(
-    ctx: &Context,
-    store: &Store<K>,
-    wanted: &[K],
-    usable: &BTreeSet<String>,
-    customer: &str,
-    uid: &str,
-) -> Result<u32>
+/// Requests one reconcile sends at the same time for one kind of object.
+const PARALLEL_APPLIES: usize = 4;
+
+/// Whether [`Scope::converge`] also deletes what is no longer wanted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prune {
+    Yes,
+    No,
+}
+
+/// One customer's reconcile, for its namespaced children.
+struct Scope<'a> {
+    ctx: &'a Context,
+    /// Namespaces that exist, are the customer's and are not terminating.
+    usable: &'a BTreeSet<String>,
+    customer: &'a str,
+    uid: &'a str,
+}
+
+impl Scope<'_> {
+    /// Applies the objects of one kind that `selected` picks in the usable namespaces, a
+    /// few at a time, and with `Prune::Yes` deletes the ones of this customer (label and
+    /// ownerReference) that are wanted in no usable namespace. Returns how many are
+    /// wanted in usable namespaces.
+    async fn converge<K>(
+        &self,
+        store: &Store<K>,
+        wanted: &[K],
+        selected: impl Fn(&K) -> bool,
+        prune: Prune,
+    ) -> Result<u32>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (ctx, usable, customer, uid) = (self.ctx, self.usable, self.customer, self.uid);
+        let placed: Vec<&K> = wanted
+            .iter()
+            .filter(|o| usable.contains(&o.namespace().unwrap_or_default()))
+            .collect();
+        let mut applies = Vec::new();
+        for object in placed.iter().copied() {
+            if selected(object) {
+                applies.push(apply_one(ctx, store, object));
+            }
+        }
+        futures::stream::iter(applies)
+            .buffer_unordered(PARALLEL_APPLIES)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        if prune == Prune::No {
+            return Ok(placed.len() as u32);
+        }
+        let keep: BTreeSet<(String, String)> = placed
+            .iter()
+            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+            .collect();
+        for live in store.state() {
+            let key = (live.namespace().unwrap_or_default(), live.name_any());
+            let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
+                && owned_by(live.meta(), uid);
+            if mine && !keep.contains(&key) && live.meta().deletion_timestamp.is_none() {
+                let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.0);
+                delete_exactly(&api, &key.1, live.uid()).await?;
+            }
+        }
+        Ok(placed.len() as u32)
+    }
+}
+
+/// Applies one namespaced object unless its cached live form already matches.
+async fn apply_one<K>(ctx: &Context, store: &Store<K>, object: &K) -> Result<bool>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + Debug
         + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+        + DeserializeOwned,
 {
-    let mut keep = BTreeSet::new();
-    let mut count = 0;
-    for object in wanted {
-        let ns = object.namespace().unwrap_or_default();
-        if !usable.contains(&ns) {
-            continue;
-        }
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
-        let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
-        apply_if_changed(&api, object, live.as_deref()).await?;
-        keep.insert((ns, object.name_any()));
-        count += 1;
-    }
-    for live in store.state() {
-        let key = (live.namespace().unwrap_or_default(), live.name_any());
-        let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
-            && owned_by(live.meta(), uid);
-        if mine && !keep.contains(&key) && live.meta().deletion_timestamp.is_none() {
-            let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.0);
-            delete_exactly(&api, &key.1, live.uid()).await?;
-        }
-    }
-    Ok(count)
+    let ns = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
+    apply_if_changed(&api, object, live.as_deref()).await
 }
 
 /// Deletes an object only if it is still the one that was checked (same uid).

@@ -50,13 +50,18 @@ pub fn kubeconfig() -> PathBuf {
 
 /// A client for the test cluster as its admin, with CRDs installed and established.
 pub async fn client() -> Client {
+    let client = admin_client().await;
+    install_crds(&client).await;
+    client
+}
+
+/// A client for the test cluster as its admin, and nothing installed.
+pub async fn admin_client() -> Client {
     let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig readable");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("kubeconfig valid");
-    let client = Client::try_from(config).expect("client");
-    install_crds(&client).await;
-    client
+    Client::try_from(config).expect("client")
 }
 
 /// Applies both CRDs (server-side apply, idempotent; without CEL rules where the
@@ -78,20 +83,24 @@ pub async fn install_crds(client: &Client) {
         )
         .await
         .expect("CRD accepted");
-        wait_for(&format!("CRD {} established", crd.name_any()), || {
-            let crds = crds.clone();
-            let name = crd.name_any();
-            async move {
-                let got = crds.get(&name).await.ok()?;
-                got.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
+        wait_established(&crds, &crd.name_any()).await;
     }
+}
+
+/// Waits until the named CRD is established (serves its kind).
+pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    wait_for(&format!("CRD {name} established"), || {
+        let crds = crds.clone();
+        async move {
+            let got = crds.get(name).await.ok()?;
+            got.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
@@ -124,6 +133,7 @@ where
 
 /// A name prefix unique to this test process, so reruns against a kept cluster never
 /// meet objects of an earlier run.
+#[allow(dead_code)]
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -138,7 +148,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// Starts the operator in this test process (once per test binary), on its own thread
 /// and runtime, with a client that counts its write requests. Resyncs every 3 s so
-/// that tests see periodic checks quickly.
+/// that tests see periodic checks quickly. With `CUSTOMER_OPERATOR_TEST_RBAC=chart` it
+/// runs with the rights of the Helm chart's ServiceAccount alone (see
+/// [`as_configured_operator`]).
 #[allow(dead_code)]
 pub fn operator() -> customer_operator::controller::counting::WriteCounter {
     operator_with(Duration::from_secs(3)).0
@@ -181,6 +193,7 @@ pub fn operator_with(
                             .expect("kubeconfig valid");
                     let plain = Client::try_from(config.clone()).expect("client");
                     install_crds(&plain).await;
+                    let config = as_configured_operator(config, &plain).await;
                     let client = kube::client::ClientBuilder::try_from(config)
                         .expect("client builder")
                         .with_layer(&writes)
@@ -409,4 +422,199 @@ pub fn figures(line: &str) {
 pub fn untyped(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
     let gvk = kube::api::GroupVersionKind::gvk(api::API_GROUP, "v1alpha1", kind);
     Api::all_with(client.clone(), &kube::api::ApiResource::from_gvk(&gvk))
+}
+
+/// Where the chart is.
+pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/customer-operator");
+
+/// The namespace and release name the tests install the chart's RBAC as.
+pub const CHART_NAMESPACE: &str = "customer-operator";
+
+/// Runs `scripts/helm.sh` (the chart checks' Helm engine, installed on first use) and
+/// returns its standard output; panics with its message when it fails.
+#[allow(dead_code)]
+pub fn helm(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/helm.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/helm.sh {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("helm prints UTF-8")
+}
+
+/// The chart rendered by Helm (`helm template` with these extra arguments), one JSON
+/// value per manifest.
+#[allow(dead_code)]
+pub fn render_chart(args: &[&str]) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    let mut all = vec!["template", CHART, "--namespace", CHART_NAMESPACE];
+    all.extend_from_slice(args);
+    let text = helm(&all);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).expect("Helm renders YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The chart rendered for the cluster `client` talks to, the way `helm install` sees
+/// it: that apiserver's version and every group/version and group/version/kind it
+/// serves.
+#[allow(dead_code)]
+pub async fn render_chart_for(client: &Client, args: &[&str]) -> Vec<serde_json::Value> {
+    let version = client.apiserver_version().await.expect("apiserver answers");
+    let discovery = kube::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let mut api_versions = Vec::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            let gv = if group.name().is_empty() {
+                version.to_string()
+            } else {
+                format!("{}/{version}", group.name())
+            };
+            for (resource, _) in group.versioned_resources(version) {
+                api_versions.push(format!("{gv}/{}", resource.kind));
+            }
+            api_versions.push(gv);
+        }
+    }
+    let kube_version = version.git_version.clone();
+    let api_versions = api_versions.join(",");
+    let mut all = vec![
+        "--kube-version",
+        kube_version.as_str(),
+        "--api-versions",
+        api_versions.as_str(),
+    ];
+    all.extend_from_slice(args);
+    render_chart(&all)
+}
+
+/// Server-side applies rendered manifests with `params` (a dry run, or not), each to the
+/// resource discovery finds for its kind; panics when the apiserver refuses one.
+/// Returns the `apiVersion/kind` of those the cluster does not serve, not sent.
+#[allow(dead_code)]
+pub async fn apply_manifests(
+    client: &Client,
+    docs: &[serde_json::Value],
+    params: &PatchParams,
+) -> Vec<String> {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    use kube::discovery::Scope;
+    let discovery = kube::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let mut skipped = Vec::new();
+    for doc in docs {
+        let object: DynamicObject = serde_json::from_value(doc.clone()).expect("an object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("a group/version/kind");
+        let Some((resource, caps)) = discovery.resolve_gvk(&gvk) else {
+            skipped.push(format!("{}/{}", types.api_version, types.kind));
+            continue;
+        };
+        let api: Api<DynamicObject> = match (caps.scope, object.metadata.namespace.as_deref()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+            (Scope::Namespaced, None) => {
+                panic!("{} {} names no namespace", types.kind, object.name_any())
+            }
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(&object.name_any(), params, &Patch::Apply(doc))
+            .await
+            .unwrap_or_else(|e| panic!("{} {} refused: {e}", types.kind, object.name_any()));
+    }
+    skipped
+}
+
+/// The user the operator's ServiceAccount authenticates as.
+#[allow(dead_code)]
+pub fn operator_user() -> String {
+    format!("system:serviceaccount:{CHART_NAMESPACE}:{CHART_NAMESPACE}")
+}
+
+/// Applies the chart's RBAC, exactly as rendered for the test cluster (the operator's
+/// ServiceAccount, ClusterRoles, Roles and their bindings), as the admin, and returns
+/// the ServiceAccount's user name.
+#[allow(dead_code)]
+pub async fn apply_chart_rbac(admin: &Client) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                                "metadata": {"name": CHART_NAMESPACE}});
+    namespaces
+        .patch(
+            CHART_NAMESPACE,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .expect("operator namespace");
+    let rbac_kinds = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let rbac: Vec<serde_json::Value> = render_chart_for(admin, &[])
+        .await
+        .into_iter()
+        .filter(|doc| rbac_kinds.contains(&doc["kind"].as_str().unwrap_or_default()))
+        .collect();
+    let applied = rbac.len();
+    let skipped = apply_manifests(admin, &rbac, &PatchParams::apply("helm").force()).await;
+    assert!(skipped.is_empty(), "RBAC kinds not served: {skipped:?}");
+    assert!(
+        applied >= 8,
+        "the chart renders its RBAC ({applied} objects)"
+    );
+    operator_user()
+}
+
+/// The operator's client configuration: the admin's, unless
+/// `CUSTOMER_OPERATOR_TEST_RBAC=chart`, which applies the chart's RBAC and impersonates
+/// the chart's ServiceAccount, so the operator holds exactly the chart's rights.
+#[allow(dead_code)]
+pub async fn as_configured_operator(mut config: Config, admin: &Client) -> Config {
+    match std::env::var("CUSTOMER_OPERATOR_TEST_RBAC").as_deref() {
+        Ok("chart") => {
+            let user = apply_chart_rbac(admin).await;
+            eprintln!("operator runs as {user}, with the chart's RBAC only");
+            config.auth_info.impersonate = Some(user);
+            config
+        }
+        Ok("") | Err(_) => config,
+        Ok(other) => panic!("CUSTOMER_OPERATOR_TEST_RBAC={other}: only \"chart\" is known"),
+    }
+}
+
+/// A configuration that impersonates the chart's ServiceAccount, after applying the
+/// chart's RBAC.
+#[allow(dead_code)]
+pub async fn chart_operator_config() -> Config {
+    let admin = client().await;
+    config_as(&apply_chart_rbac(&admin).await).await
+}
+
+/// The test cluster's admin configuration, impersonating `user` (the admin may).
+#[allow(dead_code)]
+pub async fn config_as(user: &str) -> Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig readable");
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig valid");
+    config.auth_info.impersonate = Some(user.to_string());
+    config
 }

@@ -1,0 +1,734 @@
+//! Scale benchmark against a real control plane (the one `KUBECONFIG` names; `bench/run.sh`
+//! starts a fresh one). Prints one table and, with `--output`, writes it into
+//! BENCHMARKS.md between markers.
+//!
+//! The operator runs as a child process (this same binary with `--operator-child`), so
+//! its memory is its own; the child reports its write requests and reconciles on stdout.
+//!
+//! Phases, in order: the apiserver's own limit (bulk server-side apply of `render`'s
+//! objects for N customers, before the operator starts), convergence of N Customers
+//! created at once, idle resyncs, drift repair, single-customer latency, restart, and
+//! deletion next to the namespace controller's own time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use customer_operator::api::{self, Customer, FIELD_MANAGER, LABEL_MANAGED_BY};
+use customer_operator::controller::counting::{ReconcileCounter, WriteCounter};
+use customer_operator::controller::status::{condition, types};
+use customer_operator::controller::{self, Options};
+use customer_operator::desired::{self, MapDirectory};
+use customer_operator::settings::Settings;
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+/// Label on every Customer the benchmark creates.
+const BENCH_LABEL: &str = "customers.dev/bench";
+/// `managed-by` of the baseline's objects, so the operator's caches never hold them.
+const BASELINE_MANAGER: &str = "customer-operator-bench-baseline";
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "customer-operator scale benchmark")]
+struct Args {
+    /// Customers created at once.
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    /// Customers created one at a time for the latency figures.
+    #[arg(long, default_value_t = 50)]
+    latency_samples: usize,
+    /// NetworkPolicies deleted one at a time for the drift-repair figure.
+    #[arg(long, default_value_t = 20)]
+    drift_samples: usize,
+    /// Customers deleted at once (and as many namespaces deleted directly).
+    #[arg(long, default_value_t = 100)]
+    deletions: usize,
+    /// The operator's concurrent reconciles, and the baseline's concurrent requests.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// The operator's resync period in the benchmark.
+    #[arg(long, default_value_t = 20)]
+    resync_seconds: u64,
+    /// Full resyncs counted for the idle figure.
+    #[arg(long, default_value_t = 3)]
+    idle_resyncs: u32,
+    /// Markdown file to write the table into (between scale markers).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Run as the operator child process.
+    #[arg(long, hide = true)]
+    operator_child: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if !args.bench && !args.operator_child {
+        // `cargo test --all-targets` runs bench targets without `--bench`: only a
+        // smoke check then, never the benchmark against whatever cluster is at hand.
+        println!("scale benchmark: run it with bench/run.sh (or cargo bench --bench scale)");
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if args.operator_child {
+        runtime.block_on(operator_child(args));
+    } else {
+        runtime.block_on(benchmark(args));
+    }
+}
+
+// ------------------------------------------------------------------ the operator child
+
+/// Runs the controller with counting layers and prints `stats <writes> <reconciles>
+/// <distinct customers reconciled>` every 50 ms.
+async fn operator_child(args: Args) {
+    let writes = WriteCounter::default();
+    let reconciles = ReconcileCounter::default();
+    let config = Config::infer().await.expect("kubeconfig");
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&writes)
+        .build();
+    let options = Options {
+        settings: Settings::default(),
+        concurrency: args.concurrency as u16,
+        resync: Duration::from_secs(args.resync_seconds),
+        reconciles: reconciles.clone(),
+    };
+    let report = async move {
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut stdout = std::io::stdout();
+        loop {
+            for (name, count) in reconciles.take() {
+                *seen.entry(name).or_insert(0) += count;
+            }
+            let total: u64 = seen.values().sum();
+            let line = format!("stats {} {} {}\n", writes.writes(), total, seen.len());
+            if stdout.write_all(line.as_bytes()).is_err() || stdout.flush().is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        result = controller::run(client, options) => result.expect("operator runs"),
+        () = report => {}
+    }
+}
+
+/// The parent's view of a running operator child.
+struct Operator {
+    child: tokio::process::Child,
+    writes: Arc<AtomicU64>,
+    reconciles: Arc<AtomicU64>,
+    distinct: Arc<AtomicU64>,
+    first_reconcile: Arc<Mutex<Option<Instant>>>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Operator {
+    fn start(args: &Args) -> Operator {
+        let exe = std::env::current_exe().expect("own path");
+        let log = std::fs::File::create(std::env::temp_dir().join("bench-operator.log"))
+            .expect("operator log");
+        let mut child = tokio::process::Command::new(exe)
+            .args([
+                "--operator-child",
+                "--concurrency",
+                &args.concurrency.to_string(),
+                "--resync-seconds",
+                &args.resync_seconds.to_string(),
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("operator child starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let operator = Operator {
+            child,
+            writes: Arc::default(),
+            reconciles: Arc::default(),
+            distinct: Arc::default(),
+            first_reconcile: Arc::default(),
+            alive: Arc::default(),
+        };
+        let (writes, reconciles, distinct, first, alive) = (
+            operator.writes.clone(),
+            operator.reconciles.clone(),
+            operator.distinct.clone(),
+            operator.first_reconcile.clone(),
+            operator.alive.clone(),
+        );
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let fields: Vec<u64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                if let [w, r, d] = fields[..] {
+                    alive.store(true, Ordering::Relaxed);
+                    writes.store(w, Ordering::Relaxed);
+                    reconciles.store(r, Ordering::Relaxed);
+                    distinct.store(d, Ordering::Relaxed);
+                    if r > 0 {
+                        first.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                }
+            }
+        });
+        operator
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn reconciles(&self) -> u64 {
+        self.reconciles.load(Ordering::Relaxed)
+    }
+
+    /// Peak and current resident memory of the child, in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let pid = self.child.id().expect("child runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+// ------------------------------------------------------------------ the benchmark
+
+/// One row of the table.
+struct Row {
+    measure: String,
+    figure: String,
+    note: String,
+}
+
+async fn benchmark(args: Args) {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG names a cluster");
+    install_crds(&client).await;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let n = args.customers;
+    let c = args.concurrency;
+
+    // 1. The apiserver's limit: render's objects for N customers, applied in bulk.
+    let baseline = baseline_objects(n);
+    let object_count = baseline.0.len() + baseline.1.len();
+    let limit = bulk_apply(&client, &baseline, c).await;
+    eprintln!(
+        "baseline: {object_count} objects in {:.1} s",
+        limit.as_secs_f64()
+    );
+
+    // 2. Convergence of N Customers created at once.
+    let operator = Operator::start(&args);
+    wait_until(
+        "operator child reports",
+        Duration::from_secs(60),
+        || async { operator.alive.load(Ordering::Relaxed).then_some(()) },
+    )
+    .await;
+    // Its caches fill from an empty list in well under a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
+    let t0 = Instant::now();
+    create_customers(&client, &names, c).await;
+    let all: BTreeSet<String> = names.iter().cloned().collect();
+    wait_ready(&client, &all, Duration::from_secs(600)).await;
+    let converge = t0.elapsed();
+    let writes_converge = operator.writes();
+    let (peak_converge, _) = operator.memory();
+    eprintln!("convergence: {n} in {:.1} s", converge.as_secs_f64());
+    rows.push(Row {
+        measure: format!("Convergence, {n} Customers created at once"),
+        figure: format!("{:.1} s", converge.as_secs_f64()),
+        note: format!(
+            "{writes_converge} operator writes (about {:.1} per customer)",
+            writes_converge as f64 / n as f64
+        ),
+    });
+    rows.push(Row {
+        measure: format!(
+            "Bulk server-side apply of render's {object_count} objects (apiserver limit)"
+        ),
+        figure: format!("{:.1} s", limit.as_secs_f64()),
+        note: format!("{c} concurrent requests"),
+    });
+    rows.push(Row {
+        measure: "Convergence / bulk apply".into(),
+        figure: format!("{:.2}x", converge.as_secs_f64() / limit.as_secs_f64()),
+        note: "goal: at most 1.5x".into(),
+    });
+
+    // 3. Idle: several full resyncs of every customer.
+    settle(&operator).await;
+    let (w0, r0) = (operator.writes(), operator.reconciles());
+    let idle_for = Duration::from_secs(args.resync_seconds * u64::from(args.idle_resyncs) + 2);
+    tokio::time::sleep(idle_for).await;
+    let idle_writes = operator.writes() - w0;
+    let idle_reconciles = operator.reconciles() - r0;
+    let (peak, steady) = operator.memory();
+    rows.push(Row {
+        measure: format!("Idle writes over {} resyncs", args.idle_resyncs),
+        figure: idle_writes.to_string(),
+        note: format!(
+            "{idle_reconciles} reconciles in {} s; goal 0",
+            idle_for.as_secs()
+        ),
+    });
+    rows.push(Row {
+        measure: format!("Operator memory with {n} customers, peak / steady"),
+        figure: format!("{peak:.1} / {steady:.1} MiB"),
+        note: format!(
+            "peak {peak_converge:.1} MiB right after convergence; goal: peak at most 64 MiB"
+        ),
+    });
+
+    // 4. Drift repair: a deleted NetworkPolicy comes back.
+    let mut repairs = Vec::new();
+    for name in names.iter().take(args.drift_samples) {
+        repairs.push(drift_repair(&client, name).await);
+    }
+    rows.push(Row {
+        measure: "Drift repair (deleted NetworkPolicy back), median".into(),
+        figure: format!("{:.0} ms", median(&repairs) * 1000.0),
+        note: format!(
+            "{} samples, p95 {:.0} ms; goal under 1 s",
+            repairs.len(),
+            percentile(&repairs, 0.95) * 1000.0
+        ),
+    });
+
+    // 5. Single-customer latency.
+    let mut latencies = Vec::new();
+    let mut extra = Vec::new();
+    for i in 0..args.latency_samples {
+        let name = format!("latency-{i}");
+        let t = Instant::now();
+        create_customers(&client, std::slice::from_ref(&name), 1).await;
+        wait_ready(
+            &client,
+            &BTreeSet::from([name.clone()]),
+            Duration::from_secs(60),
+        )
+        .await;
+        latencies.push(t.elapsed().as_secs_f64());
+        extra.push(name);
+    }
+    rows.push(Row {
+        measure: "Single Customer, create to Ready, median".into(),
+        figure: format!("{:.0} ms", median(&latencies) * 1000.0),
+        note: format!(
+            "{} created one at a time, p95 {:.0} ms",
+            latencies.len(),
+            percentile(&latencies, 0.95) * 1000.0
+        ),
+    });
+
+    // 6. Restart: a fresh operator re-verifies everything without writing.
+    settle(&operator).await;
+    operator.kill().await;
+    let total = n + extra.len();
+    let t = Instant::now();
+    let operator = Operator::start(&args);
+    wait_until(
+        "first reconcile after restart",
+        Duration::from_secs(120),
+        || async { operator.first_reconcile.lock().unwrap().map(|at| at - t) },
+    )
+    .await;
+    let first = operator.first_reconcile.lock().unwrap().unwrap() - t;
+    wait_until(
+        "every customer re-verified",
+        Duration::from_secs(300),
+        || async { (operator.distinct.load(Ordering::Relaxed) >= total as u64).then_some(()) },
+    )
+    .await;
+    let all_verified = t.elapsed();
+    rows.push(Row {
+        measure: format!("Restart: first reconcile / all {total} re-verified"),
+        figure: format!(
+            "{:.2} s / {:.1} s",
+            first.as_secs_f64(),
+            all_verified.as_secs_f64()
+        ),
+        note: format!("{} writes; goal 0", operator.writes()),
+    });
+
+    // 7. Deletion next to the namespace controller's own time.
+    let doomed: Vec<String> = names.iter().rev().take(args.deletions).cloned().collect();
+    let by_operator = delete_customers(&client, &doomed, c).await;
+    let direct: Vec<String> = (0..args.deletions.min(n))
+        .map(|i| format!("base-{i}"))
+        .collect();
+    let by_namespace_controller = delete_namespaces(&client, &direct, c).await;
+    rows.push(Row {
+        measure: format!(
+            "Delete {} Customers until their namespaces are gone",
+            doomed.len()
+        ),
+        figure: format!("{:.1} s", by_operator.as_secs_f64()),
+        note: format!(
+            "the same number of namespaces deleted directly: {:.1} s ({:.2}x)",
+            by_namespace_controller.as_secs_f64(),
+            by_operator.as_secs_f64() / by_namespace_controller.as_secs_f64()
+        ),
+    });
+    operator.kill().await;
+
+    let table = table(&rows, &args, started.elapsed());
+    println!("{table}");
+    if let Some(path) = &args.output {
+        write_section(path, &table);
+        eprintln!("wrote {}", path.display());
+    }
+}
+
+/// Applies both CRDs (without CEL rules where the apiserver predates them).
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let version = client.apiserver_version().await.expect("apiserver answers");
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
+    for crd in [api::customer_crd(), api::customer_group_crd()] {
+        let crd = if api::supports_cel(minor) {
+            crd
+        } else {
+            api::without_cel(&crd)
+        };
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("CRD accepted");
+        wait_until("CRD established", Duration::from_secs(60), || async {
+            let got = crds.get(&crd.name_any()).await.ok()?;
+            got.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+fn bench_spec(i: usize) -> Value {
+    json!({
+        "displayName": format!("Bench customer {i}"),
+        "contactEmail": "ops@bench.example",
+        "access": {"admins": [{"kind": "User", "name": format!("admin-{i}@bench.example")}]},
+        "quota": {"hard": {"pods": "20", "requests.cpu": "4", "limits.memory": "8Gi"}},
+        "limits": [{"type": "Container",
+                    "default": {"cpu": "500m", "memory": "256Mi"},
+                    "defaultRequest": {"cpu": "100m", "memory": "64Mi"}}]
+    })
+}
+
+fn customer(name: &str, i: usize) -> Customer {
+    serde_json::from_value(json!({
+        "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+        "metadata": {"name": name, "labels": {BENCH_LABEL: "scale"}},
+        "spec": bench_spec(i)
+    }))
+    .expect("bench customer")
+}
+
+/// What `render` makes for N customers named `base-<i>`: namespaces, and everything
+/// inside them, as JSON. No ownerReferences (no Customer exists to own them) and another
+/// `managed-by`, so the operator's caches never hold them.
+fn baseline_objects(n: usize) -> (Vec<Value>, Vec<Value>) {
+    let customers: Vec<Customer> = (0..n).map(|i| customer(&format!("base-{i}"), i)).collect();
+    let dir = MapDirectory::new(customers.clone(), []);
+    let settings = Settings::default();
+    let (mut namespaces, mut inside) = (Vec::new(), Vec::new());
+    for c in &customers {
+        let wanted = desired::desired(c, &dir, &settings).expect("valid bench customer");
+        for mut value in wanted.to_values().expect("serializable") {
+            let meta = value["metadata"].as_object_mut().expect("metadata");
+            meta.remove("ownerReferences");
+            meta["labels"][LABEL_MANAGED_BY] = BASELINE_MANAGER.into();
+            if value["kind"] == "Namespace" {
+                namespaces.push(value);
+            } else {
+                inside.push(value);
+            }
+        }
+    }
+    (namespaces, inside)
+}
+
+/// Server-side applies the namespaces, then everything inside them, `concurrency`
+/// requests at a time.
+async fn bulk_apply(
+    client: &Client,
+    objects: &(Vec<Value>, Vec<Value>),
+    concurrency: usize,
+) -> Duration {
+    let t = Instant::now();
+    for batch in [&objects.0, &objects.1] {
+        stream::iter(batch.iter())
+            .for_each_concurrent(concurrency, |value| {
+                let client = client.clone();
+                async move {
+                    let object: DynamicObject =
+                        serde_json::from_value(value.clone()).expect("dynamic object");
+                    let types = object.types.clone().expect("apiVersion and kind");
+                    let (group, version) = match types.api_version.split_once('/') {
+                        Some((g, v)) => (g.to_string(), v.to_string()),
+                        None => (String::new(), types.api_version.clone()),
+                    };
+                    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &types.kind);
+                    let resource = ApiResource::from_gvk(&gvk);
+                    let api: Api<DynamicObject> = match object.namespace() {
+                        Some(ns) => Api::namespaced_with(client, &ns, &resource),
+                        None => Api::all_with(client, &resource),
+                    };
+                    api.patch(
+                        &object.name_any(),
+                        &PatchParams::apply("bench-baseline").force(),
+                        &Patch::Apply(&object),
+                    )
+                    .await
+                    .expect("baseline apply");
+                }
+            })
+            .await;
+    }
+    t.elapsed()
+}
+
+async fn create_customers(client: &Client, names: &[String], concurrency: usize) {
+    let api: Api<Customer> = Api::all(client.clone());
+    stream::iter(names.iter().enumerate())
+        .for_each_concurrent(concurrency, |(i, name)| {
+            let api = api.clone();
+            async move {
+                api.create(&Default::default(), &customer(name, i))
+                    .await
+                    .expect("customer created");
+            }
+        })
+        .await;
+}
+
+/// Waits until every named Customer is Ready for its current generation.
+async fn wait_ready(client: &Client, names: &BTreeSet<String>, limit: Duration) {
+    let api: Api<Customer> = Api::all(client.clone());
+    let selector = ListParams::default().labels(&format!("{BENCH_LABEL}=scale"));
+    wait_until("customers ready", limit, || async {
+        let list = api.list(&selector).await.ok()?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|c| names.contains(&c.name_any()))
+            .filter(|c| {
+                let status = c.status.as_ref();
+                status.and_then(|s| s.observed_generation) == c.meta().generation
+                    && condition(status, types::READY).is_some_and(|r| r.status == "True")
+            })
+            .count();
+        (ready == names.len()).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the operator has neither written nor reconciled for 2 s.
+async fn settle(operator: &Operator) {
+    let mut last = (operator.writes(), operator.reconciles());
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = (operator.writes(), operator.reconciles());
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Deletes one managed NetworkPolicy and returns the seconds until it is back.
+async fn drift_repair(client: &Client, customer: &str) -> f64 {
+    let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), customer);
+    let name = "customer-allow-dns";
+    let old = api.get(name).await.expect("policy exists").uid();
+    let t = Instant::now();
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("policy deleted");
+    wait_until("policy back", Duration::from_secs(30), || async {
+        let now = api.get_opt(name).await.ok()??;
+        (now.uid() != old).then_some(())
+    })
+    .await;
+    t.elapsed().as_secs_f64()
+}
+
+async fn delete_customers(client: &Client, names: &[String], concurrency: usize) -> Duration {
+    let api: Api<Customer> = Api::all(client.clone());
+    let t = Instant::now();
+    stream::iter(names.iter())
+        .for_each_concurrent(concurrency, |name| {
+            let api = api.clone();
+            async move {
+                api.delete(name, &DeleteParams::default())
+                    .await
+                    .expect("customer deleted");
+            }
+        })
+        .await;
+    namespaces_gone(client, names).await;
+    t.elapsed()
+}
+
+async fn delete_namespaces(client: &Client, names: &[String], concurrency: usize) -> Duration {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let t = Instant::now();
+    stream::iter(names.iter())
+        .for_each_concurrent(concurrency, |name| {
+            let api = api.clone();
+            async move {
+                api.delete(name, &DeleteParams::default())
+                    .await
+                    .expect("namespace deleted");
+            }
+        })
+        .await;
+    namespaces_gone(client, names).await;
+    t.elapsed()
+}
+
+async fn namespaces_gone(client: &Client, names: &[String]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let names: BTreeSet<&String> = names.iter().collect();
+    wait_until("namespaces gone", Duration::from_secs(600), || async {
+        let list = api.list_metadata(&ListParams::default()).await.ok()?;
+        (!list.items.iter().any(|ns| names.contains(&ns.name_any()))).then_some(())
+    })
+    .await;
+}
+
+/// Polls `check` every 20 ms until it returns `Some`; panics after `limit`.
+async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sorted(samples: &[f64]) -> Vec<f64> {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 0.5)
+}
+
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    let s = sorted(samples);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((s.len() - 1) as f64 * p).round() as usize;
+    s[index]
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} cores ({model})")
+}
+
+fn table(rows: &[Row], args: &Args, took: Duration) -> String {
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut out = format!(
+        "Run {date} on {}, against the local 1.20.2 control plane (etcd, kube-apiserver, kube-controller-manager on the same machine); N = {}, operator concurrency {}, resync {} s; the whole run took {:.1} min.\n\n| Measure | Figure | Note |\n|---|---|---|\n",
+        machine(),
+        args.customers,
+        args.concurrency,
+        args.resync_seconds,
+        took.as_secs_f64() / 60.0
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            row.measure, row.figure, row.note
+        ));
+    }
+    out
+}
+
+/// Replaces the text between the scale markers of `path` (appending a section when the
+/// markers are missing), leaving the rest of the file as it is.
+fn write_section(path: &PathBuf, table: &str) {
+    const BEGIN: &str = "<!-- scale:begin -->";
+    const END: &str = "<!-- scale:end -->";
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let section = format!("{BEGIN}\n{table}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!(
+            "{}\n## Scale (`bench/run.sh`)\n\n{section}\n",
+            old.trim_end()
+        ),
+    };
+    std::fs::write(path, new).expect("BENCHMARKS.md written");
+}
