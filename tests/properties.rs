@@ -19,7 +19,7 @@ use customer_operator::api::{
     MANAGED_BY, Partner, PortSpec, Protocol, QuotaSpec, Subject, SubjectKind,
 };
 use customer_operator::desired::network::{
-    ALLOW_DNS, ALLOW_FROM, ALLOW_GROUP, ALLOW_INTERNET, ALLOW_PLATFORM, ALLOW_SAME_CUSTOMER,
+    self, ALLOW_DNS, ALLOW_FROM, ALLOW_GROUP, ALLOW_INTERNET, ALLOW_PLATFORM, ALLOW_SAME_CUSTOMER,
     ALLOW_TO_PEERS, DEFAULT_DENY,
 };
 use customer_operator::desired::validate::{
@@ -566,18 +566,7 @@ fn check_network(
     for policy in &d.network_policies {
         let name = policy.name_any();
         let spec = policy.spec.clone().unwrap_or_default();
-        let peers: Vec<NetworkPolicyPeer> = spec
-            .ingress
-            .iter()
-            .flatten()
-            .flat_map(|r| r.from.clone().unwrap_or_default())
-            .chain(
-                spec.egress
-                    .iter()
-                    .flatten()
-                    .flat_map(|r| r.to.clone().unwrap_or_default()),
-            )
-            .collect();
+        let peers = network::peers(&spec);
         let allowed: &BTreeSet<String> = match name.as_str() {
             DEFAULT_DENY => {
                 prop_assert!(peers.is_empty(), "the deny policy admits {peers:?}");
