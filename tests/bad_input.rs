@@ -245,3 +245,51 @@ async fn refused_by_operator_checked(client: &Client, name: &str, reason: &str, 
     assert_eq!(ready.observed_generation, c.meta().generation, "{name}");
     let _ = c.name_any();
 }
+
+/// An older customer whose spec starts asking for a namespace name that a younger one
+/// already holds (`shop` + `prod-eu` against `shop-prod` + `eu`) reports the conflict;
+/// the younger one keeps its namespace, untouched.
+#[tokio::test]
+async fn a_namespace_stays_with_the_customer_that_holds_it() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let client = support::client().await;
+    support::operator();
+    let older = support::unique("hold");
+    let younger = format!("{older}-prod");
+    let spec = |namespaces: Value| {
+        serde_json::json!({"displayName": "Holder", "contactEmail": "ops@hold.example",
+                           "namespaces": namespaces})
+    };
+    support::create_customer(&client, &older, spec(serde_json::json!([{"name": "app"}]))).await;
+    support::wait_condition(&client, &older, types::READY, "True").await;
+    // A second later at least, so that the creation times differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    support::create_customer(&client, &younger, spec(serde_json::json!([{"name": "eu"}]))).await;
+    support::wait_condition(&client, &younger, types::READY, "True").await;
+    let contested = format!("{younger}-eu");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let before = namespaces.get(&contested).await.unwrap();
+
+    support::patch_customer_spec(
+        &client,
+        &older,
+        serde_json::json!({"namespaces": [{"name": "app"}, {"name": "prod-eu"}]}),
+    )
+    .await;
+    let refused = support::wait_condition(&client, &older, types::READY, "False").await;
+    assert_eq!(
+        condition(refused.status.as_ref(), types::READY)
+            .unwrap()
+            .reason,
+        "Conflict"
+    );
+    // Several resyncs (3 s here): the holder keeps its namespace and stays Ready.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = namespaces.get(&contested).await.unwrap();
+    assert_eq!(after.uid(), before.uid(), "the namespace was replaced");
+    assert!(
+        after.metadata.deletion_timestamp.is_none(),
+        "the holder's namespace is being deleted"
+    );
+    support::wait_condition(&client, &younger, types::READY, "True").await;
+}

@@ -412,6 +412,23 @@ spec: {displayName: A, contactEmail: x@a.example, namespaces: [{name: b-c}, {nam
     assert!(ab.namespaces.is_empty());
     assert_eq!(ab.conflicts[0].namespace, "a-b-c");
     assert_eq!(ab.conflicts[0].holder, "a");
+
+    // Once the namespace exists and a-b holds it, it stays a-b's: seniority only decides
+    // names nobody holds yet, so a spec edit or a same-second creation never takes an
+    // existing namespace from its customer.
+    let mut dir = dir;
+    dir.namespace_holders.insert("a-b-c".into(), "a-b".into());
+    let a = desired::desired(&dir.customers["a"], &dir, &settings()).unwrap();
+    let ab = desired::desired(&dir.customers["a-b"], &dir, &settings()).unwrap();
+    assert_eq!(
+        ab.namespaces
+            .iter()
+            .map(|n| n.name_any())
+            .collect::<Vec<_>>(),
+        ["a-b-c"]
+    );
+    assert_eq!(a.conflicts[0].namespace, "a-b-c");
+    assert_eq!(a.conflicts[0].holder, "a-b");
 }
 
 fn reasons(file: &str, customer: &str) -> Vec<Reason> {

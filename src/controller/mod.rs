@@ -116,6 +116,16 @@ impl Directory for Context {
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.state()
     }
+    fn namespace_holder(&self, namespace: &str) -> Option<String> {
+        let ns = self.namespaces.get(&ObjectRef::new(namespace))?;
+        let holder = ns.labels().get(LABEL_CUSTOMER)?;
+        ns.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Customer" && &o.name == holder)
+            .then(|| holder.clone())
+    }
 }
 
 /// The watcher settings for objects the operator labels.

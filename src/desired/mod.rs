@@ -127,8 +127,10 @@ pub fn owner_reference(customer: &Customer) -> OwnerReference {
     }
 }
 
-/// The namespaces of the customer that it really holds: those another, senior customer
-/// asks for too are left out.
+/// The namespaces of the customer that it really holds. A namespace that exists stays
+/// with the customer that holds it, whoever asks for the same name later; for one that
+/// does not exist yet, the senior customer ([`resolve::is_senior`]) wins. Those another
+/// customer keeps are left out, as conflicts.
 pub fn held_namespaces(
     customer: &Customer,
     dir: &dyn Directory,
@@ -142,9 +144,22 @@ pub fn held_namespaces(
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
     for name in resolve::namespace_names(customer) {
-        let holder = others.iter().find(|other| {
-            resolve::is_senior(other, customer) && resolve::namespace_names(other).contains(&name)
-        });
+        let claims = |other: &Customer| resolve::namespace_names(other).contains(&name);
+        let current = dir.namespace_holder(&name);
+        let holder = match current.as_deref() {
+            Some(holder) if holder == me => None,
+            Some(holder) => others
+                .iter()
+                .find(|other| other.name_any() == holder && claims(other))
+                .or_else(|| {
+                    others
+                        .iter()
+                        .find(|other| resolve::is_senior(other, customer) && claims(other))
+                }),
+            None => others
+                .iter()
+                .find(|other| resolve::is_senior(other, customer) && claims(other)),
+        };
         match holder {
             Some(other) => conflicts.push(NamespaceConflict {
                 namespace: name,
