@@ -222,6 +222,20 @@ impl Operator {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
+    /// CPU seconds the child has used (user + system), from /proc (clock ticks of 10 ms).
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id().expect("child runs");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th,
+        // stime the 13th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<f64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+    }
+
     async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
@@ -272,13 +286,14 @@ async fn benchmark(args: Args) {
     wait_ready(&client, &all, Duration::from_secs(600)).await;
     let converge = t0.elapsed();
     let writes_converge = operator.writes();
+    let cpu_converge = operator.cpu_seconds();
     let (peak_converge, _) = operator.memory();
     eprintln!("convergence: {n} in {:.1} s", converge.as_secs_f64());
     rows.push(Row {
         measure: format!("Convergence, {n} Customers created at once"),
         figure: format!("{:.1} s", converge.as_secs_f64()),
         note: format!(
-            "{writes_converge} operator writes (about {:.1} per customer)",
+            "{writes_converge} operator writes (about {:.1} per customer), operator CPU {cpu_converge:.1} s",
             writes_converge as f64 / n as f64
         ),
     });
@@ -301,13 +316,14 @@ async fn benchmark(args: Args) {
     let idle_for = Duration::from_secs(args.resync_seconds * u64::from(args.idle_resyncs) + 2);
     tokio::time::sleep(idle_for).await;
     let idle_writes = operator.writes() - w0;
+    let idle_cpu = operator.cpu_seconds() - cpu_converge;
     let idle_reconciles = operator.reconciles() - r0;
     let (peak, steady) = operator.memory();
     rows.push(Row {
         measure: format!("Idle writes over {} resyncs", args.idle_resyncs),
         figure: idle_writes.to_string(),
         note: format!(
-            "{idle_reconciles} reconciles in {} s; goal 0",
+            "{idle_reconciles} reconciles in {} s, operator CPU {idle_cpu:.1} s; goal 0",
             idle_for.as_secs()
         ),
     });

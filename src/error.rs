@@ -125,6 +125,20 @@ pub enum Error {
     /// Output could not be serialized.
     #[error("serializing: {0}")]
     Serialize(String),
+    /// A setting of the operator is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The metrics and health server could not listen on its address.
+    #[error("listening on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// This replica lost the leader Lease and stopped all work.
+    #[error("lost the leader lease: {0}")]
+    LeaseLost(String),
 }
 
 impl Error {
@@ -141,6 +155,9 @@ impl Error {
             Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",
+            Error::Config(_) => "InvalidConfig",
+            Error::Bind { .. } => "BindFailed",
+            Error::LeaseLost(_) => "LeaseLost",
         }
     }
 }

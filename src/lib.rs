@@ -6,11 +6,14 @@
 //!   should exist.
 //! - [`controller`]: the Customer controller behind `customer-operator run`.
 //! - [`render`]: the offline preview behind `customer-operator render`.
+//! - [`operate`]: metrics, health, log format, graceful shutdown and leader election
+//!   for `customer-operator run`.
 
 pub mod api;
 pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod operate;
 pub mod render;
 pub mod settings;
 

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use customer_operator::operate::{self, LogFormat, leader::LeaseConfig};
 use customer_operator::settings::{DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
 use customer_operator::{api, controller, render};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use std::net::SocketAddr;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 
 /// Gives every customer of a shared cluster its own namespaces, network isolation,
 /// access and quotas from one Customer object.
@@ -36,6 +37,8 @@ enum Command {
         resync_seconds: u64,
         #[command(flatten)]
         settings: SettingsArgs,
+        #[command(flatten)]
+        operate: OperateArgs,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds {
@@ -96,6 +99,98 @@ struct SettingsArgs {
     operator_namespace: String,
 }
 
+/// How the operator runs as a service: logs, metrics and health, leader election.
+#[derive(Args)]
+struct OperateArgs {
+    /// Log lines as plain text or as one JSON object per line.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
+    log_format: LogFormat,
+    /// Address of /metrics, /healthz and /readyz (`host:port`; port 0 picks a free one);
+    /// `off` serves none of them.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_METRICS_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    metrics_addr: String,
+    /// Run the controllers only while holding a Lease, so that several replicas are safe.
+    #[arg(long, env = "CUSTOMER_OPERATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease; default: the operator's namespace (--operator-namespace).
+    #[arg(long, env = "CUSTOMER_OPERATOR_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_LEASE_NAME",
+        default_value = "customer-operator"
+    )]
+    lease_name: String,
+    /// This replica's identity in the Lease, unique per replica; default: the host name
+    /// and process id.
+    #[arg(long, env = "POD_NAME")]
+    leader_identity: Option<String>,
+    /// Seconds the Lease holds without renewal: how long a standby waits after the
+    /// leader's last renewal before it takes over.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_LEASE_DURATION_SECONDS",
+        default_value_t = 15
+    )]
+    lease_duration_seconds: u64,
+    /// Seconds between renewals of the Lease by its holder (less than half the duration).
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_LEASE_RENEW_SECONDS",
+        default_value_t = 5
+    )]
+    lease_renew_seconds: u64,
+}
+
+impl OperateArgs {
+    fn into_options(self, operator_namespace: &str) -> Result<operate::Options, String> {
+        let metrics_addr = match self.metrics_addr.as_str() {
+            "off" | "" => None,
+            text => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|e| format!("--metrics-addr: {text:?}: {e}"))?,
+            ),
+        };
+        let lease = self.leader_election.then(|| LeaseConfig {
+            namespace: self
+                .lease_namespace
+                .unwrap_or_else(|| operator_namespace.to_string()),
+            name: self.lease_name,
+            identity: self.leader_identity.unwrap_or_else(default_identity),
+            duration: Duration::from_secs(self.lease_duration_seconds),
+            renew: Duration::from_secs(self.lease_renew_seconds),
+        });
+        if let Some(lease) = &lease {
+            lease.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(operate::Options {
+            metrics_addr,
+            lease,
+        })
+    }
+}
+
+/// The host name and process id, for a replica started without POD_NAME.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "customer-operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
 impl SettingsArgs {
     fn into_settings(self) -> Result<Settings, String> {
         let pod_labels = self
@@ -123,6 +218,7 @@ impl SettingsArgs {
 async fn run_controller(
     kubeconfig: Option<PathBuf>,
     options: controller::Options,
+    operate: operate::Options,
 ) -> Result<String, String> {
     let config = match kubeconfig {
         Some(path) => {
@@ -135,7 +231,7 @@ async fn run_controller(
         None => Config::infer().await.map_err(|e| e.to_string())?,
     };
     let client = Client::try_from(config).map_err(|e| e.to_string())?;
-    controller::run(client, options)
+    operate::run(client, options, operate)
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::new())
@@ -149,12 +245,10 @@ fn main() -> ExitCode {
             concurrency,
             resync_seconds,
             settings,
+            operate,
         } => settings.into_settings().and_then(|settings| {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .init();
+            operate::init_logging(operate.log_format);
+            let operate = operate.into_options(&settings.operator_namespace)?;
             let options = controller::Options {
                 settings,
                 concurrency,
@@ -163,7 +257,7 @@ fn main() -> ExitCode {
             };
             tokio::runtime::Runtime::new()
                 .map_err(|e| e.to_string())?
-                .block_on(run_controller(kubeconfig, options))
+                .block_on(run_controller(kubeconfig, options, operate))
         }),
         Command::Crds { without_cel } => Ok(api::crds_yaml(!without_cel)),
         Command::Render { files, settings } => settings.into_settings().and_then(|settings| {

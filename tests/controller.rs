@@ -113,7 +113,6 @@ async fn customer_becomes_ready_with_exactly_what_render_prints() {
             .finalizers()
             .contains(&"customers.dev/cleanup".to_string())
     );
-    support::event_seen(&client, &name, "Normal", "NamespaceCreated").await;
     assert_cluster_matches_render(&client, &customer).await;
 }
 

@@ -44,25 +44,61 @@ pub fn is_current(applied: &Value, live: &Value) -> bool {
     }
 }
 
-/// Applies `object` unless `live` already matches it. Returns whether it wrote.
-pub async fn apply_if_changed<K>(api: &Api<K>, object: &K, live: Option<&K>) -> Result<bool>
+/// What [`apply_if_changed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The live object already was what the operator wants: no request was sent.
+    Unchanged,
+    /// The object did not exist and was created.
+    Created,
+    /// What the operator wants changed since its last apply (the spec, a group, a peer):
+    /// the object was brought up to date.
+    Updated,
+    /// What the operator wants is what it last applied (same applied-hash), yet the live
+    /// object differed: someone else changed it, and the operator put it back.
+    Repaired,
+}
+
+/// What applying `applied` over `live` would be: nothing, a create, an update of what
+/// the operator wants, or a repair of someone else's change.
+pub fn classify(applied: &Value, live: Option<&Value>) -> Applied {
+    let Some(live) = live else {
+        return Applied::Created;
+    };
+    if is_current(applied, live) {
+        return Applied::Unchanged;
+    }
+    let hash = |v: &Value| {
+        v["metadata"]["annotations"][APPLIED_HASH]
+            .as_str()
+            .map(str::to_owned)
+    };
+    match hash(live) {
+        Some(last) if Some(&last) == hash(applied).as_ref() => Applied::Repaired,
+        _ => Applied::Updated,
+    }
+}
+
+/// Applies `object` unless `live` already matches it, and says what it did.
+pub async fn apply_if_changed<K>(api: &Api<K>, object: &K, live: Option<&K>) -> Result<Applied>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let applied = applied_form(object)?;
-    if let Some(live) = live {
-        let live = serde_json::to_value(live).map_err(|e| Error::Serialize(e.to_string()))?;
-        if is_current(&applied, &live) {
-            return Ok(false);
-        }
+    let live = live
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| Error::Serialize(e.to_string()))?;
+    let outcome = classify(&applied, live.as_ref());
+    if outcome != Applied::Unchanged {
+        api.patch(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&applied),
+        )
+        .await?;
     }
-    api.patch(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&applied),
-    )
-    .await?;
-    Ok(true)
+    Ok(outcome)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -134,6 +170,26 @@ mod tests {
         assert!(is_current(&json!({"n": "1000"}), &json!({"n": "1k"})));
         assert!(is_current(&json!({"m": "1Gi"}), &json!({"m": "1024Mi"})));
         assert!(!is_current(&json!({"m": "1Gi"}), &json!({"m": "1G"})));
+    }
+
+    #[test]
+    fn an_apply_is_a_create_an_update_or_a_drift_repair() {
+        use k8s_openapi::api::core::v1::Namespace;
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some("a".into());
+        ns.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        let wanted = applied_form(&ns).unwrap();
+        assert_eq!(classify(&wanted, None), Applied::Created);
+        assert_eq!(classify(&wanted, Some(&wanted)), Applied::Unchanged);
+        let mut edited = wanted.clone();
+        edited["metadata"]["labels"]["x"] = "z".into();
+        assert_eq!(classify(&wanted, Some(&edited)), Applied::Repaired);
+        ns.metadata.labels = Some([("x".to_string(), "w".to_string())].into());
+        let changed = applied_form(&ns).unwrap();
+        assert_eq!(classify(&changed, Some(&wanted)), Applied::Updated);
+        let mut unmarked = edited.clone();
+        unmarked["metadata"]["annotations"] = json!({});
+        assert_eq!(classify(&wanted, Some(&unmarked)), Applied::Updated);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the types cannot read (stored under an older or looser schema) is reported on its own
 //! status and in an Event instead of stalling the watch of every Customer.
 
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,22 +97,42 @@ pub fn decode_event(
     }
 }
 
-/// Every Customer that changes or goes, decoded; the unreadable ones are left out (the
-/// main watch reports them).
-pub fn touched_customers(
-    client: &Client,
-) -> impl futures::Stream<Item = Result<Customer, kube::runtime::watcher::Error>> + Send + 'static {
-    use futures::StreamExt;
-    use kube::runtime::WatchStreamExt;
-    kube::runtime::watcher(untyped(client), Default::default())
-        .backoff(super::WatchBackoff::default())
-        .touched_objects()
-        .filter_map(|object| {
-            futures::future::ready(match object {
-                Ok(object) => decode(&object).ok().map(Ok),
-                Err(error) => Some(Err(error)),
-            })
-        })
+/// Hands every Customer the main watch sees change or go (decoded; the unreadable ones
+/// are left out) to the streams that map changes to related customers and to groups.
+pub struct Touched {
+    related: UnboundedSender<Customer>,
+    members: UnboundedSender<Customer>,
+}
+
+/// A stream of changed Customers fed by [`Touched`].
+pub type TouchedStream = futures::stream::Map<
+    UnboundedReceiver<Customer>,
+    fn(Customer) -> Result<Customer, kube::runtime::watcher::Error>,
+>;
+
+impl Touched {
+    /// The sender and its two streams: related customers, group members.
+    pub fn channels() -> (Touched, TouchedStream, TouchedStream) {
+        use futures::StreamExt;
+        let (related, related_rx) = futures::channel::mpsc::unbounded();
+        let (members, members_rx) = futures::channel::mpsc::unbounded();
+        let ok: fn(Customer) -> Result<Customer, kube::runtime::watcher::Error> = Ok;
+        (
+            Touched { related, members },
+            related_rx.map(ok),
+            members_rx.map(ok),
+        )
+    }
+
+    /// Passes on the Customer of a watch event, if it has one.
+    pub fn send(&self, event: &kube::runtime::watcher::Event<Customer>) {
+        use kube::runtime::watcher::Event;
+        if let Event::Apply(c) | Event::InitApply(c) | Event::Delete(c) = event {
+            // A closed receiver means the controller is shutting down.
+            let _ = self.related.unbounded_send(c.clone());
+            let _ = self.members.unbounded_send(c.clone());
+        }
+    }
 }
 
 /// The untyped Customer API.

@@ -8,6 +8,7 @@ pub mod events;
 pub mod group;
 pub mod reconcile;
 pub mod status;
+pub mod synced;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,9 @@ use serde::de::DeserializeOwned;
 use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
 use crate::desired::{self, Directory, resolve};
 use crate::error::Error;
+use crate::operate::health::Phase;
+use crate::operate::metrics::{self, Metrics};
+use crate::operate::{self, Hooks};
 use crate::settings::Settings;
 
 /// How the controller runs.
@@ -77,6 +81,10 @@ pub struct Context {
     pub limits: Store<LimitRange>,
     /// Consecutive failures per Customer, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Where applies are counted.
+    pub metrics: Arc<Metrics>,
+    /// Which caches have listed once.
+    pub sync: synced::CacheSync,
 }
 
 impl Context {
@@ -85,24 +93,32 @@ impl Context {
     /// the controller shuts down), naming the cache, and the reconcile is retried.
     pub async fn caches_ready(&self) -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        macro_rules! ready {
-            ($store:expr, $name:literal) => {
-                if tokio::time::timeout_at(deadline, $store.wait_until_ready())
-                    .await
-                    .is_err()
-                {
-                    return Err(Error::CachesNotReady($name));
-                }
-            };
+        match tokio::time::timeout_at(deadline, self.sync.wait()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::CachesNotReady(
+                self.sync.pending().first().copied().unwrap_or("some"),
+            )),
         }
-        ready!(self.customers, "Customers");
-        ready!(self.groups, "CustomerGroups");
-        ready!(self.namespaces, "Namespaces");
-        ready!(self.policies, "NetworkPolicies");
-        ready!(self.bindings, "RoleBindings");
-        ready!(self.quotas, "ResourceQuotas");
-        ready!(self.limits, "LimitRanges");
-        Ok(())
+    }
+
+    /// Applies `object` unless `live` already matches it (see
+    /// [`apply::apply_if_changed`]), and counts the apply in the metrics.
+    pub async fn apply<K>(
+        &self,
+        api: &Api<K>,
+        object: &K,
+        live: Option<&K>,
+    ) -> Result<apply::Applied, Error>
+    where
+        K: Resource<DynamicType = ()>
+            + serde::Serialize
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let applied = apply::apply_if_changed(api, object, live).await?;
+        self.metrics.applied(&K::kind(&()), applied);
+        Ok(applied)
     }
 }
 
@@ -149,9 +165,12 @@ fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
         .map(|name| ObjectRef::new(name))
 }
 
-/// A reflector over every labelled object of one kind, as a stream that also drives it.
+/// A reflector over every labelled object of one kind, as a stream that also drives it;
+/// `sync` learns when it has listed once.
 fn labelled<K>(
     client: &Client,
+    sync: &synced::CacheSync,
+    name: &'static str,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -169,38 +188,71 @@ where
     let stream = watcher(Api::<K>::all(client.clone()), managed())
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
-        .reflect(writer)
-        .touched_objects();
-    (store, stream)
+        .reflect(writer);
+    (store, sync.mark(name, stream).touched_objects())
 }
 
-/// Runs the Customer controller until SIGTERM or SIGINT.
+/// Runs the Customer controller until SIGTERM or SIGINT, with metrics nobody serves.
 pub async fn run(client: Client, options: Options) -> crate::Result<()> {
+    let hooks = Hooks {
+        metrics: Arc::new(Metrics::new()),
+        health: Default::default(),
+        shutdown: operate::on_signals(),
+    };
+    run_with(client, options, hooks).await
+}
+
+/// Runs the Customer and CustomerGroup controllers until `hooks.shutdown` resolves, then
+/// lets the reconciles in flight finish. Counts reconciles in `hooks.metrics` and
+/// reports cache readiness in `hooks.health`.
+pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::Result<()> {
+    hooks.health.set(Phase::Syncing);
+    let sync = synced::CacheSync::new(&[
+        "Customers",
+        "CustomerGroups",
+        "Namespaces",
+        "NetworkPolicies",
+        "RoleBindings",
+        "ResourceQuotas",
+        "LimitRanges",
+    ]);
     let (namespaces, namespace_writer) = reflector::store();
-    let namespace_stream = watcher(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        managed(),
-    )
-    .backoff(WatchBackoff::default())
-    .modify(forget_managed_fields)
-    .reflect(namespace_writer)
-    .touched_objects();
-    let (policies, policy_stream) = labelled::<NetworkPolicy>(&client);
-    let (bindings, binding_stream) = labelled::<RoleBinding>(&client);
-    let (quotas, quota_stream) = labelled::<ResourceQuota>(&client);
-    let (limits, limit_stream) = labelled::<LimitRange>(&client);
+    let namespace_stream = sync
+        .mark(
+            "Namespaces",
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                managed(),
+            )
+            .backoff(WatchBackoff::default())
+            .modify(forget_managed_fields)
+            .reflect(namespace_writer),
+        )
+        .touched_objects();
+    let (policies, policy_stream) = labelled::<NetworkPolicy>(&client, &sync, "NetworkPolicies");
+    let (bindings, binding_stream) = labelled::<RoleBinding>(&client, &sync, "RoleBindings");
+    let (quotas, quota_stream) = labelled::<ResourceQuota>(&client, &sync, "ResourceQuotas");
+    let (limits, limit_stream) = labelled::<LimitRange>(&client, &sync, "LimitRanges");
     let (groups, group_writer) = reflector::store();
-    let group_stream = watcher(
-        Api::<CustomerGroup>::all(client.clone()),
-        WatcherConfig::default(),
-    )
-    .backoff(WatchBackoff::default())
-    .reflect(group_writer)
-    .touched_objects();
+    let group_stream = sync
+        .mark(
+            "CustomerGroups",
+            watcher(
+                Api::<CustomerGroup>::all(client.clone()),
+                WatcherConfig::default(),
+            )
+            .backoff(WatchBackoff::default())
+            .reflect(group_writer),
+        )
+        .touched_objects();
 
     let unreadable = decode::Unreadable::default();
     let (customers, customer_writer) = reflector::store::<Customer>();
     let for_decode = unreadable.clone();
+    // One watch of Customers feeds the cache and, through channels, the two streams of
+    // changed Customers (related customers, group members): the apiserver sends every
+    // Customer event once.
+    let (touched, related_stream, member_stream) = decode::Touched::channels();
     let trouble = Trouble::default();
     let sweep = missed_customers(
         client.clone(),
@@ -208,26 +260,34 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         options.resync,
         trouble.clone(),
     );
-    let customer_stream = futures::stream::select(
-        watcher(decode::untyped(&client), WatcherConfig::default())
-            .backoff(WatchBackoff::default()),
-        sweep,
-    )
-    .filter_map(move |event| {
-        let decoded = match event {
-            Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
-            Err(error) => {
-                trouble.report();
-                Some(Err(error))
-            }
-        };
-        futures::future::ready(decoded)
-    })
-    .modify(forget_managed_fields)
-    .reflect(customer_writer)
-    .applied_objects();
+    let customer_stream = sync
+        .mark(
+            "Customers",
+            futures::stream::select(
+                watcher(decode::untyped(&client), WatcherConfig::default())
+                    .backoff(WatchBackoff::default()),
+                sweep,
+            )
+            .filter_map(move |event| {
+                let decoded = match event {
+                    Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
+                    Err(error) => {
+                        trouble.report();
+                        Some(Err(error))
+                    }
+                };
+                futures::future::ready(decoded)
+            })
+            .modify(forget_managed_fields)
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    touched.send(event);
+                }
+            })
+            .reflect(customer_writer),
+        )
+        .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
-    let related_stream = decode::touched_customers(&client);
     let controller = Controller::for_stream(customer_stream, customers.clone())
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
         .trigger_backoff(BriefPause);
@@ -243,12 +303,32 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
         quotas,
         limits,
         failures: Mutex::new(HashMap::new()),
+        metrics: hooks.metrics.clone(),
+        sync: sync.clone(),
+    });
+    let weak = Arc::downgrade(&context);
+    hooks
+        .metrics
+        .observe_cluster(move || weak.upgrade().map(|ctx| metrics::cluster_state(&ctx)));
+    let synced = tokio::spawn({
+        let health = hooks.health.clone();
+        async move {
+            sync.wait().await;
+            health.advance(Phase::Syncing, Phase::Ready);
+            tracing::info!("caches filled: ready");
+        }
     });
     // A trigger that names a Customer the cache does not hold yet is dropped by the
     // runtime; a periodic pass over every cached Customer makes sure none is forgotten.
     let resync = context.options.resync;
-    let group_controller =
-        group_controller(&client, customers.clone(), default_group.clone(), resync);
+    let group_controller = group_controller(
+        &client,
+        member_stream,
+        customers.clone(),
+        default_group.clone(),
+        resync,
+        &hooks,
+    );
     let members_store = customers.clone();
     let related_store = customers.clone();
     let groups_for_related = groups.clone();
@@ -282,8 +362,12 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(ticks(resync))
-        .shutdown_on_signal()
-        .run(reconcile::reconcile, error_policy, context)
+        .graceful_shutdown_on(hooks.shutdown.clone())
+        .run(
+            hooks.metrics.measured(reconcile::reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(customer = %object.name, "reconciled"),
@@ -294,6 +378,7 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
             }
         });
     futures::join!(customer_controller, group_controller);
+    synced.abort();
     Ok(())
 }
 
@@ -409,11 +494,12 @@ fn ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
 /// members changes, and every `resync`.
 fn group_controller(
     client: &Client,
+    member_stream: impl futures::Stream<Item = Result<Customer, watcher::Error>> + Send + 'static,
     customers: Store<Customer>,
     default_group: String,
     resync: Duration,
+    hooks: &Hooks,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let member_stream = decode::touched_customers(client);
     let context = Arc::new(group::GroupContext {
         client: client.clone(),
         customers,
@@ -426,14 +512,22 @@ fn group_controller(
     )
     .trigger_backoff(BriefPause)
     .watches_stream(member_stream, move |customer: Customer| {
-        Some(ObjectRef::new(&resolve::group_name_or(
-            &customer,
-            &default_group,
-        )))
+        // The group it is in, and the one its status still names (the one it leaves).
+        let mut groups = vec![resolve::group_name_or(&customer, &default_group)];
+        groups.extend(customer.status.as_ref().and_then(|s| s.group.clone()));
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|g| ObjectRef::new(&g))
+            .collect::<Vec<_>>()
     })
     .reconcile_all_on(ticks(resync))
-    .shutdown_on_signal()
-    .run(group::reconcile, group::error_policy, context)
+    .graceful_shutdown_on(hooks.shutdown.clone())
+    .run(
+        hooks.metrics.measured(group::reconcile),
+        group::error_policy,
+        context,
+    )
     .for_each(|result| async move {
         match result {
             Ok((object, _)) => tracing::debug!(group = %object.name, "reconciled"),

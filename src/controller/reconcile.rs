@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::apply::apply_if_changed;
 use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
 use crate::api::{
@@ -282,7 +281,6 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
 
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let mut usable = BTreeSet::new();
-    let mut created = Vec::new();
     for ns in &wanted.namespaces {
         let ns_name = ns.name_any();
         let live = match ctx.namespaces.get(&ObjectRef::new(&ns_name)) {
@@ -291,8 +289,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         };
         let phase = match &live {
             None => {
-                apply_if_changed(&namespaces, ns, None).await?;
-                created.push(ns_name.clone());
+                ctx.apply(&namespaces, ns, None).await?;
                 usable.insert(ns_name.clone());
                 "Active"
             }
@@ -311,7 +308,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
                         metadata: meta.metadata.clone(),
                         ..Default::default()
                     };
-                    apply_if_changed(&namespaces, ns, Some(&live_ns)).await?;
+                    ctx.apply(&namespaces, ns, Some(&live_ns)).await?;
                     usable.insert(ns_name.clone());
                     "Active"
                 }
@@ -354,16 +351,6 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
     observed.carried_over = wanted.carried_over.clone();
-    for ns in &created {
-        events::publish(
-            &ctx.client,
-            customer,
-            EventType::Normal,
-            "NamespaceCreated",
-            &format!("created namespace {ns}"),
-        )
-        .await;
-    }
     let settled = observed.conflicts.is_empty()
         && observed.waiting_peers.is_empty()
         && observed.namespaces.iter().all(|n| n.phase == "Active");
@@ -429,7 +416,7 @@ impl Scope<'_> {
         }
         futures::stream::iter(applies)
             .buffer_unordered(PARALLEL_APPLIES)
-            .try_collect::<Vec<bool>>()
+            .try_collect::<Vec<_>>()
             .await?;
         if prune == Prune::No {
             return Ok(placed.len() as u32);
@@ -452,7 +439,7 @@ impl Scope<'_> {
 }
 
 /// Applies one namespaced object unless its cached live form already matches.
-async fn apply_one<K>(ctx: &Context, store: &Store<K>, object: &K) -> Result<bool>
+async fn apply_one<K>(ctx: &Context, store: &Store<K>, object: &K) -> Result<super::apply::Applied>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -463,7 +450,7 @@ where
     let ns = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
-    apply_if_changed(&api, object, live.as_deref()).await
+    ctx.apply(&api, object, live.as_deref()).await
 }
 
 /// Deletes an object only if it is still the one that was checked (same uid).
