@@ -7,7 +7,10 @@
 //! is ignored by a plain `cargo test`, and `scripts/reliability.sh` runs it on a control
 //! plane of its own (`scripts/test.sh` does so with the CI sizes). Settings:
 //! `CUSTOMER_OPERATOR_FAULT` (`apiserver` or `etcd`), `CUSTOMER_OPERATOR_OUTAGE_SECONDS`
-//! [30], `CUSTOMER_OPERATOR_FAULT_CUSTOMERS` [40].
+//! [30], `CUSTOMER_OPERATOR_FAULT_CUSTOMERS` [40]. A fault named `apiserver+leader` runs
+//! the operator with leader election, as the chart does: the leader cannot renew its
+//! Lease during the outage and stops (exits) once, as it must; the test restarts it as
+//! the kubelet would, and it must not exit again (no crash loop) and must converge.
 
 mod support;
 
@@ -82,15 +85,31 @@ async fn converged(client: &Client, living: &[String], dead: &[String], limit: D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops the control plane: run by scripts/reliability.sh on a control plane of its own"]
 async fn operator_survives_an_outage_and_converges() {
-    let component = std::env::var("CUSTOMER_OPERATOR_FAULT").unwrap_or_else(|_| "apiserver".into());
+    let fault = std::env::var("CUSTOMER_OPERATOR_FAULT").unwrap_or_else(|_| "apiserver".into());
+    let (component, leader) = match fault.split_once('+') {
+        Some((component, "leader")) => (component.to_string(), true),
+        _ => (fault.clone(), false),
+    };
     let outage = Duration::from_secs(setting("CUSTOMER_OPERATOR_OUTAGE_SECONDS", 30));
     let count = setting("CUSTOMER_OPERATOR_FAULT_CUSTOMERS", 40) as usize;
     let client = support::client().await;
     let prefix = support::unique(&format!("f{}", &component[..1]));
     let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("target/faults-{component}-operator.log"));
+        .join(format!("target/faults-{fault}-operator.log"));
     let _ = std::fs::remove_file(&log);
-    let mut operator = OperatorProcess::start(&support::kubeconfig(), &log);
+    let lease = [
+        "--leader-election",
+        "--lease-namespace",
+        "default",
+        "--lease-name",
+        &prefix,
+    ];
+    let mut operator = OperatorProcess::start_with(
+        &support::kubeconfig(),
+        &log,
+        if leader { &lease } else { &[] },
+    );
+    let mut exits = 0;
 
     // Work under way: the first batch is created and the operator is busy with it.
     let first: Vec<String> = (0..count).map(|i| format!("{prefix}-a{i}")).collect();
@@ -99,11 +118,15 @@ async fn operator_survives_an_outage_and_converges() {
     control_plane("stop", &component);
     let down = Instant::now();
     while down.elapsed() < outage {
-        assert!(
-            operator.exited().is_none(),
-            "the operator exited during the outage; log: {}",
-            log.display()
-        );
+        if leader {
+            exits += u32::from(operator.restart_if_exited());
+        } else {
+            assert!(
+                operator.exited().is_none(),
+                "the operator exited during the outage; log: {}",
+                log.display()
+            );
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     control_plane("start", &component);
@@ -126,7 +149,18 @@ async fn operator_survives_an_outage_and_converges() {
         .filter(|n| !dead.contains(n))
         .cloned()
         .collect();
-    converged(&client, &living, &[], Duration::from_secs(300)).await;
+    let watch_exits = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if leader {
+                exits += u32::from(operator.restart_if_exited());
+            }
+        }
+    };
+    tokio::select! {
+        () = converged(&client, &living, &[], Duration::from_secs(300)) => {}
+        () = watch_exits => {}
+    }
     let ready = back.elapsed();
     // Deletions also wait for the namespace controller of kube-controller-manager, which
     // recovers from the outage on its own schedule.
@@ -137,7 +171,17 @@ async fn operator_survives_an_outage_and_converges() {
         "the operator exited; log: {}",
         log.display()
     );
-    assert_eq!(operator.starts, 1, "the operator was never restarted");
+    let allowed_exits = u32::from(leader);
+    assert!(
+        exits <= allowed_exits,
+        "the operator exited {exits} times (crash loop?); log: {}",
+        log.display()
+    );
+    assert_eq!(
+        operator.starts,
+        1 + exits,
+        "the operator was restarted by itself"
+    );
 
     // Nothing lost: every living customer holds exactly what desired/ builds.
     let settings = Settings {
@@ -161,8 +205,8 @@ async fn operator_survives_an_outage_and_converges() {
         "objects differ from the specs: {problems:#?}"
     );
     support::figures(&format!(
-        "{component} fault: {} s outage while {count} customers were being set up; operator alive \
-         throughout (0 exits, 0 restarts); after the {component} was back, all {} customers Ready in \
+        "{fault} fault: {} s outage while {count} customers were being set up; operator exited \
+         {exits} times (at most {allowed_exits} allowed: a leader that cannot renew its Lease stops), no crash loop; after the {component} was back, all {} customers Ready in \
          {:.1} s and converged (with {} more created and {} deleted meanwhile, namespaces \
          removed) in {:.1} s; {objects} objects checked, objects lost 0",
         outage.as_secs(),

@@ -9,6 +9,7 @@ pub struct OperatorProcess {
     child: Option<Child>,
     kubeconfig: PathBuf,
     log: PathBuf,
+    extra: Vec<String>,
     /// How many times it was started.
     pub starts: u32,
     /// How many times it was killed with SIGKILL.
@@ -19,10 +20,16 @@ impl OperatorProcess {
     /// Starts `customer-operator run` (platform namespace `ingress-nginx`, like the
     /// in-process operator of the other tests), appending its log to `log`.
     pub fn start(kubeconfig: &Path, log: &Path) -> Self {
+        Self::start_with(kubeconfig, log, &[])
+    }
+
+    /// Starts `customer-operator run` with these extra arguments.
+    pub fn start_with(kubeconfig: &Path, log: &Path, extra: &[&str]) -> Self {
         let mut process = OperatorProcess {
             child: None,
             kubeconfig: kubeconfig.to_path_buf(),
             log: log.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             starts: 0,
             kills: 0,
         };
@@ -42,8 +49,14 @@ impl OperatorProcess {
             .args(["run", "--resync-seconds", "20", "--concurrency", "8"])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--platform-namespaces", "ingress-nginx"])
-            .env("RUST_LOG", "warn")
+            .args([
+                "--platform-namespaces",
+                "ingress-nginx",
+                "--metrics-addr",
+                "off",
+            ])
+            .args(&self.extra)
+            .env("RUST_LOG", "warn,customer_operator::operate=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -65,6 +78,17 @@ impl OperatorProcess {
     /// `None` while it runs; its exit status once it has exited by itself.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// What the kubelet does for a pod whose container exited: start it again. Returns
+    /// whether it had exited.
+    pub fn restart_if_exited(&mut self) -> bool {
+        if self.exited().is_none() {
+            return false;
+        }
+        self.child = None;
+        self.restart();
+        true
     }
 }
 
