@@ -224,14 +224,18 @@ async fn bad_input_is_refused_and_changes_nothing() {
         changed.len()
     ));
 
-    // Clean up what has no unique prefix, so a rerun on a kept cluster starts afresh.
-    for case in &semantic {
-        if !case.name().starts_with(&prefix) {
-            let _ = customers
-                .delete(case.name(), &DeleteParams::default())
-                .await;
-        }
-    }
+    // Leave nothing behind: a refused or conflicting Customer is retried every few
+    // seconds and would keep the operators of later tests busy.
+    let names: Vec<String> = victims
+        .iter()
+        .chain(&semantic)
+        .filter(|c| c.kind() == "Customer")
+        .map(|c| c.name().to_string())
+        .collect();
+    support::delete_customers(&client, &names).await;
+    let _ = support::untyped(&client, "CustomerGroup")
+        .delete(&format!("{prefix}-zone"), &DeleteParams::default())
+        .await;
 }
 
 async fn refused_by_operator_checked(client: &Client, name: &str, reason: &str, event: &str) {
@@ -292,4 +296,5 @@ async fn a_namespace_stays_with_the_customer_that_holds_it() {
         "the holder's namespace is being deleted"
     );
     support::wait_condition(&client, &younger, types::READY, "True").await;
+    support::delete_customers(&client, &[older, younger]).await;
 }

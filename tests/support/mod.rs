@@ -618,3 +618,26 @@ pub async fn config_as(user: &str) -> Config {
     config.auth_info.impersonate = Some(user.to_string());
     config
 }
+
+/// Deletes these Customers and waits (up to 2 minutes) until they are gone, their
+/// namespaces with them: a test that leaves refused or conflicting Customers behind
+/// keeps the operators of later tests busy.
+#[allow(dead_code)]
+pub async fn delete_customers(client: &Client, names: &[String]) {
+    let customers: Api<api::Customer> = Api::all(client.clone());
+    for name in names {
+        let _ = customers.delete(name, &Default::default()).await;
+    }
+    wait_within(
+        Duration::from_secs(120),
+        "the test's customers gone",
+        || {
+            let customers = customers.clone();
+            async move {
+                let list = customers.list(&Default::default()).await.ok()?;
+                (!list.items.iter().any(|c| names.contains(&c.name_any()))).then_some(())
+            }
+        },
+    )
+    .await;
+}
