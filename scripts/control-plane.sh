@@ -8,6 +8,8 @@
 #   scripts/control-plane.sh down [--purge]  stop; --purge also deletes the etcd data
 #   scripts/control-plane.sh env           print `export ...` lines to eval
 #   scripts/control-plane.sh status        show what runs; exit 1 unless all is healthy
+#   scripts/control-plane.sh stop etcd|apiserver    stop one component (fault tests)
+#   scripts/control-plane.sh start etcd|apiserver   start it again and wait until it serves
 #
 # Environment:
 #   CUSTOMER_OPERATOR_CACHE   cache dir (default ~/.cache/customer-operator); binaries in k8s-1.20.2/bin
@@ -598,6 +600,36 @@ cmd_status() {
   $ok
 }
 
+component_name() {
+  case ${1:-} in
+    etcd) echo etcd ;;
+    apiserver) echo kube-apiserver ;;
+    *) die "usage: stop|start etcd|apiserver" ;;
+  esac
+}
+
+# Stop one component, for fault tests: the others keep running.
+cmd_stop() {
+  local name
+  name=$(component_name "${1:-}")
+  existing_mode && die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: not stopping anything"
+  lock_state
+  stop_component "$name"
+}
+
+# Start one stopped component again, with the settings of `up`.
+cmd_start() {
+  local name
+  name=$(component_name "${1:-}")
+  existing_mode && die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: not starting anything"
+  resolve_bins
+  lock_state
+  case $name in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+  esac
+}
+
 usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
@@ -613,6 +645,8 @@ main() {
     down) cmd_down "$@" ;;
     env) cmd_env ;;
     status) cmd_status ;;
+    stop) cmd_stop "$@" ;;
+    start) cmd_start "$@" ;;
     -h|--help|help) usage ;;
     *) usage ;;
   esac

@@ -24,6 +24,7 @@ bash scripts/control-plane.sh up >/dev/null
 eval "$(bash scripts/control-plane.sh env)"
 echo "test.sh: control plane ready, KUBECONFIG=$KUBECONFIG" >&2
 
+rm -f target/reliability-figures.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # The Helm engine of the chart checks (tests/chart.rs), installed once into the cache.
@@ -41,3 +42,16 @@ cargo test --all-targets --locked
 mapfile -t with_operator < <(grep -l 'support::operator()' tests/*.rs | xargs -n1 basename | sed 's/\.rs$//')
 echo "test.sh: again under the chart's RBAC: ${with_operator[*]}" >&2
 CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked $(printf -- '--test %s ' "${with_operator[@]}")
+
+# The apiserver fault test (tests/faults.rs), CI-sized, on a control plane of its own
+# beside this one (ports and state derived from it): it stops that apiserver for 30 s.
+# The longer crash and fault runs: scripts/reliability.sh (see RELIABILITY.md).
+if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
+  CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \
+  CUSTOMER_OPERATOR_RELIABILITY_ETCD_PORT=$((CUSTOMER_OPERATOR_ETCD_PORT + 1000)) \
+  CUSTOMER_OPERATOR_RELIABILITY_APISERVER_PORT=$((CUSTOMER_OPERATOR_APISERVER_PORT + 2000)) \
+  CUSTOMER_OPERATOR_RELIABILITY_KCM_PORT=$((CUSTOMER_OPERATOR_KCM_PORT + 2000)) \
+    bash scripts/reliability.sh --no-crash --faults apiserver
+fi
+echo "test.sh: reliability figures (RELIABILITY.md):" >&2
+cat target/reliability-figures.txt >&2 || true

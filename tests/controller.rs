@@ -4,24 +4,20 @@
 
 mod support;
 
+use support::converged::{keys, labelled};
 use support::{create_customer as create, patch_customer_spec as patch_spec, wait_condition};
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use customer_operator::api::{Customer, CustomerGroup, LABEL_CUSTOMER};
-use customer_operator::controller::apply::{applied_form, is_current};
-use customer_operator::controller::decode;
+use customer_operator::api::{Customer, LABEL_CUSTOMER};
 use customer_operator::controller::status::{condition, types};
-use customer_operator::desired::{self, MapDirectory};
 use customer_operator::settings::Settings;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 fn settings() -> Settings {
@@ -37,90 +33,14 @@ async fn setup() -> Client {
     client
 }
 
-async fn labelled<K>(client: &Client, customer: &str) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    Api::<K>::all(client.clone())
-        .list(&ListParams::default().labels(&format!("{LABEL_CUSTOMER}={customer}")))
-        .await
-        .unwrap()
-        .items
-}
-
-fn keys<K: Resource<DynamicType = ()>>(objects: &[K]) -> BTreeSet<(String, String, String)> {
-    objects
-        .iter()
-        .map(|o| {
-            (
-                K::kind(&()).to_string(),
-                o.namespace().unwrap_or_default(),
-                o.name_any(),
-            )
-        })
-        .collect()
-}
-
-/// Every object of the customer in the cluster, and for each one the desired form it
-/// should match.
+/// Every object of the customer in the cluster matches the desired form.
 async fn assert_cluster_matches_render(client: &Client, customer: &Customer) {
-    // Untyped and decoded one by one: an unreadable Customer left by another test must
-    // not break this one.
-    let customers: Vec<Customer> = decode::untyped(client)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter_map(|o| decode::decode(o).ok())
-        .collect();
-    let groups = Api::<CustomerGroup>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap();
-    let dir = MapDirectory::new(customers, groups.items);
-    let wanted = desired::desired(customer, &dir, &settings()).unwrap();
-    let name = customer.name_any();
-    compare(
-        &labelled::<Namespace>(client, &name).await,
-        &wanted.namespaces,
+    let dir = support::converged::directory(client).await;
+    let differences = support::converged::differences(client, customer, &dir, &settings()).await;
+    assert!(
+        differences.is_empty(),
+        "differ from render: {differences:?}"
     );
-    compare(
-        &labelled::<NetworkPolicy>(client, &name).await,
-        &wanted.network_policies,
-    );
-    compare(
-        &labelled::<RoleBinding>(client, &name).await,
-        &wanted.role_bindings,
-    );
-    compare(
-        &labelled::<ResourceQuota>(client, &name).await,
-        &wanted.resource_quotas,
-    );
-    compare(
-        &labelled::<LimitRange>(client, &name).await,
-        &wanted.limit_ranges,
-    );
-}
-
-fn compare<K>(live: &[K], wanted: &[K])
-where
-    K: Resource<DynamicType = ()> + Serialize,
-{
-    assert_eq!(keys(live), keys(wanted), "{} differ", K::kind(&()));
-    for want in wanted {
-        let have = live
-            .iter()
-            .find(|l| l.name_any() == want.name_any() && l.namespace() == want.namespace())
-            .unwrap();
-        let have = serde_json::to_value(have).unwrap();
-        assert!(
-            is_current(&applied_form(want).unwrap(), &have),
-            "{} {} differs from render",
-            K::kind(&()),
-            want.name_any()
-        );
-    }
 }
 
 async fn namespace_gone(client: &Client, name: &str) {

@@ -412,6 +412,23 @@ spec: {displayName: A, contactEmail: x@a.example, namespaces: [{name: b-c}, {nam
     assert!(ab.namespaces.is_empty());
     assert_eq!(ab.conflicts[0].namespace, "a-b-c");
     assert_eq!(ab.conflicts[0].holder, "a");
+
+    // Once the namespace exists and a-b holds it, it stays a-b's: seniority only decides
+    // names nobody holds yet, so a spec edit or a same-second creation never takes an
+    // existing namespace from its customer.
+    let mut dir = dir;
+    dir.namespace_holders.insert("a-b-c".into(), "a-b".into());
+    let a = desired::desired(&dir.customers["a"], &dir, &settings()).unwrap();
+    let ab = desired::desired(&dir.customers["a-b"], &dir, &settings()).unwrap();
+    assert_eq!(
+        ab.namespaces
+            .iter()
+            .map(|n| n.name_any())
+            .collect::<Vec<_>>(),
+        ["a-b-c"]
+    );
+    assert_eq!(a.conflicts[0].namespace, "a-b-c");
+    assert_eq!(a.conflicts[0].holder, "a-b");
 }
 
 fn reasons(file: &str, customer: &str) -> Vec<Reason> {
@@ -517,11 +534,19 @@ fn every_child_name_is_one_pruning_knows() {
         for name in dir.customers.keys() {
             let wanted = build(&dir, name);
             for p in &wanted.network_policies {
-                assert!(POLICY_NAMES.contains(&p.name_any().as_str()), "{}", p.name_any());
+                assert!(
+                    POLICY_NAMES.contains(&p.name_any().as_str()),
+                    "{}",
+                    p.name_any()
+                );
                 seen.insert(p.name_any());
             }
             for b in &wanted.role_bindings {
-                assert!(BINDING_NAMES.contains(&b.name_any().as_str()), "{}", b.name_any());
+                assert!(
+                    BINDING_NAMES.contains(&b.name_any().as_str()),
+                    "{}",
+                    b.name_any()
+                );
                 seen.insert(b.name_any());
             }
             for q in &wanted.resource_quotas {
@@ -534,4 +559,29 @@ fn every_child_name_is_one_pruning_knows() {
     }
     // The fixtures reach most names, so the lists are not checked against nothing.
     assert!(seen.len() >= 10, "{seen:?}");
+}
+
+#[test]
+fn a_refused_newcomer_opens_nothing_for_its_peers() {
+    let mut dir = directory("connection.yaml");
+    let original = (*dir.customers["shop"]).clone();
+    let with_status = |generation: Option<i64>| {
+        let mut shop = original.clone();
+        // Refused: a reserved label, on top of the allowFrom that names payments.
+        shop.spec.namespaces[0].labels =
+            [("customers.dev/customer".to_string(), "payments".to_string())].into();
+        shop.status = generation.map(|g| customer_operator::api::CustomerStatus {
+            observed_generation: Some(g),
+            ..Default::default()
+        });
+        std::sync::Arc::new(shop)
+    };
+    // Never accepted: payments gets no egress to the namespaces shop only asks for.
+    dir.customers.insert("shop".into(), with_status(None));
+    let payments = build(&dir, "payments");
+    assert!(policy(&payments, "payments", "customer-allow-to-peers").is_none());
+    // Accepted before, refused now: its namespaces exist, and payments keeps its side.
+    dir.customers.insert("shop".into(), with_status(Some(1)));
+    let payments = build(&dir, "payments");
+    assert!(policy(&payments, "payments", "customer-allow-to-peers").is_some());
 }

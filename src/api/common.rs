@@ -125,7 +125,7 @@ impl Protocol {
 pub struct QuotaSpec {
     /// Hard limits by resource name (`requests.cpu`, `limits.memory`, `pods`, ...).
     #[serde(default)]
-    #[schemars(length(max = 64))]
+    #[schemars(extend("maxProperties" = 64))]
     pub hard: BTreeMap<String, Quantity>,
 }
 

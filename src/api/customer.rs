@@ -123,11 +123,11 @@ pub struct CustomerNamespace {
     /// Extra labels on the namespace. Keys under `customers.dev/`,
     /// `app.kubernetes.io/managed-by` and `kubernetes.io/metadata.name` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(extend("maxProperties" = 32))]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations on the namespace, with the same reserved keys as labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(extend("maxProperties" = 32))]
     pub annotations: BTreeMap<String, String>,
 }
 

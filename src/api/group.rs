@@ -77,7 +77,7 @@ pub struct GroupDefaults {
     /// Labels put on every member namespace (a namespace's own labels win). Reserved keys
     /// are refused as in `Customer.spec.namespaces[].labels`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(extend("maxProperties" = 32))]
     pub namespace_labels: BTreeMap<String, String>,
 }
 

@@ -21,6 +21,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
+
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Config as WatcherConfig, watcher};
@@ -138,6 +139,16 @@ impl Directory for Context {
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.state()
     }
+    fn namespace_holder(&self, namespace: &str) -> Option<String> {
+        let ns = self.namespaces.get(&ObjectRef::new(namespace))?;
+        let holder = ns.labels().get(LABEL_CUSTOMER)?;
+        ns.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Customer" && &o.name == holder)
+            .then(|| holder.clone())
+    }
 }
 
 /// The watcher settings for objects the operator labels.
@@ -183,7 +194,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), config)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
         .reflect(writer);
     (store, sync.mark(name, stream).touched_objects())
@@ -223,7 +234,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
                 managed(),
             )
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(forget_managed_fields)
             .reflect(namespace_writer),
         )
@@ -250,7 +261,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 Api::<CustomerGroup>::all(client.clone()),
                 WatcherConfig::default(),
             )
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .reflect(group_writer),
         )
         .touched_objects();
@@ -262,18 +273,28 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     // changed Customers (related customers, group members): the apiserver sends every
     // Customer event once.
     let (touched, related_stream, member_stream) = decode::Touched::channels();
-    let sweep = missed_customers(client.clone(), customers.clone(), options.resync);
+    let trouble = Trouble::default();
+    let sweep = missed_customers(
+        client.clone(),
+        customers.clone(),
+        options.resync,
+        trouble.clone(),
+    );
     let customer_stream = sync
         .mark(
             "Customers",
             futures::stream::select(
-                watcher(decode::untyped(&client), WatcherConfig::default()).default_backoff(),
+                watcher(decode::untyped(&client), WatcherConfig::default())
+                    .backoff(WatchBackoff::default()),
                 sweep,
             )
             .filter_map(move |event| {
                 let decoded = match event {
                     Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
-                    Err(error) => Some(Err(error)),
+                    Err(error) => {
+                        trouble.report();
+                        Some(Err(error))
+                    }
                 };
                 futures::future::ready(decoded)
             })
@@ -403,19 +424,25 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     Ok(())
 }
 
-/// A safety net for watch events that never arrive: every `period`, the Customers the
-/// apiserver lists but the cache does not hold (each read again just before, so that one
-/// deleted meanwhile is not brought back) are fed to the cache as if the watch had
-/// delivered them. Seen on the 1.20 test apiserver: a Customer created while the
-/// operator's watch was starting never reached it.
+/// A safety net for watch events that never arrive: the Customers the apiserver lists
+/// but the cache does not hold or holds in another version (each read again just
+/// before, so that one deleted meanwhile is not brought back) are fed to the cache as if
+/// the watch had delivered them, and cached ones the apiserver no longer has are
+/// removed. Seen on the 1.20 test apiserver: a Customer created while the operator's
+/// watch was starting, or right after the apiserver restarted, never reached it.
+///
+/// It runs every `period`, and also 3 s and 15 s after the Customer watch reported an
+/// error (the apiserver went away or restarted), so that such a Customer waits seconds,
+/// not a whole resync period.
 fn missed_customers(
     client: Client,
     cache: Store<Customer>,
     period: Duration,
+    trouble: Trouble,
 ) -> impl futures::Stream<Item = Result<watcher::Event<kube::api::DynamicObject>, watcher::Error>>
 + Send
 + 'static {
-    ticks(period)
+    sweep_times(period, trouble)
         .then(move |()| {
             let (api, cache) = (decode::untyped(&client), cache.clone());
             async move {
@@ -423,24 +450,78 @@ fn missed_customers(
                     Ok(list) => list.items,
                     Err(error) => {
                         tracing::debug!(%error, "listing Customers for the sweep failed");
-                        Vec::new()
+                        return futures::stream::iter(Vec::new());
                     }
                 };
                 let mut missed = Vec::new();
-                for object in listed {
+                for object in &listed {
                     let name = object.name_any();
-                    if cache.get(&ObjectRef::new(&name)).is_some() {
+                    let cached = cache.get(&ObjectRef::new(&name));
+                    if cached.as_ref().map(|c| c.resource_version()) == Some(object.resource_version()) {
                         continue;
                     }
                     if let Ok(Some(fresh)) = api.get_opt(&name).await {
-                        tracing::warn!(customer = %name, "the watch missed this Customer; taking it from a list");
+                        if cached.is_none() {
+                            tracing::warn!(customer = %name, "the watch missed this Customer; taking it from a list");
+                        }
                         missed.push(Ok(watcher::Event::Apply(fresh)));
+                    }
+                }
+                let names: std::collections::BTreeSet<String> =
+                    listed.iter().map(|o| o.name_any()).collect();
+                for gone in cache.state().iter().filter(|c| !names.contains(&c.name_any())) {
+                    if let (Ok(None), Ok(object)) = (
+                        api.get_opt(&gone.name_any()).await,
+                        serde_json::from_value(serde_json::to_value(&**gone).unwrap_or_default()),
+                    ) {
+                        tracing::warn!(customer = %gone.name_any(), "the watch missed the deletion of this Customer");
+                        missed.push(Ok(watcher::Event::Delete(object)));
                     }
                 }
                 futures::stream::iter(missed)
             }
         })
         .flatten()
+}
+
+/// When the Customer watch last reported an error, for [`missed_customers`].
+#[derive(Clone, Default)]
+struct Trouble(Arc<Mutex<Option<tokio::time::Instant>>>);
+
+impl Trouble {
+    fn report(&self) {
+        *self.0.lock().expect("trouble lock") = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Yields every `period`, and 3 s and 15 s after each reported trouble.
+fn sweep_times(
+    period: Duration,
+    trouble: Trouble,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let start = tokio::time::Instant::now();
+    futures::stream::unfold(
+        (start, Vec::<tokio::time::Instant>::new()),
+        move |(mut last, mut pending)| {
+            let trouble = trouble.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let now = tokio::time::Instant::now();
+                    if let Some(at) = trouble.0.lock().expect("trouble lock").take() {
+                        pending.push(at + Duration::from_secs(3));
+                        pending.push(at + Duration::from_secs(15));
+                    }
+                    let due = pending.iter().any(|t| *t <= now);
+                    pending.retain(|t| *t > now);
+                    if due || now.duration_since(last) >= period {
+                        last = now;
+                        return Some(((), (last, pending)));
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// A stream that yields once every `period`.
@@ -499,7 +580,7 @@ fn group_controller(
 }
 
 /// The pause of all triggers after a watch error. Each watch already backs off on its
-/// own (`default_backoff`), so the shared pause stays short: the runtime's default (up
+/// own ([`WatchBackoff`]), so the shared pause stays short: the runtime's default (up
 /// to 30 s, growing with every error of any watch) held every Customer back, new ones
 /// included, whenever one watch failed (a CRD reinstalled, an expired resource version).
 struct BriefPause;
@@ -515,25 +596,107 @@ impl kube::runtime::utils::Backoff for BriefPause {
     fn reset(&mut self) {}
 }
 
-/// Backs off per Customer: 1 s, 2 s, 4 s ... up to 5 minutes, reset by a success.
+/// Backs off per Customer, reset by a success; see [`retry_delay`].
 fn error_policy(customer: Arc<Customer>, error: &Error, context: Arc<Context>) -> Action {
     let mut failures = context.failures.lock().expect("failures lock");
     let count = failures.entry(customer.name_any()).or_insert(0);
     *count = count.saturating_add(1);
-    // A conflict only means the cache was behind: retry soon.
-    let conflict = matches!(error, Error::Kube(kube::Error::Api(s)) if s.code == 409);
-    let delay = if conflict {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
-    };
+    let delay = retry_delay(error, *count);
     tracing::warn!(customer = %customer.name_any(), reason = error.reason(), %error, ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// When to retry a Customer after its `failures`-th failure in a row: 1 s, 2 s, 4 s ...
+/// up to 5 minutes for an error of the Customer's own (a request the apiserver refuses);
+/// 0.5 s after a conflict (the cache was behind); at most 5 s when the apiserver is
+/// unreachable or failing (connection errors, timeouts, 429 and 5xx), which is nobody's
+/// fault and ends for every Customer at once: a long backoff earned during an outage
+/// would only delay the recovery.
+pub fn retry_delay(error: &Error, failures: u32) -> Duration {
+    let exponential = Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
+        .min(Duration::from_secs(300));
+    match error {
+        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Duration::from_millis(500),
+        Error::Kube(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
+            exponential.min(OUTAGE_RETRY)
+        }
+        Error::Kube(kube::Error::Api(_)) => exponential,
+        Error::Kube(_) | Error::CachesNotReady(_) | Error::Timeout => exponential.min(OUTAGE_RETRY),
+        _ => exponential,
+    }
+}
+
+/// Longest wait between retries while the apiserver is unreachable or failing.
+const OUTAGE_RETRY: Duration = Duration::from_secs(5);
+
+/// Reconnection pause of every watch: 250 ms, doubling up to 4 s, back to 250 ms once
+/// the watch delivers again. kube's default grows to 30 s, so after an apiserver
+/// outage the caches could stay stale for up to 30 s after it is back.
+pub(crate) struct WatchBackoff {
+    next: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff {
+            next: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(4));
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = WatchBackoff::default();
+    }
 }
 
 impl Context {
     /// Forgets the failures of a Customer after a successful reconcile.
     pub fn reset_failures(&self, name: &str) {
         self.failures.lock().expect("failures lock").remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> Error {
+        Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            ..Default::default()
+        })))
+    }
+
+    #[test]
+    fn an_outage_is_retried_within_seconds_and_a_refusal_backs_off() {
+        assert_eq!(retry_delay(&api_error(422), 9), Duration::from_secs(256));
+        assert_eq!(retry_delay(&api_error(422), 3), Duration::from_secs(4));
+        assert_eq!(retry_delay(&api_error(409), 9), Duration::from_millis(500));
+        assert_eq!(retry_delay(&api_error(503), 9), OUTAGE_RETRY);
+        assert_eq!(retry_delay(&Error::Timeout, 2), Duration::from_secs(2));
+        assert_eq!(
+            retry_delay(&Error::CachesNotReady("Customers"), 20),
+            OUTAGE_RETRY
+        );
+    }
+
+    #[test]
+    fn watches_reconnect_within_four_seconds() {
+        let mut backoff = WatchBackoff::default();
+        let delays: Vec<Duration> = backoff.by_ref().take(7).collect();
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert_eq!(delays[6], Duration::from_secs(4));
+        kube::runtime::utils::Backoff::reset(&mut backoff);
+        assert_eq!(backoff.next(), Some(Duration::from_millis(250)));
     }
 }

@@ -572,12 +572,7 @@ async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(ctx.options.resync));
     }
     let customers: Api<Customer> = Api::all(ctx.client.clone());
-    let inner: Vec<Arc<Customer>> = ctx
-        .customers
-        .state()
-        .into_iter()
-        .filter(|c| c.spec.parent.as_deref() == Some(name.as_str()))
-        .collect();
+    let inner = desired::relations::inner_customers(customer, &ctx.customers.state());
     if !inner.is_empty() {
         for c in inner
             .iter()

@@ -16,6 +16,11 @@ pub trait Directory {
     fn group(&self, name: &str) -> Option<Arc<CustomerGroup>>;
     /// Every known Customer.
     fn customers(&self) -> Vec<Arc<Customer>>;
+    /// The customer that holds an existing namespace of this name (its label and an
+    /// ownerReference to it), if known. Offline there are no namespaces: `None`.
+    fn namespace_holder(&self, _namespace: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A [`Directory`] held in maps: for `render`, tests and benchmarks.
@@ -25,6 +30,8 @@ pub struct MapDirectory {
     pub customers: BTreeMap<String, Arc<Customer>>,
     /// Groups by name.
     pub groups: BTreeMap<String, Arc<CustomerGroup>>,
+    /// Existing namespaces and the customer that holds each (empty offline).
+    pub namespace_holders: BTreeMap<String, String>,
 }
 
 impl MapDirectory {
@@ -42,6 +49,7 @@ impl MapDirectory {
                 .into_iter()
                 .map(|g| (g.name_any(), Arc::new(g)))
                 .collect(),
+            namespace_holders: BTreeMap::new(),
         }
     }
 }
@@ -55,5 +63,8 @@ impl Directory for MapDirectory {
     }
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.values().cloned().collect()
+    }
+    fn namespace_holder(&self, namespace: &str) -> Option<String> {
+        self.namespace_holders.get(namespace).cloned()
     }
 }

@@ -127,8 +127,10 @@ pub fn owner_reference(customer: &Customer) -> OwnerReference {
     }
 }
 
-/// The namespaces of the customer that it really holds: those another, senior customer
-/// asks for too are left out.
+/// The namespaces of the customer that it really holds. A namespace that exists stays
+/// with the customer that holds it, whoever asks for the same name later; for one that
+/// does not exist yet, the senior customer ([`resolve::is_senior`]) wins. Those another
+/// customer keeps are left out, as conflicts.
 pub fn held_namespaces(
     customer: &Customer,
     dir: &dyn Directory,
@@ -142,9 +144,22 @@ pub fn held_namespaces(
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
     for name in resolve::namespace_names(customer) {
-        let holder = others.iter().find(|other| {
-            resolve::is_senior(other, customer) && resolve::namespace_names(other).contains(&name)
-        });
+        let claims = |other: &Customer| resolve::namespace_names(other).contains(&name);
+        let current = dir.namespace_holder(&name);
+        let holder = match current.as_deref() {
+            Some(holder) if holder == me => None,
+            Some(holder) => others
+                .iter()
+                .find(|other| other.name_any() == holder && claims(other))
+                .or_else(|| {
+                    others
+                        .iter()
+                        .find(|other| resolve::is_senior(other, customer) && claims(other))
+                }),
+            None => others
+                .iter()
+                .find(|other| resolve::is_senior(other, customer) && claims(other)),
+        };
         match holder {
             Some(other) => conflicts.push(NamespaceConflict {
                 namespace: name,
@@ -154,6 +169,17 @@ pub fn held_namespaces(
         }
     }
     (held, conflicts)
+}
+
+/// Whether the operator has never accepted this Customer (no `observedGeneration`) and
+/// refuses its spec: such a customer has no objects, so it opens nothing for anyone.
+pub fn is_refused_newcomer(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> bool {
+    customer
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .is_none()
+        && !validate::validate_customer(customer, dir, settings).is_empty()
 }
 
 /// Every object that should exist for `customer`, or the problems that keep the operator
@@ -170,11 +196,17 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     let own: BTreeSet<String> = held.iter().cloned().collect();
     let labels = owner_labels(customer, settings);
     let owner = owner_reference(customer);
+    // A customer the operator never accepted has no objects: it is nobody's peer, so
+    // that a refused newcomer cannot change anyone else's policies.
     let others: Vec<Arc<Customer>> = dir
         .customers()
         .into_iter()
-        .filter(|c| c.name_any() != me)
+        .filter(|c| c.name_any() != me && !is_refused_newcomer(c, dir, settings))
         .collect();
+    let peer = |name: &str| -> Option<Arc<Customer>> {
+        dir.customer(name)
+            .filter(|c| !is_refused_newcomer(c, dir, settings))
+    };
     let held_by =
         |c: &Customer| -> BTreeSet<String> { held_namespaces(c, dir).0.into_iter().collect() };
     let members_of = |group: &str| -> BTreeSet<String> {
@@ -191,11 +223,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         .iter()
         .flat_map(|n| n.allow_from.iter())
         .filter_map(|allow| {
-            if let Some(c) = allow
-                .customer
-                .as_deref()
-                .filter(|c| dir.customer(c).is_none())
-            {
+            if let Some(c) = allow.customer.as_deref().filter(|c| peer(c).is_none()) {
                 Some(format!("Customer {c}"))
             } else {
                 allow
@@ -217,7 +245,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
             } else if let Some(group) = &allow.group {
                 Peer::Namespaces(members_of(group))
             } else {
-                let other = allow.customer.as_deref().and_then(|c| dir.customer(c));
+                let other = allow.customer.as_deref().and_then(peer);
                 Peer::Namespaces(other.map(|c| held_by(&c)).unwrap_or_default())
             };
             let empty = matches!(&peer, Peer::Namespaces(names) if names.is_empty());

@@ -200,6 +200,21 @@ fn peer_of(peer: &Peer) -> NetworkPolicyPeer {
     }
 }
 
+/// Every peer a policy names, ingress sources and egress destinations alike.
+pub fn peers(spec: &NetworkPolicySpec) -> Vec<NetworkPolicyPeer> {
+    let from = spec
+        .ingress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.from.iter().flatten());
+    let to = spec
+        .egress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.to.iter().flatten());
+    from.chain(to).cloned().collect()
+}
+
 /// A peer of every pod in the namespaces of these names.
 pub fn by_names(names: &BTreeSet<String>) -> NetworkPolicyPeer {
     NetworkPolicyPeer {

@@ -61,13 +61,41 @@ pub fn validate_customer(
         let field = format!("CustomerGroup {group}: spec.defaults.namespaceLabels");
         check_labels(&mut problems, &field, &defaults.namespace_labels, true);
     }
-    if let Err(problem) = resolve::ancestors(customer, dir) {
-        problems.push(problem);
+    if let Some(access) = dir.group(&group).and_then(|g| g.spec.access.clone()) {
+        check_access(
+            &mut problems,
+            &format!("CustomerGroup {group}: spec.access"),
+            &access,
+        );
+    }
+    match resolve::ancestors(customer, dir) {
+        // Parents' admins become admins here: a subject the apiserver would refuse in a
+        // RoleBinding must not reach this customer's bindings.
+        Ok(ancestors) => {
+            for parent in ancestors {
+                if let Some(access) = &parent.spec.access {
+                    let field =
+                        format!("parent Customer {}: spec.access.admins", parent.name_any());
+                    check_subjects(&mut problems, &field, &access.admins);
+                }
+            }
+        }
+        Err(problem) => problems.push(problem),
     }
     if let Some(access) = &spec.access {
         check_access(&mut problems, "spec.access", access);
     }
     if let Some(partner) = &spec.partner {
+        if !is_dns_label(&partner.name) {
+            problems.push(Problem::new(
+                Reason::InvalidField,
+                "spec.partner.name",
+                format!(
+                    "{:?} must be a DNS-1123 label (lower-case letters, digits, '-') of at most 63 characters",
+                    partner.name
+                ),
+            ));
+        }
         check_subjects(
             &mut problems,
             "spec.partner.securityConsultants",
@@ -218,11 +246,73 @@ fn check_subjects(problems: &mut Vec<Problem>, field: &str, subjects: &[Subject]
                 "a subject needs a name",
             ));
         }
+        // What the apiserver checks in a RoleBinding: a ServiceAccount's name is a DNS
+        // subdomain and its namespace a namespace name.
+        if subject.kind == SubjectKind::ServiceAccount {
+            if !subject.name.is_empty() && !is_dns_subdomain(&subject.name) {
+                problems.push(Problem::new(
+                    Reason::InvalidSubject,
+                    format!("{field}[{i}].name"),
+                    format!(
+                        "{:?} is not a ServiceAccount name (lower-case DNS subdomain)",
+                        subject.name
+                    ),
+                ));
+            }
+            if !namespace.is_empty() && !is_dns_label(namespace) {
+                problems.push(Problem::new(
+                    Reason::InvalidSubject,
+                    format!("{field}[{i}].namespace"),
+                    format!("{namespace:?} is not a namespace name"),
+                ));
+            }
+        }
     }
 }
 
 fn check_quota(problems: &mut Vec<Problem>, field: &str, quota: &QuotaSpec) {
-    check_quantities(problems, &format!("{field}.hard"), &quota.hard);
+    let field = format!("{field}.hard");
+    check_quantities(problems, &field, &quota.hard);
+    for key in quota.hard.keys() {
+        // The apiserver takes a name without a prefix only when it is a standard one.
+        if is_qualified_name(key) && !key.contains('/') && !is_standard_quota_resource(key) {
+            problems.push(Problem::new(
+                Reason::InvalidField,
+                format!("{field}[{key}]"),
+                "not a resource a quota can limit (for example pods, requests.cpu, limits.memory, count/deployments.apps)",
+            ));
+        }
+    }
+}
+
+/// The quota resource names the apiserver accepts without a `prefix/`.
+pub fn is_standard_quota_resource(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "pods",
+        "services",
+        "replicationcontrollers",
+        "resourcequotas",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+        "cpu",
+        "memory",
+        "storage",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.storage",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+    ];
+    NAMES.contains(&name)
+        || ["hugepages-", "requests.hugepages-"]
+            .iter()
+            .any(|p| name.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
 }
 
 fn check_limits(problems: &mut Vec<Problem>, field: &str, limits: &[LimitItem]) {
@@ -253,7 +343,16 @@ fn check_quantities(problems: &mut Vec<Problem>, field: &str, map: &BTreeMap<Str
                 "not a valid resource name",
             ));
         }
-        if !is_quantity(&quantity.0) {
+        if quantity.0.trim_start().starts_with('-') && is_quantity(&quantity.0) {
+            problems.push(Problem::new(
+                Reason::InvalidQuantity,
+                format!("{field}[{key}]"),
+                format!(
+                    "{:?} is negative; quotas and limits must be 0 or more",
+                    quantity.0
+                ),
+            ));
+        } else if !is_quantity(&quantity.0) {
             problems.push(Problem::new(
                 Reason::InvalidQuantity,
                 format!("{field}[{key}]"),
@@ -355,6 +454,65 @@ pub fn is_quantity(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reasons(yaml: &str, extra: &str) -> Vec<(Reason, String)> {
+        let mut docs: Vec<Customer> = Vec::new();
+        for doc in [yaml, extra].into_iter().filter(|d| !d.is_empty()) {
+            docs.push(serde_yaml::from_str(doc).expect("test customer parses"));
+        }
+        let dir = crate::desired::MapDirectory::new(docs.clone(), []);
+        validate_customer(&docs[0], &dir, &Settings::default())
+            .into_iter()
+            .map(|p| (p.reason, p.field))
+            .collect()
+    }
+
+    const HEAD: &str = "apiVersion: customers.dev/v1alpha1\nkind: Customer\n";
+
+    #[test]
+    fn what_the_apiserver_refuses_in_children_is_refused_up_front() {
+        let c = |spec: &str| {
+            format!(
+                "{HEAD}metadata: {{name: acme}}\nspec: {{displayName: A, contactEmail: a@b.c, {spec}}}"
+            )
+        };
+        assert_eq!(
+            reasons(&c("partner: {name: Acme Corp}"), ""),
+            [(Reason::InvalidField, "spec.partner.name".into())]
+        );
+        assert_eq!(
+            reasons(
+                &c("access: {admins: [{kind: ServiceAccount, name: Bot, namespace: tools}]}"),
+                ""
+            ),
+            [(Reason::InvalidSubject, "spec.access.admins[0].name".into())]
+        );
+        assert_eq!(
+            reasons(&c("quota: {hard: {pods: '-1'}}"), ""),
+            [(Reason::InvalidQuantity, "spec.quota.hard[pods]".into())]
+        );
+        assert_eq!(
+            reasons(&c("quota: {hard: {gpus: '2'}}"), ""),
+            [(Reason::InvalidField, "spec.quota.hard[gpus]".into())]
+        );
+        assert!(
+            reasons(
+                &c("quota: {hard: {count/deployments.apps: '2', requests.hugepages-2Mi: 1Gi}}"),
+                ""
+            )
+            .is_empty()
+        );
+        let parent = format!(
+            "{HEAD}metadata: {{name: top}}\nspec: {{displayName: T, contactEmail: t@b.c, access: {{admins: [{{kind: ServiceAccount, name: ci}}]}}}}"
+        );
+        assert_eq!(
+            reasons(&c("parent: top"), &parent),
+            [(
+                Reason::InvalidSubject,
+                "parent Customer top: spec.access.admins[0].namespace".into()
+            )]
+        );
+    }
 
     #[test]
     fn quantities() {

@@ -200,6 +200,10 @@ pub struct Leadership {
     task: JoinHandle<Elector>,
 }
 
+/// Longest wait for one request while standing by: a request that hangs (an apiserver
+/// that accepts connections while it starts or stops) is abandoned and tried again.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Waits until this replica holds the Lease (creating it if needed), then keeps it
 /// renewed in the background. Errors reaching the apiserver are logged and retried.
 pub async fn acquire(client: Client, config: LeaseConfig) -> Result<Leadership> {
@@ -208,7 +212,12 @@ pub async fn acquire(client: Client, config: LeaseConfig) -> Result<Leadership> 
     let mut waiting_for = None;
     let acquired_at = loop {
         let sent = Instant::now();
-        match elector.try_acquire_or_renew().await {
+        let attempt = tokio::time::timeout(REQUEST_TIMEOUT, elector.try_acquire_or_renew());
+        let Ok(outcome) = attempt.await else {
+            tracing::warn!(lease = %elector.config.name, "reading the lease got no answer; retrying");
+            continue;
+        };
+        match outcome {
             Ok(Attempt::Held) => break sent,
             Ok(Attempt::Busy(holder)) => {
                 if waiting_for.as_ref() != Some(&holder) {

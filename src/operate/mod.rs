@@ -203,7 +203,10 @@ async fn crds_established(client: &Client) {
     loop {
         let mut missing = Vec::new();
         for name in &names {
-            let established = match crds.get_opt(name).await {
+            // A request that hangs (an apiserver that accepts connections while it
+            // starts or stops) must not hold the standby forever.
+            let read = tokio::time::timeout(leader::REQUEST_TIMEOUT, crds.get_opt(name));
+            let established = match read.await.unwrap_or_else(|_| Err(timed_out())) {
                 Ok(crd) => crd
                     .and_then(|c| c.status)
                     .and_then(|s| s.conditions)
@@ -229,4 +232,12 @@ async fn crds_established(client: &Client) {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// The error of a request abandoned after [`leader::REQUEST_TIMEOUT`].
+fn timed_out() -> kube::Error {
+    kube::Error::Service(Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer from the apiserver",
+    )))
 }

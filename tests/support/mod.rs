@@ -1,6 +1,11 @@
 //! Shared harness of the integration tests: finds or starts the test control plane and
 //! installs the CRDs once per test binary.
 
+#[allow(dead_code)]
+pub mod converged;
+#[allow(dead_code)]
+pub mod process;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -320,6 +325,105 @@ pub async fn zone_peers(client: &Client, ns: &str) -> Option<Vec<String>> {
     selector.match_expressions?[0].values.clone()
 }
 
+/// Every object the operator keeps for these customers (namespaces, NetworkPolicies,
+/// RoleBindings, ResourceQuotas, LimitRanges, found by the `customers.dev/customer`
+/// label), as (kind, namespace, name) with its uid and resourceVersion. Two equal
+/// snapshots mean nothing was created, changed or deleted in between.
+#[allow(dead_code)]
+pub async fn snapshot(
+    client: &Client,
+    customers: &[String],
+) -> std::collections::BTreeMap<(String, String, String), (String, String)> {
+    use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let mut out = std::collections::BTreeMap::new();
+    // Label selectors take a bounded set; ask in slices.
+    for chunk in customers.chunks(50) {
+        let selector = format!("{} in ({})", api::LABEL_CUSTOMER, chunk.join(","));
+        let params = kube::api::ListParams::default().labels(&selector);
+        snapshot_kind::<Namespace>(client, &params, &mut out).await;
+        snapshot_kind::<NetworkPolicy>(client, &params, &mut out).await;
+        snapshot_kind::<RoleBinding>(client, &params, &mut out).await;
+        snapshot_kind::<ResourceQuota>(client, &params, &mut out).await;
+        snapshot_kind::<LimitRange>(client, &params, &mut out).await;
+    }
+    out
+}
+
+async fn snapshot_kind<K>(
+    client: &Client,
+    params: &kube::api::ListParams,
+    out: &mut std::collections::BTreeMap<(String, String, String), (String, String)>,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = Api::<K>::all(client.clone())
+        .list(params)
+        .await
+        .expect("list for the snapshot");
+    for o in list.items {
+        out.insert(
+            (
+                K::kind(&()).to_string(),
+                o.namespace().unwrap_or_default(),
+                o.name_any(),
+            ),
+            (
+                o.uid().unwrap_or_default(),
+                o.resource_version().unwrap_or_default(),
+            ),
+        );
+    }
+}
+
+/// What differs between two snapshots, one line per object.
+#[allow(dead_code)]
+pub fn snapshot_diff(
+    before: &std::collections::BTreeMap<(String, String, String), (String, String)>,
+    after: &std::collections::BTreeMap<(String, String, String), (String, String)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, value) in before {
+        match after.get(key) {
+            None => out.push(format!("gone: {key:?}")),
+            Some(v) if v != value => out.push(format!("changed: {key:?} {value:?} -> {v:?}")),
+            _ => {}
+        }
+    }
+    for key in after.keys().filter(|k| !before.contains_key(*k)) {
+        out.push(format!("new: {key:?}"));
+    }
+    out
+}
+
+/// Prints a line of reliability figures and appends it to
+/// `target/reliability-figures.txt`, which `scripts/test.sh` shows at the end.
+#[allow(dead_code)]
+pub fn figures(line: &str) {
+    use std::io::Write;
+    println!("{line}");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/reliability-figures.txt"
+    );
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// The Customer and CustomerGroup APIs, untyped, so that input the types would not
+/// even decode reaches the apiserver as written.
+#[allow(dead_code)]
+pub fn untyped(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk(api::API_GROUP, "v1alpha1", kind);
+    Api::all_with(client.clone(), &kube::api::ApiResource::from_gvk(&gvk))
+}
+
 /// Where the chart is.
 pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/customer-operator");
 
@@ -513,4 +617,27 @@ pub async fn config_as(user: &str) -> Config {
         .expect("kubeconfig valid");
     config.auth_info.impersonate = Some(user.to_string());
     config
+}
+
+/// Deletes these Customers and waits (up to 2 minutes) until they are gone, their
+/// namespaces with them: a test that leaves refused or conflicting Customers behind
+/// keeps the operators of later tests busy.
+#[allow(dead_code)]
+pub async fn delete_customers(client: &Client, names: &[String]) {
+    let customers: Api<api::Customer> = Api::all(client.clone());
+    for name in names {
+        let _ = customers.delete(name, &Default::default()).await;
+    }
+    wait_within(
+        Duration::from_secs(120),
+        "the test's customers gone",
+        || {
+            let customers = customers.clone();
+            async move {
+                let list = customers.list(&Default::default()).await.ok()?;
+                (!list.items.iter().any(|c| names.contains(&c.name_any()))).then_some(())
+            }
+        },
+    )
+    .await;
 }

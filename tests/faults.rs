@@ -1,0 +1,219 @@
+//! Apiserver faults (issue 7, item 2): while the operator binary is busy with new
+//! Customers, the test control plane's kube-apiserver (or etcd) is stopped for 30 s and
+//! started again. The operator must not exit, must lose no work, and must converge
+//! afterwards; the test reports how long that took.
+//!
+//! It stops part of the control plane, so it must never share one with other tests: it
+//! is ignored by a plain `cargo test`, and `scripts/reliability.sh` runs it on a control
+//! plane of its own (`scripts/test.sh` does so with the CI sizes). Settings:
+//! `CUSTOMER_OPERATOR_FAULT` (`apiserver` or `etcd`), `CUSTOMER_OPERATOR_OUTAGE_SECONDS`
+//! [30], `CUSTOMER_OPERATOR_FAULT_CUSTOMERS` [40]. A fault named `apiserver+leader` runs
+//! the operator with leader election, as the chart does: the leader cannot renew its
+//! Lease during the outage and stops (exits) once, as it must; the test restarts it as
+//! the kubelet would, and it must not exit again (no crash loop) and must converge.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use customer_operator::api::Customer;
+use customer_operator::controller::status::{condition, types};
+use customer_operator::settings::Settings;
+use futures::StreamExt;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use support::process::{OperatorProcess, setting};
+
+fn control_plane(verb: &str, component: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh");
+    let status = Command::new("bash")
+        .args([script, verb, component])
+        .status()
+        .expect("bash runs");
+    assert!(
+        status.success(),
+        "control-plane.sh {verb} {component} failed"
+    );
+}
+
+fn spec(i: usize) -> serde_json::Value {
+    let mut spec = json!({
+        "displayName": format!("Fault {i}"),
+        "contactEmail": "ops@fault.example",
+        "access": {"viewers": [{"kind": "User", "name": format!("viewer{i}")}]},
+    });
+    if i.is_multiple_of(4) {
+        spec["namespaces"] = json!([{"name": "a"}, {"name": "b"}]);
+    }
+    spec
+}
+
+async fn create_all(client: &Client, names: &[String]) {
+    futures::stream::iter(names.iter().enumerate())
+        .for_each_concurrent(8, |(i, n)| async move {
+            support::create_customer(client, n, spec(i)).await;
+        })
+        .await;
+}
+
+/// Waits until `living` are Ready for their generation and `dead` are gone.
+async fn converged(client: &Client, living: &[String], dead: &[String], limit: Duration) {
+    let customers: Api<Customer> = Api::all(client.clone());
+    support::wait_within(limit, "convergence after the outage", || {
+        let customers = customers.clone();
+        async move {
+            let list = customers.list(&ListParams::default()).await.ok()?;
+            let by_name: BTreeMap<String, &Customer> =
+                list.items.iter().map(|c| (c.name_any(), c)).collect();
+            let ready = living.iter().all(|n| {
+                by_name.get(n).is_some_and(|c| {
+                    condition(c.status.as_ref(), types::READY).is_some_and(|r| {
+                        r.status == "True" && r.observed_generation == c.meta().generation
+                    })
+                })
+            });
+            let gone = dead.iter().all(|d| !by_name.contains_key(d));
+            (ready && gone).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "stops the control plane: run by scripts/reliability.sh on a control plane of its own"]
+async fn operator_survives_an_outage_and_converges() {
+    let fault = std::env::var("CUSTOMER_OPERATOR_FAULT").unwrap_or_else(|_| "apiserver".into());
+    let (component, leader) = match fault.split_once('+') {
+        Some((component, "leader")) => (component.to_string(), true),
+        _ => (fault.clone(), false),
+    };
+    let outage = Duration::from_secs(setting("CUSTOMER_OPERATOR_OUTAGE_SECONDS", 30));
+    let count = setting("CUSTOMER_OPERATOR_FAULT_CUSTOMERS", 40) as usize;
+    let client = support::client().await;
+    let prefix = support::unique(&format!("f{}", &component[..1]));
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/faults-{fault}-operator.log"));
+    let _ = std::fs::remove_file(&log);
+    let lease = [
+        "--leader-election",
+        "--lease-namespace",
+        "default",
+        "--lease-name",
+        &prefix,
+    ];
+    let mut operator = OperatorProcess::start_with(
+        &support::kubeconfig(),
+        &log,
+        if leader { &lease } else { &[] },
+    );
+    let mut exits = 0;
+
+    // Work under way: the first batch is created and the operator is busy with it.
+    let first: Vec<String> = (0..count).map(|i| format!("{prefix}-a{i}")).collect();
+    create_all(&client, &first).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    control_plane("stop", &component);
+    let down = Instant::now();
+    while down.elapsed() < outage {
+        if leader {
+            exits += u32::from(operator.restart_if_exited());
+        } else {
+            assert!(
+                operator.exited().is_none(),
+                "the operator exited during the outage; log: {}",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    control_plane("start", &component);
+    let back = Instant::now();
+
+    // More work once it is back: new customers, and deletions of some of the first.
+    let second: Vec<String> = (0..count / 2).map(|i| format!("{prefix}-b{i}")).collect();
+    create_all(&client, &second).await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let dead: Vec<String> = first.iter().step_by(4).cloned().collect();
+    for d in &dead {
+        customers
+            .delete(d, &DeleteParams::default())
+            .await
+            .expect("delete accepted");
+    }
+    let living: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .filter(|n| !dead.contains(n))
+        .cloned()
+        .collect();
+    let watch_exits = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if leader {
+                exits += u32::from(operator.restart_if_exited());
+            }
+        }
+    };
+    tokio::select! {
+        () = converged(&client, &living, &[], Duration::from_secs(300)) => {}
+        () = watch_exits => {}
+    }
+    let ready = back.elapsed();
+    // Deletions also wait for the namespace controller of kube-controller-manager, which
+    // recovers from the outage on its own schedule.
+    converged(&client, &living, &dead, Duration::from_secs(300)).await;
+    let recovery = back.elapsed();
+    assert!(
+        operator.exited().is_none(),
+        "the operator exited; log: {}",
+        log.display()
+    );
+    let allowed_exits = u32::from(leader);
+    assert!(
+        exits <= allowed_exits,
+        "the operator exited {exits} times (crash loop?); log: {}",
+        log.display()
+    );
+    assert_eq!(
+        operator.starts,
+        1 + exits,
+        "the operator was restarted by itself"
+    );
+
+    // Nothing lost: every living customer holds exactly what desired/ builds.
+    let settings = Settings {
+        platform_namespaces: vec!["ingress-nginx".into()],
+        ..Settings::default()
+    };
+    let dir = support::converged::directory(&client).await;
+    let mut problems = Vec::new();
+    let mut objects = 0;
+    for n in &living {
+        let customer = &dir.customers[n];
+        problems.extend(support::converged::differences(&client, customer, &dir, &settings).await);
+        objects += customer_operator::desired::desired(customer, &dir, &settings)
+            .unwrap()
+            .to_values()
+            .unwrap()
+            .len();
+    }
+    assert!(
+        problems.is_empty(),
+        "objects differ from the specs: {problems:#?}"
+    );
+    support::figures(&format!(
+        "{fault} fault: {} s outage while {count} customers were being set up; operator exited \
+         {exits} times (at most {allowed_exits} allowed: a leader that cannot renew its Lease stops), no crash loop; after the {component} was back, all {} customers Ready in \
+         {:.1} s and converged (with {} more created and {} deleted meanwhile, namespaces \
+         removed) in {:.1} s; {objects} objects checked, objects lost 0",
+        outage.as_secs(),
+        living.len(),
+        ready.as_secs_f64(),
+        second.len(),
+        dead.len(),
+        recovery.as_secs_f64(),
+    ));
+}
