@@ -8,13 +8,17 @@
 //! - [`render`]: the offline preview behind `customer-operator render`.
 //! - [`operate`]: metrics, health, log format, graceful shutdown and leader election
 //!   for `customer-operator run`.
+//! - [`isolation`]: the NetworkPolicy evaluator and the reachability matrix behind
+//!   the `NetworkIsolated` condition and [`verify`], `customer-operator verify`.
 
 pub mod api;
 pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod isolation;
 pub mod operate;
 pub mod render;
 pub mod settings;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use customer_operator::operate::{self, LogFormat, leader::LeaseConfig};
-use customer_operator::settings::{DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
-use customer_operator::{api, controller, render};
+use customer_operator::settings::{DEFAULT_POD_CIDRS, DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
+use customer_operator::{api, controller, render, verify};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::net::SocketAddr;
@@ -56,6 +56,34 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Check, from every NetworkPolicy in the customers' namespaces, which customer can
+    /// reach which: prints the matrix and every opening no allowFrom or group zone
+    /// declares, and exits 1 when there is one. Reads the cluster of the kubeconfig, or
+    /// with -f files (Customers and groups, which are rendered, and/or render output).
+    Verify {
+        /// A YAML file or a directory of them; may be given more than once. Without it,
+        /// the cluster is read.
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+        /// Kubeconfig file, when reading the cluster; default: in-cluster config, else
+        /// $KUBECONFIG, else ~/.kube/config.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+}
+
+/// How `verify` prints its report.
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    /// Text tables.
+    Table,
+    /// JSON.
+    Json,
 }
 
 /// The operator's cluster-wide settings.
@@ -97,6 +125,10 @@ struct SettingsArgs {
         default_value = "customer-operator"
     )]
     operator_namespace: String,
+    /// The cluster's pod address ranges (comma-separated), for judging which ipBlocks
+    /// may match pods in the isolation check.
+    #[arg(long, env = "CUSTOMER_OPERATOR_POD_CIDRS", value_delimiter = ',', default_values_t = DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()))]
+    pod_cidrs: Vec<String>,
 }
 
 /// How the operator runs as a service: logs, metrics and health, leader election.
@@ -211,15 +243,13 @@ impl SettingsArgs {
             },
             private_cidrs: self.private_cidrs,
             operator_namespace: self.operator_namespace,
+            pod_cidrs: self.pod_cidrs,
         })
     }
 }
 
-async fn run_controller(
-    kubeconfig: Option<PathBuf>,
-    options: controller::Options,
-    operate: operate::Options,
-) -> Result<String, String> {
+/// A client for the cluster of `kubeconfig`, else of the usual places.
+async fn client(kubeconfig: Option<PathBuf>) -> Result<Client, String> {
     let config = match kubeconfig {
         Some(path) => {
             let file =
@@ -230,15 +260,52 @@ async fn run_controller(
         }
         None => Config::infer().await.map_err(|e| e.to_string())?,
     };
-    let client = Client::try_from(config).map_err(|e| e.to_string())?;
-    operate::run(client, options, operate)
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+async fn run_controller(
+    kubeconfig: Option<PathBuf>,
+    options: controller::Options,
+    operate: operate::Options,
+) -> Result<String, String> {
+    operate::run(client(kubeconfig).await?, options, operate)
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
+/// `verify`: the report, and whether every customer is isolated as declared.
+fn verify(
+    files: Vec<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    output: Output,
+    settings: Settings,
+) -> Result<(String, bool), String> {
+    let world = if files.is_empty() {
+        tokio::runtime::Runtime::new()
+            .map_err(|e| e.to_string())?
+            .block_on(async {
+                let client = client(kubeconfig).await?;
+                verify::world_from_cluster(&client)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?
+    } else {
+        render::read_inputs(&files)
+            .and_then(|inputs| verify::world_from_inputs(&inputs, &settings))
+            .map_err(|e| e.to_string())?
+    };
+    let report = verify::verify(&world, &settings).map_err(|e| e.to_string())?;
+    let text = match output {
+        Output::Table => verify::table(&report),
+        Output::Json => verify::json(&report).map_err(|e| e.to_string())?,
+    };
+    Ok((text, report.isolated()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |text: String| (text, true);
     let result = match cli.command {
         Command::Run {
             kubeconfig,
@@ -258,18 +325,32 @@ fn main() -> ExitCode {
             tokio::runtime::Runtime::new()
                 .map_err(|e| e.to_string())?
                 .block_on(run_controller(kubeconfig, options, operate))
+                .map(done)
         }),
-        Command::Crds { without_cel } => Ok(api::crds_yaml(!without_cel)),
+        Command::Crds { without_cel } => Ok(done(api::crds_yaml(!without_cel))),
         Command::Render { files, settings } => settings.into_settings().and_then(|settings| {
             render::read_inputs(&files)
                 .and_then(|inputs| render::render(&inputs, &settings))
+                .map(done)
                 .map_err(|e| e.to_string())
         }),
+        Command::Verify {
+            files,
+            kubeconfig,
+            output,
+            settings,
+        } => settings
+            .into_settings()
+            .and_then(|settings| verify(files, kubeconfig, output, settings)),
     };
     match result {
-        Ok(text) => {
+        Ok((text, ok)) => {
             print!("{text}");
-            ExitCode::SUCCESS
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(message) => {
             eprintln!("error: {message}");

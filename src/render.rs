@@ -3,21 +3,56 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use serde::Deserialize;
 
 use crate::api::{API_VERSION, Customer, CustomerGroup};
-use crate::desired::{self, MapDirectory};
+use crate::desired::{self, Desired, MapDirectory};
 use crate::error::{Error, Result};
 use crate::settings::Settings;
 
-/// The Customers and CustomerGroups read from files, with the file each came from.
+/// The Customers and CustomerGroups read from files, with the file each came from, and
+/// the Namespaces and NetworkPolicies there (as `render` prints them), for `verify`.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     /// Customers and their files.
     pub customers: Vec<(PathBuf, Customer)>,
     /// Groups and their files.
     pub groups: Vec<(PathBuf, CustomerGroup)>,
+    /// Namespaces (`v1`) and their files.
+    pub namespaces: Vec<(PathBuf, Namespace)>,
+    /// NetworkPolicies (`networking.k8s.io/v1`) and their files.
+    pub network_policies: Vec<(PathBuf, NetworkPolicy)>,
+}
+
+impl Inputs {
+    /// A directory of the Customers and groups read.
+    pub fn directory(&self) -> MapDirectory {
+        MapDirectory::new(
+            self.customers.iter().map(|(_, c)| c.clone()),
+            self.groups.iter().map(|(_, g)| g.clone()),
+        )
+    }
+
+    /// Every object for every Customer read, in file order. The first invalid Customer
+    /// is an error naming its file and fields.
+    pub fn desired(&self, settings: &Settings) -> Result<Vec<(&Customer, Desired)>> {
+        let dir = self.directory();
+        self.customers
+            .iter()
+            .map(|(file, customer)| {
+                let desired =
+                    desired::desired(customer, &dir, settings).map_err(|e| Error::Parse {
+                        path: file.display().to_string(),
+                        object: format!("Customer/{}", customer.name_any()),
+                        message: e.to_string(),
+                    })?;
+                Ok((customer, desired))
+            })
+            .collect()
+    }
 }
 
 /// The YAML files under `path`: the file itself, or every `.yaml`/`.yml` below a directory,
@@ -47,9 +82,9 @@ pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads every Customer and CustomerGroup in these files or directories. Documents of
-/// other kinds are skipped; a malformed one is an error naming the file, the object and
-/// the field.
+/// Reads every Customer, CustomerGroup, Namespace and NetworkPolicy in these files or
+/// directories. Documents of other kinds are skipped; a malformed one is an error naming
+/// the file, the object and the field.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
     let mut inputs = Inputs::default();
     for path in paths {
@@ -92,20 +127,24 @@ fn read_documents(file: &Path, text: &str, inputs: &mut Inputs) -> Result<()> {
         let name = header.metadata.and_then(|m| m.name).unwrap_or_default();
         let kind = header.kind.unwrap_or_default();
         let object = format!("{kind}/{name}");
-        if header.api_version.as_deref() != Some(API_VERSION) {
-            continue;
-        }
-        match kind.as_str() {
-            "Customer" => {
-                let customer: Customer = serde_yaml::from_str(document)
-                    .map_err(|e| parse_err(object.clone(), e.to_string()))?;
-                inputs.customers.push((file.to_path_buf(), customer));
-            }
-            "CustomerGroup" => {
-                let group: CustomerGroup = serde_yaml::from_str(document)
-                    .map_err(|e| parse_err(object.clone(), e.to_string()))?;
-                inputs.groups.push((file.to_path_buf(), group));
-            }
+        let file = file.to_path_buf();
+        let parse = |e: serde_yaml::Error| parse_err(object.clone(), e.to_string());
+        match (
+            header.api_version.as_deref().unwrap_or_default(),
+            kind.as_str(),
+        ) {
+            (API_VERSION, "Customer") => inputs
+                .customers
+                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
+            (API_VERSION, "CustomerGroup") => inputs
+                .groups
+                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
+            ("v1", "Namespace") => inputs
+                .namespaces
+                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
+            ("networking.k8s.io/v1", "NetworkPolicy") => inputs
+                .network_policies
+                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
             _ => {}
         }
     }
@@ -138,17 +177,8 @@ fn split_documents(text: &str) -> Vec<&str> {
 /// each customer's objects under a comment naming it. The first invalid Customer stops
 /// the render with an error naming its file and fields.
 pub fn render(inputs: &Inputs, settings: &Settings) -> Result<String> {
-    let dir = MapDirectory::new(
-        inputs.customers.iter().map(|(_, c)| c.clone()),
-        inputs.groups.iter().map(|(_, g)| g.clone()),
-    );
     let mut out = String::new();
-    for (file, customer) in &inputs.customers {
-        let desired = desired::desired(customer, &dir, settings).map_err(|e| Error::Parse {
-            path: file.display().to_string(),
-            object: format!("Customer/{}", customer.name_any()),
-            message: e.to_string(),
-        })?;
+    for (customer, desired) in inputs.desired(settings)? {
         out.push_str(&format!("# Customer {}\n", customer.name_any()));
         for conflict in &desired.conflicts {
             out.push_str(&format!(

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::{Error, Result};
+use crate::isolation::cidr::{self, Cidr};
+
 /// Where the cluster DNS runs, so customers may reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsTarget {
@@ -26,6 +29,10 @@ pub struct Settings {
     pub private_cidrs: Vec<String>,
     /// The operator's own namespace, which no customer may take.
     pub operator_namespace: String,
+    /// Where pods get their addresses (the cluster's pod ranges). The isolation check
+    /// takes a pod to have some address in them when it judges whether an ipBlock may
+    /// match it.
+    pub pod_cidrs: Vec<String>,
 }
 
 /// Ranges excluded from internet egress unless told otherwise.
@@ -39,6 +46,16 @@ pub const DEFAULT_PRIVATE_CIDRS: &[&str] = &[
     "fc00::/7",
     "fe80::/10",
     "::1/128",
+];
+
+/// Where pods are taken to have their addresses unless told otherwise: the private and
+/// carrier-grade NAT ranges, where clusters put their pod networks.
+pub const DEFAULT_POD_CIDRS: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
 ];
 
 impl Default for Settings {
@@ -55,11 +72,18 @@ impl Default for Settings {
                 .map(|s| s.to_string())
                 .collect(),
             operator_namespace: "customer-operator".into(),
+            pod_cidrs: DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
 
 impl Settings {
+    /// The pod ranges, parsed.
+    pub fn pod_ranges(&self) -> Result<Vec<Cidr>> {
+        cidr::parse_all(&self.pod_cidrs)
+            .map_err(|message| Error::Config(format!("pod CIDRs: {message}")))
+    }
+
     /// Whether a namespace name is one no customer may take: `kube-*`, `default`, the
     /// operator's own, the platform namespaces and the DNS namespace.
     pub fn is_reserved_namespace(&self, name: &str) -> bool {

@@ -539,3 +539,49 @@ fn a_refused_newcomer_opens_nothing_for_its_peers() {
     let payments = build(&dir, "payments");
     assert!(policy(&payments, "payments", "customer-allow-to-peers").is_some());
 }
+
+/// Pruning looks children up by the names the builder can give them; a name outside
+/// those lists would never be pruned.
+#[test]
+fn every_child_name_is_one_pruning_knows() {
+    use customer_operator::desired::access::BINDING_NAMES;
+    use customer_operator::desired::network::POLICY_NAMES;
+    use customer_operator::desired::{LIMITS_NAME, QUOTA_NAME};
+    let mut seen = std::collections::BTreeSet::new();
+    for file in [
+        "connection.yaml",
+        "group-zone.yaml",
+        "hierarchy.yaml",
+        "isolation.yaml",
+        "longest.yaml",
+    ] {
+        let dir = directory(file);
+        for name in dir.customers.keys() {
+            let wanted = build(&dir, name);
+            for p in &wanted.network_policies {
+                assert!(
+                    POLICY_NAMES.contains(&p.name_any().as_str()),
+                    "{}",
+                    p.name_any()
+                );
+                seen.insert(p.name_any());
+            }
+            for b in &wanted.role_bindings {
+                assert!(
+                    BINDING_NAMES.contains(&b.name_any().as_str()),
+                    "{}",
+                    b.name_any()
+                );
+                seen.insert(b.name_any());
+            }
+            for q in &wanted.resource_quotas {
+                assert_eq!(q.name_any(), QUOTA_NAME);
+            }
+            for l in &wanted.limit_ranges {
+                assert_eq!(l.name_any(), LIMITS_NAME);
+            }
+        }
+    }
+    // The fixtures reach most names, so the lists are not checked against nothing.
+    assert!(seen.len() >= 10, "{seen:?}");
+}

@@ -6,6 +6,7 @@ pub mod counting;
 pub mod decode;
 pub mod events;
 pub mod group;
+pub mod isolation;
 pub mod reconcile;
 pub mod status;
 pub mod synced;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
 use crate::desired::{self, Directory, resolve};
 use crate::error::Error;
+use crate::isolation::cidr::Cidr;
 use crate::operate::health::Phase;
 use crate::operate::metrics::{self, Metrics};
 use crate::operate::{self, Hooks};
@@ -73,12 +75,17 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// NetworkPolicies the operator labelled.
     pub policies: Store<NetworkPolicy>,
+    /// Every other NetworkPolicy (no `app.kubernetes.io/managed-by=customer-operator`):
+    /// the isolation check evaluates them with the operator's.
+    pub foreign_policies: Store<NetworkPolicy>,
     /// RoleBindings the operator labelled.
     pub bindings: Store<RoleBinding>,
     /// ResourceQuotas the operator labelled.
     pub quotas: Store<ResourceQuota>,
     /// LimitRanges the operator labelled.
     pub limits: Store<LimitRange>,
+    /// Where pods have their addresses (`Settings::pod_cidrs`), parsed.
+    pub pod_ranges: Vec<Cidr>,
     /// Consecutive failures per Customer, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Where applies are counted.
@@ -165,10 +172,11 @@ fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
         .map(|name| ObjectRef::new(name))
 }
 
-/// A reflector over every labelled object of one kind, as a stream that also drives it;
-/// `sync` learns when it has listed once.
-fn labelled<K>(
+/// A reflector over the objects of one kind that `config` selects, as a stream that
+/// also drives it; `sync` learns when it has listed once.
+fn reflected<K>(
     client: &Client,
+    config: WatcherConfig,
     sync: &synced::CacheSync,
     name: &'static str,
 ) -> (
@@ -185,7 +193,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), managed())
+    let stream = watcher(Api::<K>::all(client.clone()), config)
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
         .reflect(writer);
@@ -206,12 +214,14 @@ pub async fn run(client: Client, options: Options) -> crate::Result<()> {
 /// lets the reconciles in flight finish. Counts reconciles in `hooks.metrics` and
 /// reports cache readiness in `hooks.health`.
 pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::Result<()> {
+    let pod_ranges = options.settings.pod_ranges()?;
     hooks.health.set(Phase::Syncing);
     let sync = synced::CacheSync::new(&[
         "Customers",
         "CustomerGroups",
         "Namespaces",
         "NetworkPolicies",
+        "foreign NetworkPolicies",
         "RoleBindings",
         "ResourceQuotas",
         "LimitRanges",
@@ -229,10 +239,20 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             .reflect(namespace_writer),
         )
         .touched_objects();
-    let (policies, policy_stream) = labelled::<NetworkPolicy>(&client, &sync, "NetworkPolicies");
-    let (bindings, binding_stream) = labelled::<RoleBinding>(&client, &sync, "RoleBindings");
-    let (quotas, quota_stream) = labelled::<ResourceQuota>(&client, &sync, "ResourceQuotas");
-    let (limits, limit_stream) = labelled::<LimitRange>(&client, &sync, "LimitRanges");
+    let (policies, policy_stream) =
+        reflected::<NetworkPolicy>(&client, managed(), &sync, "NetworkPolicies");
+    // Everyone else's NetworkPolicies, for the isolation check.
+    let (foreign_policies, foreign_policy_stream) = reflected::<NetworkPolicy>(
+        &client,
+        WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}!={MANAGED_BY}")),
+        &sync,
+        "foreign NetworkPolicies",
+    );
+    let (bindings, binding_stream) =
+        reflected::<RoleBinding>(&client, managed(), &sync, "RoleBindings");
+    let (quotas, quota_stream) =
+        reflected::<ResourceQuota>(&client, managed(), &sync, "ResourceQuotas");
+    let (limits, limit_stream) = reflected::<LimitRange>(&client, managed(), &sync, "LimitRanges");
     let (groups, group_writer) = reflector::store();
     let group_stream = sync
         .mark(
@@ -299,9 +319,11 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         groups: groups.clone(),
         namespaces,
         policies,
+        foreign_policies,
         bindings,
         quotas,
         limits,
+        pod_ranges,
         failures: Mutex::new(HashMap::new()),
         metrics: hooks.metrics.clone(),
         sync: sync.clone(),
@@ -333,9 +355,29 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let related_store = customers.clone();
     let groups_for_related = groups.clone();
     let default_for_members = default_group.clone();
+    // A policy change concerns the customer whose namespace holds it; a new or
+    // relabelled namespace also concerns the customers whose policies select namespaces
+    // by labels.
+    let (ns_for_policies, ns_for_namespaces) =
+        (context.namespaces.clone(), context.namespaces.clone());
+    let (policies_for_namespaces, customers_for_namespaces) =
+        (context.foreign_policies.clone(), customers.clone());
+    let ns_for_foreign = context.namespaces.clone();
     let customer_controller = controller
-        .watches_stream(namespace_stream, |o| owner_of(&o))
-        .watches_stream(policy_stream, |o| owner_of(&o))
+        .watches_stream(namespace_stream, move |ns| {
+            let exposed = isolation::customers_exposed_to_new_namespaces(
+                &policies_for_namespaces,
+                &ns_for_namespaces,
+                &customers_for_namespaces,
+            );
+            owner_of(&ns).into_iter().chain(exposed).collect::<Vec<_>>()
+        })
+        .watches_stream(policy_stream, move |p| {
+            isolation::customers_of_policy(&p, &ns_for_policies)
+        })
+        .watches_stream(foreign_policy_stream, move |p| {
+            isolation::customers_of_policy(&p, &ns_for_foreign)
+        })
         .watches_stream(binding_stream, |o| owner_of(&o))
         .watches_stream(quota_stream, |o| owner_of(&o))
         .watches_stream(limit_stream, |o| owner_of(&o))

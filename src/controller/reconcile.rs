@@ -27,9 +27,11 @@ use crate::api::{
     ANNOTATION_ADOPT, API_VERSION, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER,
     NamespaceStatus, Subject, Summary,
 };
+use crate::desired::access::BINDING_NAMES;
 use crate::desired::access::CONSULTANTS_BINDING;
-use crate::desired::network::DEFAULT_DENY;
+use crate::desired::network::{DEFAULT_DENY, POLICY_NAMES};
 use crate::desired::{self, Desired, partner, resolve};
+use crate::desired::{LIMITS_NAME, QUOTA_NAME};
 use crate::error::{Error, Result};
 
 /// Requeue while something is still on its way (namespaces terminating, conflicts).
@@ -178,8 +180,9 @@ async fn announce(
         types::CONFLICT,
         types::DELETION_BLOCKED,
         types::CONNECTIONS_PENDING,
+        types::NETWORK_ISOLATED,
     ] {
-        if let Some(c) = changed(type_).filter(|c| c.status == "True") {
+        if let Some(c) = changed(type_).filter(|c| status::is_warning(c)) {
             events::publish(
                 &ctx.client,
                 customer,
@@ -335,10 +338,30 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         .converge(&ctx.policies, policies, deny, Prune::No)
         .await?;
     let (policies, bindings, quotas, limits) = futures::try_join!(
-        scope.converge(&ctx.policies, policies, |p| !deny(p), Prune::Yes),
-        scope.converge(&ctx.bindings, &wanted.role_bindings, |_| true, Prune::Yes),
-        scope.converge(&ctx.quotas, &wanted.resource_quotas, |_| true, Prune::Yes),
-        scope.converge(&ctx.limits, &wanted.limit_ranges, |_| true, Prune::Yes),
+        scope.converge(
+            &ctx.policies,
+            policies,
+            |p| !deny(p),
+            Prune::Names(&POLICY_NAMES)
+        ),
+        scope.converge(
+            &ctx.bindings,
+            &wanted.role_bindings,
+            |_| true,
+            Prune::Names(&BINDING_NAMES)
+        ),
+        scope.converge(
+            &ctx.quotas,
+            &wanted.resource_quotas,
+            |_| true,
+            Prune::Names(&[QUOTA_NAME])
+        ),
+        scope.converge(
+            &ctx.limits,
+            &wanted.limit_ranges,
+            |_| true,
+            Prune::Names(&[LIMITS_NAME])
+        ),
     )?;
     let summary = Summary {
         namespaces: usable.len() as u32,
@@ -347,6 +370,8 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         quotas: quotas + limits,
     };
     observed.summary = summary;
+    observed.undeclared_inbound =
+        super::isolation::undeclared_inbound(ctx, customer, &wanted, &usable, &uid);
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
@@ -365,10 +390,12 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
 /// Requests one reconcile sends at the same time for one kind of object.
 const PARALLEL_APPLIES: usize = 4;
 
-/// Whether [`Scope::converge`] also deletes what is no longer wanted.
+/// Whether [`Scope::converge`] also deletes what is no longer wanted, and which names
+/// it looks up for that in each usable namespace (every name the builder gives objects
+/// of the kind: a lookup each instead of a pass over every cached object).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Prune {
-    Yes,
+    Names(&'static [&'static str]),
     No,
 }
 
@@ -418,20 +445,27 @@ impl Scope<'_> {
             .buffer_unordered(PARALLEL_APPLIES)
             .try_collect::<Vec<_>>()
             .await?;
-        if prune == Prune::No {
+        let Prune::Names(names) = prune else {
             return Ok(placed.len() as u32);
-        }
-        let keep: BTreeSet<(String, String)> = placed
+        };
+        let keep: BTreeSet<(String, &str)> = placed
             .iter()
-            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+            .filter_map(|o| Some((o.namespace()?, o.meta().name.as_deref()?)))
             .collect();
-        for live in store.state() {
-            let key = (live.namespace().unwrap_or_default(), live.name_any());
-            let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
-                && owned_by(live.meta(), uid);
-            if mine && !keep.contains(&key) && live.meta().deletion_timestamp.is_none() {
-                let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.0);
-                delete_exactly(&api, &key.1, live.uid()).await?;
+        for ns in usable {
+            for name in names {
+                if keep.contains(&(ns.clone(), *name)) {
+                    continue;
+                }
+                let Some(live) = store.get(&ObjectRef::new(name).within(ns)) else {
+                    continue;
+                };
+                let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
+                    && owned_by(live.meta(), uid);
+                if mine && live.meta().deletion_timestamp.is_none() {
+                    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+                    delete_exactly(&api, name, live.uid()).await?;
+                }
             }
         }
         Ok(placed.len() as u32)

@@ -12,7 +12,8 @@ pub mod types {
     pub const READY: &str = "Ready";
     /// Every namespace exists, belongs to the customer and is active.
     pub const NAMESPACES_READY: &str = "NamespacesReady";
-    /// The NetworkPolicies of the isolation level are in place.
+    /// Every NetworkPolicy in the customer's namespaces, the operator's and anyone
+    /// else's, admits nothing from another customer beyond what it declared.
     pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
     /// The RoleBindings are in place.
     pub const ACCESS_GRANTED: &str = "AccessGranted";
@@ -43,7 +44,16 @@ pub struct Observed {
     pub isolation: Option<Isolation>,
     /// Consultants refused because they held roles for the former partner.
     pub carried_over: Vec<String>,
+    /// Openings into the customer's namespaces from other customers that no
+    /// declaration covers, one line each (policy and peer named).
+    pub undeclared_inbound: Vec<String>,
 }
+
+/// Reason of `NetworkIsolated=False` when another customer may connect undeclared.
+pub const UNDECLARED_INBOUND: &str = "UndeclaredInbound";
+
+/// How many undeclared openings a condition message names before it only counts.
+const MAX_LISTED: usize = 3;
 
 /// The outcome of one reconcile.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,13 +185,29 @@ pub fn compute(
                     "IsolationOff",
                     "isolation is Off: no NetworkPolicy is written".into(),
                 ),
+                Some(_) if !observed.undeclared_inbound.is_empty() => {
+                    let found = &observed.undeclared_inbound;
+                    let mut listed = found[..found.len().min(MAX_LISTED)].join("; ");
+                    if found.len() > MAX_LISTED {
+                        listed.push_str(&format!("; and {} more", found.len() - MAX_LISTED));
+                    }
+                    set(
+                        &mut conditions,
+                        types::NETWORK_ISOLATED,
+                        false,
+                        UNDECLARED_INBOUND,
+                        format!(
+                            "other customers may connect where no allowFrom or group zone declares it: {listed}"
+                        ),
+                    )
+                }
                 Some(level) => set(
                     &mut conditions,
                     types::NETWORK_ISOLATED,
                     true,
                     "PoliciesApplied",
                     format!(
-                        "{level:?} isolation: {} NetworkPolicies in place",
+                        "{level:?} isolation: {} NetworkPolicies in place; no undeclared path from another customer",
                         observed.summary.network_policies
                     ),
                 ),
@@ -318,6 +344,21 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
+/// Whether a condition reports something a person must act on, which gets a Warning
+/// Event when it appears or changes: Conflict, DeletionBlocked or ConnectionsPending
+/// True, or NetworkIsolated False because of an undeclared path.
+pub fn is_warning(condition: &Condition) -> bool {
+    match condition.type_.as_str() {
+        types::CONFLICT | types::DELETION_BLOCKED | types::CONNECTIONS_PENDING => {
+            condition.status == "True"
+        }
+        types::NETWORK_ISOLATED => {
+            condition.status == "False" && condition.reason == UNDECLARED_INBOUND
+        }
+        _ => false,
+    }
+}
+
 /// The condition of that type, if present.
 pub fn condition<'a>(status: Option<&'a CustomerStatus>, type_: &str) -> Option<&'a Condition> {
     status?.conditions.iter().find(|c| c.type_ == type_)
@@ -392,6 +433,36 @@ mod tests {
         );
         assert!(condition(Some(&s), types::CONFLICT).is_none());
         assert_eq!(condition(Some(&s), types::READY).unwrap().status, "True");
+    }
+
+    #[test]
+    fn undeclared_inbound_breaks_network_isolated_and_warns() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut open = observed();
+        open.undeclared_inbound = (1..=5).map(|i| format!("path {i}")).collect();
+        let s = compute(None, Some(1), "all", None, &Outcome::Applied(open), t);
+        let c = condition(Some(&s), types::NETWORK_ISOLATED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", UNDECLARED_INBOUND)
+        );
+        assert!(
+            c.message.ends_with("path 1; path 2; path 3; and 2 more"),
+            "{}",
+            c.message
+        );
+        assert!(is_warning(c));
+        let s = compute(
+            Some(&s),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t,
+        );
+        let c = condition(Some(&s), types::NETWORK_ISOLATED).unwrap();
+        assert_eq!(c.status, "True");
+        assert!(!is_warning(c));
     }
 
     #[test]

@@ -18,6 +18,18 @@ pub const ROLE_SECURITY_CONSULTANT: &str = "customer-security-consultant";
 /// Name of the RoleBinding of the partner's security consultants.
 pub const CONSULTANTS_BINDING: &str = "customer-security-consultants";
 
+/// Every name a RoleBinding of the operator may have (pruning looks these up).
+pub const BINDING_NAMES: [&str; 8] = [
+    "customer-admins",
+    "customer-editors",
+    "customer-viewers",
+    "customer-group-admins",
+    "customer-group-editors",
+    "customer-group-viewers",
+    "customer-parent-admins",
+    CONSULTANTS_BINDING,
+];
+
 /// Who gets roles in a customer's namespaces, from where.
 #[derive(Clone, Debug, Default)]
 pub struct AccessPlan {
@@ -34,15 +46,15 @@ pub struct AccessPlan {
 /// The bindings of one namespace: (name, ClusterRole, subjects), only those with subjects.
 pub fn bindings(plan: &AccessPlan) -> Vec<(&'static str, RoleRef, Vec<RbacSubject>)> {
     let sources: [(&'static str, &'static str, &[Subject]); 8] = [
-        ("customer-admins", ROLE_ADMIN, &plan.own.admins),
-        ("customer-editors", ROLE_EDIT, &plan.own.editors),
-        ("customer-viewers", ROLE_VIEW, &plan.own.viewers),
-        ("customer-group-admins", ROLE_ADMIN, &plan.group.admins),
-        ("customer-group-editors", ROLE_EDIT, &plan.group.editors),
-        ("customer-group-viewers", ROLE_VIEW, &plan.group.viewers),
-        ("customer-parent-admins", ROLE_ADMIN, &plan.parent_admins),
+        (BINDING_NAMES[0], ROLE_ADMIN, &plan.own.admins),
+        (BINDING_NAMES[1], ROLE_EDIT, &plan.own.editors),
+        (BINDING_NAMES[2], ROLE_VIEW, &plan.own.viewers),
+        (BINDING_NAMES[3], ROLE_ADMIN, &plan.group.admins),
+        (BINDING_NAMES[4], ROLE_EDIT, &plan.group.editors),
+        (BINDING_NAMES[5], ROLE_VIEW, &plan.group.viewers),
+        (BINDING_NAMES[6], ROLE_ADMIN, &plan.parent_admins),
         (
-            CONSULTANTS_BINDING,
+            BINDING_NAMES[7],
             ROLE_SECURITY_CONSULTANT,
             &plan.consultants,
         ),

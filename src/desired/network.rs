@@ -31,6 +31,17 @@ pub const ALLOW_FROM: &str = "customer-allow-from";
 pub const ALLOW_TO_PEERS: &str = "customer-allow-to-peers";
 /// Name of the policy that opens the group's network zone.
 pub const ALLOW_GROUP: &str = "customer-allow-group";
+/// Every name a NetworkPolicy of the operator may have (pruning looks these up).
+pub const POLICY_NAMES: [&str; 8] = [
+    DEFAULT_DENY,
+    ALLOW_SAME_CUSTOMER,
+    ALLOW_DNS,
+    ALLOW_PLATFORM,
+    ALLOW_INTERNET,
+    ALLOW_FROM,
+    ALLOW_TO_PEERS,
+    ALLOW_GROUP,
+];
 
 /// A set of peers and the ports they may use.
 #[derive(Clone, Debug, PartialEq)]

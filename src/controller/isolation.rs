@@ -1,0 +1,150 @@
+//! The `NetworkIsolated` check of one Customer, from the caches: every NetworkPolicy in
+//! its namespaces (the operator's own as just applied, and anyone else's) evaluated
+//! against the namespaces of every other customer.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::Context;
+use crate::api::{Customer, Isolation, LABEL_CUSTOMER};
+use crate::desired::{Desired, resolve};
+use crate::isolation::matrix::Tenancy;
+use crate::isolation::{Declared, Labels, Network, analyse};
+
+/// The openings into `customer`'s namespaces `usable` that no declaration covers, one
+/// line each, sorted; none when its isolation is Off (which declares everything). `wanted` holds the policies the reconcile just applied (the cache
+/// may not have them yet); the customer's own policies in the cache (label and
+/// ownerReference `uid`) are replaced by them, everyone else's are taken as they are.
+pub fn undeclared_inbound(
+    ctx: &Context,
+    customer: &Customer,
+    wanted: &Desired,
+    usable: &BTreeSet<String>,
+    uid: &str,
+) -> Vec<String> {
+    let settings = &ctx.options.settings;
+    if resolve::effective(customer, ctx, settings).isolation == Isolation::Off {
+        return Vec::new();
+    }
+    // The operator's own policies admit exactly what the spec declares (the builder's
+    // output is checked by the evaluator in tests/isolation.rs), except an `allowFrom`
+    // by namespace labels, which a customer namespace may match. Without such a rule
+    // and without a policy someone else wrote in its namespaces, the customer is
+    // isolated as declared, and the full analysis (a pass over every namespace and
+    // policy) is skipped: at a thousand customers it would dominate every reconcile.
+    let by_labels = customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| &n.allow_from)
+        .any(|a| a.namespace_selector.is_some());
+    let foreign_here = ctx
+        .foreign_policies
+        .state()
+        .iter()
+        .any(|p| usable.contains(&p.namespace().unwrap_or_default()));
+    if !by_labels && !foreign_here {
+        return Vec::new();
+    }
+    let me = customer.name_any();
+    let mut namespaces: Vec<(String, Labels)> = ctx
+        .namespaces
+        .state()
+        .iter()
+        .filter_map(|ns| {
+            let owner = ns.labels().get(LABEL_CUSTOMER)?;
+            // The customer's own namespaces come from the spec below; a look-alike that
+            // carries its label is not one of them.
+            (*owner != me).then(|| (ns.name_any(), ns.labels().clone()))
+        })
+        .collect();
+    for ns in wanted
+        .namespaces
+        .iter()
+        .filter(|n| usable.contains(&n.name_any()))
+    {
+        let live = ctx.namespaces.get(&ObjectRef::new(&ns.name_any()));
+        let labels = live
+            .map(|l| l.labels().clone())
+            .unwrap_or_else(|| ns.labels().clone());
+        namespaces.push((ns.name_any(), labels));
+    }
+    let own = |p: &NetworkPolicy| {
+        p.labels().get(LABEL_CUSTOMER) == Some(&me)
+            && p.owner_references().iter().any(|o| o.uid == uid)
+    };
+    let live: Vec<_> = ctx
+        .policies
+        .state()
+        .into_iter()
+        .chain(ctx.foreign_policies.state())
+        .filter(|p| usable.contains(&p.namespace().unwrap_or_default()) && !own(p))
+        .collect();
+    let applied = wanted
+        .network_policies
+        .iter()
+        .filter(|p| usable.contains(&p.namespace().unwrap_or_default()));
+    let network = Network::new(
+        namespaces.iter().cloned(),
+        live.iter().map(|p| p.as_ref()).chain(applied),
+        &ctx.pod_ranges,
+    );
+    let tenancy = Tenancy::new(
+        namespaces.iter().map(|(n, l)| (n.as_str(), l)),
+        ctx,
+        settings,
+    );
+    let declared = Declared::into_customer(customer, ctx, settings);
+    analyse(&network, &tenancy, &declared, Some(&me))
+        .findings
+        .iter()
+        .map(|f| format!("from customer {}: {}", f.from, f.summary()))
+        .collect()
+}
+
+/// The customers whose isolation a change of this NetworkPolicy may change: the one its
+/// label names and the one whose namespace holds it.
+pub fn customers_of_policy(
+    policy: &NetworkPolicy,
+    namespaces: &Store<PartialObjectMeta<Namespace>>,
+) -> Vec<ObjectRef<Customer>> {
+    let by_label = policy.labels().get(LABEL_CUSTOMER).cloned();
+    let by_namespace = namespaces
+        .get(&ObjectRef::new(&policy.namespace().unwrap_or_default()))
+        .and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned());
+    let names: BTreeSet<String> = by_label.into_iter().chain(by_namespace).collect();
+    names.iter().map(|n| ObjectRef::new(n)).collect()
+}
+
+/// The customers a new or relabelled namespace of another customer may open a path
+/// into: those whose namespaces hold one of the `foreign` (not the operator's)
+/// NetworkPolicies, and those with an `allowFrom.namespaceSelector` (both may select
+/// namespaces by labels).
+pub fn customers_exposed_to_new_namespaces(
+    foreign: &Store<NetworkPolicy>,
+    namespaces: &Store<PartialObjectMeta<Namespace>>,
+    customers: &Store<Customer>,
+) -> Vec<ObjectRef<Customer>> {
+    let mut names = BTreeSet::new();
+    for policy in foreign.state() {
+        let ns = namespaces.get(&ObjectRef::new(&policy.namespace().unwrap_or_default()));
+        names.extend(ns.and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned()));
+    }
+    for customer in customers.state() {
+        let by_labels = customer
+            .spec
+            .network
+            .iter()
+            .flat_map(|n| &n.allow_from)
+            .any(|a| a.namespace_selector.is_some());
+        if by_labels {
+            names.insert(customer.name_any());
+        }
+    }
+    names.iter().map(|n| ObjectRef::new(n)).collect()
+}

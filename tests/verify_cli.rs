@@ -1,0 +1,154 @@
+//! The binary's `verify` on files: the examples pass, a broad foreign policy fails naming
+//! itself, JSON output, render output as input, bad settings.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_customer-operator"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn examples_verify_and_print_the_matrix() {
+    let out = run(&["verify", "-f", "examples/"]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "Reachability (row connects to column)",
+        "Group zones (allowWithinGroup):\n  space-industry: astral-voyage, orbital-freight",
+        "galactic-holdings -> astral-voyage: TCP 443 declared (allowFrom customer galactic-holdings); open: TCP 443",
+        "Undeclared paths: none",
+    ] {
+        assert!(text.contains(part), "{part:?} not in\n{text}");
+    }
+    // The grid: galactic-holdings (row 2) reaches astral-voyage (column 1) as declared,
+    // quiet-vault (row 6) reaches no one.
+    assert_eq!(row(&text, "galactic-holdings"), "+ = . . . .");
+    assert_eq!(row(&text, "quiet-vault"), ". . . . . =");
+}
+
+/// The cells of a customer's row of the grid.
+fn row(text: &str, name: &str) -> String {
+    text.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name) && !l.contains(','))
+        .unwrap_or_else(|| panic!("no row {name} in\n{text}"))
+        .split_whitespace()
+        .skip(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The examples with a foreign policy that admits everyone into nova-bakery.
+const BROAD: &[&str] = &[
+    "verify",
+    "-f",
+    "examples/",
+    "-f",
+    "tests/fixtures/verify/broad-allow.yaml",
+];
+
+#[test]
+fn a_broad_allow_policy_fails_naming_it() {
+    let out = run(BROAD);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Undeclared paths: 7"), "{text}");
+    assert!(
+        text.contains(
+            "admitted by nova-bakery/allow-everything ingress rule 1 (peer every source; all ports)"
+        ),
+        "{text}"
+    );
+    // nova-bakery (column 4) admits everyone; their own egress still holds today.
+    assert_eq!(row(&text, "quiet-vault"), ". . . ? . =");
+    assert_eq!(row(&text, "nova-bakery"), ". . . = . .");
+}
+
+#[test]
+fn json_output() {
+    let out = run(&[BROAD, &["--output", "json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["customers"].as_array().unwrap().len(), 6);
+    let undeclared = report["undeclared"].as_array().unwrap();
+    assert_eq!(undeclared.len(), 7);
+    assert_eq!(undeclared[0]["to"], "nova-bakery");
+    assert_eq!(undeclared[0]["ports"], "all ports");
+    assert_eq!(undeclared[0]["reachable"], "none");
+    assert!(
+        undeclared[0]["admittedBy"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("nova-bakery/allow-everything")
+    );
+    let link = report["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["from"] == "galactic-holdings" && l["to"] == "astral-voyage")
+        .unwrap();
+    assert_eq!(link["reachable"], "TCP 443");
+}
+
+#[test]
+fn render_output_with_its_customers_verifies_alike() {
+    let rendered = run(&["render", "-f", "examples/"]);
+    assert!(rendered.status.success());
+    let dir = std::env::temp_dir().join(format!("verify-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rendered.yaml");
+    std::fs::write(&file, &rendered.stdout).unwrap();
+    let path = file.to_str().unwrap();
+
+    let with_customers = run(&["verify", "-f", "examples/", "-f", path]);
+    assert!(
+        with_customers.status.success(),
+        "{}",
+        stdout(&with_customers)
+    );
+    assert_eq!(
+        stdout(&with_customers),
+        stdout(&run(&["verify", "-f", "examples/"]))
+    );
+
+    // Render output alone: the same matrix, but nothing is declared, so the declared
+    // connections are reported.
+    let alone = run(&["verify", "-f", path]);
+    let text = stdout(&alone);
+    assert_eq!(alone.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("note: no Customer in the input: nothing is declared"),
+        "{text}"
+    );
+    assert!(
+        text.contains("galactic-holdings -> astral-voyage on TCP 443"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_pod_cidr_is_an_error() {
+    let out = run(&["verify", "-f", "examples/", "--pod-cidrs", "10.0.0/8"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim(), "error: pod CIDRs: \"10.0.0/8\" is not a CIDR");
+}
