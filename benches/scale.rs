@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use customer_operator::api::{self, Customer, FIELD_MANAGER, LABEL_MANAGED_BY};
+use customer_operator::api::{Customer, LABEL_MANAGED_BY};
 use customer_operator::controller::counting::{ReconcileCounter, WriteCounter};
 use customer_operator::controller::status::{condition, types};
 use customer_operator::controller::{self, Options};
@@ -28,7 +28,6 @@ use customer_operator::settings::Settings;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -254,7 +253,9 @@ async fn benchmark(args: Args) {
     let client = Client::try_default()
         .await
         .expect("KUBECONFIG names a cluster");
-    install_crds(&client).await;
+    customer_operator::operate::install_crds(&client)
+        .await
+        .expect("CRDs installed");
     let started = Instant::now();
     let mut rows = Vec::new();
     let n = args.customers;
@@ -408,11 +409,12 @@ async fn benchmark(args: Args) {
 
     // 7. Deletion next to the namespace controller's own time.
     let doomed: Vec<String> = names.iter().rev().take(args.deletions).cloned().collect();
-    let by_operator = delete_customers(&client, &doomed, c).await;
+    let by_operator = delete_until_namespaces_gone::<Customer>(&client, &doomed, c).await;
     let direct: Vec<String> = (0..args.deletions.min(n))
         .map(|i| format!("base-{i}"))
         .collect();
-    let by_namespace_controller = delete_namespaces(&client, &direct, c).await;
+    let by_namespace_controller =
+        delete_until_namespaces_gone::<Namespace>(&client, &direct, c).await;
     rows.push(Row {
         measure: format!(
             "Delete {} Customers until their namespaces are gone",
@@ -432,36 +434,6 @@ async fn benchmark(args: Args) {
     if let Some(path) = &args.output {
         write_section(path, &table);
         eprintln!("wrote {}", path.display());
-    }
-}
-
-/// Applies both CRDs (without CEL rules where the apiserver predates them).
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let version = client.apiserver_version().await.expect("apiserver answers");
-    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
-    for crd in [api::customer_crd(), api::customer_group_crd()] {
-        let crd = if api::supports_cel(minor) {
-            crd
-        } else {
-            api::without_cel(&crd)
-        };
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("CRD accepted");
-        wait_until("CRD established", Duration::from_secs(60), || async {
-            let got = crds.get(&crd.name_any()).await.ok()?;
-            got.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
     }
 }
 
@@ -615,8 +587,20 @@ async fn drift_repair(client: &Client, customer: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-async fn delete_customers(client: &Client, names: &[String], concurrency: usize) -> Duration {
-    let api: Api<Customer> = Api::all(client.clone());
+/// Deletes the named objects, `concurrency` at a time, and returns the time until the
+/// namespaces of the same names are gone.
+async fn delete_until_namespaces_gone<K>(
+    client: &Client,
+    names: &[String],
+    concurrency: usize,
+) -> Duration
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
     let t = Instant::now();
     stream::iter(names.iter())
         .for_each_concurrent(concurrency, |name| {
@@ -624,24 +608,7 @@ async fn delete_customers(client: &Client, names: &[String], concurrency: usize)
             async move {
                 api.delete(name, &DeleteParams::default())
                     .await
-                    .expect("customer deleted");
-            }
-        })
-        .await;
-    namespaces_gone(client, names).await;
-    t.elapsed()
-}
-
-async fn delete_namespaces(client: &Client, names: &[String], concurrency: usize) -> Duration {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let t = Instant::now();
-    stream::iter(names.iter())
-        .for_each_concurrent(concurrency, |name| {
-            let api = api.clone();
-            async move {
-                api.delete(name, &DeleteParams::default())
-                    .await
-                    .expect("namespace deleted");
+                    .expect("deleted");
             }
         })
         .await;

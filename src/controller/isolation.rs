@@ -37,12 +37,7 @@ pub fn undeclared_inbound(
     // and without a policy someone else wrote in its namespaces, the customer is
     // isolated as declared, and the full analysis (a pass over every namespace and
     // policy) is skipped: at a thousand customers it would dominate every reconcile.
-    let by_labels = customer
-        .spec
-        .network
-        .iter()
-        .flat_map(|n| &n.allow_from)
-        .any(|a| a.namespace_selector.is_some());
+    let by_labels = opens_by_labels(customer);
     let foreign_here = ctx
         .foreign_policies
         .state()
@@ -136,15 +131,21 @@ pub fn customers_exposed_to_new_namespaces(
         names.extend(ns.and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned()));
     }
     for customer in customers.state() {
-        let by_labels = customer
-            .spec
-            .network
-            .iter()
-            .flat_map(|n| &n.allow_from)
-            .any(|a| a.namespace_selector.is_some());
+        let by_labels = opens_by_labels(&customer);
         if by_labels {
             names.insert(customer.name_any());
         }
     }
     names.iter().map(|n| ObjectRef::new(n)).collect()
+}
+
+/// Whether the customer opens its ingress to namespaces chosen by labels, which a
+/// customer namespace may match.
+fn opens_by_labels(customer: &Customer) -> bool {
+    customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| &n.allow_from)
+        .any(|a| a.namespace_selector.is_some())
 }

@@ -222,20 +222,29 @@ async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<C
     let mut customer = customer.clone();
     let uid = uid_of(&customer)?;
     let name = customer.name_any();
-    let holders: BTreeSet<Subject> = ctx
-        .bindings
-        .state()
+    // The namespaces the spec asks for and those the status last listed (one the same
+    // edit drops still holds its binding).
+    let mut namespaces: BTreeSet<String> =
+        resolve::namespace_names(&customer).into_iter().collect();
+    namespaces.extend(
+        customer
+            .status
+            .iter()
+            .flat_map(|s| s.namespaces.iter().map(|n| n.name.clone())),
+    );
+    let holders: BTreeSet<Subject> = namespaces
         .iter()
-        .filter(|b| {
-            b.name_any() == CONSULTANTS_BINDING
-                && b.labels().get(LABEL_CUSTOMER) == Some(&name)
-                && owned_by(b.meta(), &uid)
+        .filter_map(|ns| {
+            ctx.bindings
+                .get(&ObjectRef::new(CONSULTANTS_BINDING).within(ns))
         })
+        .filter(|b| b.labels().get(LABEL_CUSTOMER) == Some(&name) && owned_by(b.meta(), &uid))
         .flat_map(|b| {
             b.subjects
                 .iter()
                 .flatten()
                 .filter_map(partner::subject_from_rbac)
+                .collect::<Vec<_>>()
         })
         .collect();
     let holders: Vec<Subject> = holders.into_iter().collect();

@@ -189,6 +189,53 @@ pub async fn run(client: Client, controller: controller::Options, options: Optio
 }
 
 /// Waits until both CRDs exist and are established, checking every 2 s.
+/// Whether the apiserver serves this CRD.
+pub fn is_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+/// Server-side applies both CRDs (without CEL rules where the apiserver predates them)
+/// and waits, up to 60 s, until the apiserver serves them. For tests, benchmarks and
+/// the demo; in a cluster the chart installs them.
+pub async fn install_crds(client: &Client) -> Result<()> {
+    use kube::ResourceExt;
+    use kube::api::{Patch, PatchParams};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let version = client.apiserver_version().await?;
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
+    for crd in [crate::api::customer_crd(), crate::api::customer_group_crd()] {
+        let crd = if crate::api::supports_cel(minor) {
+            crd
+        } else {
+            crate::api::without_cel(&crd)
+        };
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply(crate::api::FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !crds
+            .get(&crd.name_any())
+            .await
+            .is_ok_and(|c| is_established(&c))
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn crds_established(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let names = [
@@ -207,13 +254,7 @@ async fn crds_established(client: &Client) {
             // starts or stops) must not hold the standby forever.
             let read = tokio::time::timeout(leader::REQUEST_TIMEOUT, crds.get_opt(name));
             let established = match read.await.unwrap_or_else(|_| Err(timed_out())) {
-                Ok(crd) => crd
-                    .and_then(|c| c.status)
-                    .and_then(|s| s.conditions)
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    }),
+                Ok(crd) => crd.as_ref().is_some_and(is_established),
                 Err(error) => {
                     tracing::debug!(%error, crd = %name, "reading the CRD failed");
                     false

@@ -67,40 +67,9 @@ pub async fn admin_client() -> Client {
 /// Applies both CRDs (server-side apply, idempotent; without CEL rules where the
 /// apiserver predates them) and waits until they serve.
 pub async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let version = client.apiserver_version().await.expect("apiserver answers");
-    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
-    for crd in [api::customer_crd(), api::customer_group_crd()] {
-        let crd = if api::supports_cel(minor) {
-            crd
-        } else {
-            api::without_cel(&crd)
-        };
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
+    customer_operator::operate::install_crds(client)
         .await
-        .expect("CRD accepted");
-        wait_established(&crds, &crd.name_any()).await;
-    }
-}
-
-/// Waits until the named CRD is established (serves its kind).
-pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
-    wait_for(&format!("CRD {name} established"), || {
-        let crds = crds.clone();
-        async move {
-            let got = crds.get(name).await.ok()?;
-            got.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await;
+        .expect("CRDs installed and established");
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
@@ -639,5 +608,15 @@ pub async fn delete_customers(client: &Client, names: &[String]) {
             }
         },
     )
+    .await;
+}
+
+/// Waits until the named CRD is established (serves its kind).
+#[allow(dead_code)]
+pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    wait_for(&format!("CRD {name} established"), || async move {
+        let crd = crds.get(name).await.ok()?;
+        customer_operator::operate::is_established(&crd).then_some(())
+    })
     .await;
 }
