@@ -28,7 +28,11 @@ use customer_operator::settings::Settings;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
@@ -92,7 +96,8 @@ fn main() {
 // ------------------------------------------------------------------ the operator child
 
 /// Runs the controller with counting layers and prints `stats <writes> <reconciles>
-/// <distinct customers reconciled>` every 50 ms.
+/// <distinct customers reconciled>` and `kinds <writes by method and resource>` every
+/// 50 ms.
 async fn operator_child(args: Args) {
     let writes = WriteCounter::default();
     let reconciles = ReconcileCounter::default();
@@ -115,7 +120,18 @@ async fn operator_child(args: Args) {
                 *seen.entry(name).or_insert(0) += count;
             }
             let total: u64 = seen.values().sum();
-            let line = format!("stats {} {} {}\n", writes.writes(), total, seen.len());
+            let kinds: Vec<String> = writes
+                .by_kind()
+                .into_iter()
+                .map(|(kind, count)| format!("{count} {kind}"))
+                .collect();
+            let line = format!(
+                "stats {} {} {}\nkinds {}\n",
+                writes.writes(),
+                total,
+                seen.len(),
+                kinds.join(", ")
+            );
             if stdout.write_all(line.as_bytes()).is_err() || stdout.flush().is_err() {
                 return;
             }
@@ -136,6 +152,8 @@ struct Operator {
     distinct: Arc<AtomicU64>,
     first_reconcile: Arc<Mutex<Option<Instant>>>,
     alive: Arc<AtomicBool>,
+    /// The last `kinds` line: writes by method and resource.
+    kinds: Arc<Mutex<String>>,
 }
 
 impl Operator {
@@ -168,7 +186,9 @@ impl Operator {
             distinct: Arc::default(),
             first_reconcile: Arc::default(),
             alive: Arc::default(),
+            kinds: Arc::default(),
         };
+        let kinds = operator.kinds.clone();
         let (writes, reconciles, distinct, first, alive) = (
             operator.writes.clone(),
             operator.reconciles.clone(),
@@ -179,6 +199,10 @@ impl Operator {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(by_kind) = line.strip_prefix("kinds ") {
+                    *kinds.lock().unwrap() = by_kind.to_string();
+                    continue;
+                }
                 let fields: Vec<u64> = line
                     .split_whitespace()
                     .skip(1)
@@ -200,6 +224,11 @@ impl Operator {
 
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes so far by method and resource.
+    fn write_kinds(&self) -> String {
+        self.kinds.lock().unwrap().clone()
     }
 
     fn reconciles(&self) -> u64 {
@@ -256,6 +285,7 @@ async fn benchmark(args: Args) {
     customer_operator::operate::install_crds(&client)
         .await
         .expect("CRDs installed");
+    let watched = Watched::start(&client).await;
     let started = Instant::now();
     let mut rows = Vec::new();
     let n = args.customers;
@@ -284,9 +314,10 @@ async fn benchmark(args: Args) {
     let t0 = Instant::now();
     create_customers(&client, &names, c).await;
     let all: BTreeSet<String> = names.iter().cloned().collect();
-    wait_ready(&client, &all, Duration::from_secs(600)).await;
+    watched.ready(&all, Duration::from_secs(600)).await;
     let converge = t0.elapsed();
     let writes_converge = operator.writes();
+    eprintln!("convergence writes: {}", operator.write_kinds());
     let cpu_converge = operator.cpu_seconds();
     let (peak_converge, _) = operator.memory();
     eprintln!("convergence: {n} in {:.1} s", converge.as_secs_f64());
@@ -358,12 +389,9 @@ async fn benchmark(args: Args) {
         let name = format!("latency-{i}");
         let t = Instant::now();
         create_customers(&client, std::slice::from_ref(&name), 1).await;
-        wait_ready(
-            &client,
-            &BTreeSet::from([name.clone()]),
-            Duration::from_secs(60),
-        )
-        .await;
+        watched
+            .ready(&BTreeSet::from([name.clone()]), Duration::from_secs(60))
+            .await;
         latencies.push(t.elapsed().as_secs_f64());
         extra.push(name);
     }
@@ -409,12 +437,12 @@ async fn benchmark(args: Args) {
 
     // 7. Deletion next to the namespace controller's own time.
     let doomed: Vec<String> = names.iter().rev().take(args.deletions).cloned().collect();
-    let by_operator = delete_until_namespaces_gone::<Customer>(&client, &doomed, c).await;
+    let by_operator = delete_until_namespaces_gone::<Customer>(&client, &watched, &doomed, c).await;
     let direct: Vec<String> = (0..args.deletions.min(n))
         .map(|i| format!("base-{i}"))
         .collect();
     let by_namespace_controller =
-        delete_until_namespaces_gone::<Namespace>(&client, &direct, c).await;
+        delete_until_namespaces_gone::<Namespace>(&client, &watched, &direct, c).await;
     rows.push(Row {
         measure: format!(
             "Delete {} Customers until their namespaces are gone",
@@ -536,25 +564,80 @@ async fn create_customers(client: &Client, names: &[String], concurrency: usize)
         .await;
 }
 
-/// Waits until every named Customer is Ready for its current generation.
-async fn wait_ready(client: &Client, names: &BTreeSet<String>, limit: Duration) {
-    let api: Api<Customer> = Api::all(client.clone());
-    let selector = ListParams::default().labels(&format!("{BENCH_LABEL}=scale"));
-    wait_until("customers ready", limit, || async {
-        let list = api.list(&selector).await.ok()?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|c| names.contains(&c.name_any()))
-            .filter(|c| {
-                let status = c.status.as_ref();
-                status.and_then(|s| s.observed_generation) == c.meta().generation
-                    && condition(status, types::READY).is_some_and(|r| r.status == "True")
-            })
-            .count();
-        (ready == names.len()).then_some(())
-    })
-    .await;
+/// What the benchmark watches: its Customers and every namespace (metadata only), kept
+/// by watches rather than polled, so that waiting for a result does not load the
+/// apiserver it measures (a list of 1000 Customers every 20 ms would).
+#[derive(Clone)]
+struct Watched {
+    customers: Store<Customer>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+}
+
+impl Watched {
+    /// Starts both watches and waits until each has listed once.
+    async fn start(client: &Client) -> Watched {
+        let (customers, customer_writer) = reflector::store();
+        let labelled = watcher::Config::default().labels(&format!("{BENCH_LABEL}=scale"));
+        tokio::spawn(
+            watcher(Api::<Customer>::all(client.clone()), labelled)
+                .default_backoff()
+                .reflect(customer_writer)
+                .for_each(|_| async {}),
+        );
+        let (namespaces, namespace_writer) = reflector::store();
+        tokio::spawn(
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .reflect(namespace_writer)
+            .for_each(|_| async {}),
+        );
+        let watched = Watched {
+            customers,
+            namespaces,
+        };
+        watched
+            .customers
+            .wait_until_ready()
+            .await
+            .expect("Customer watch lists");
+        watched
+            .namespaces
+            .wait_until_ready()
+            .await
+            .expect("namespace watch lists");
+        watched
+    }
+
+    /// Waits until every named Customer is Ready for its current generation.
+    async fn ready(&self, names: &BTreeSet<String>, limit: Duration) {
+        wait_until("customers ready", limit, || async {
+            names
+                .iter()
+                .all(|name| {
+                    self.customers.get(&ObjectRef::new(name)).is_some_and(|c| {
+                        let status = c.status.as_ref();
+                        status.and_then(|s| s.observed_generation) == c.meta().generation
+                            && condition(status, types::READY).is_some_and(|r| r.status == "True")
+                    })
+                })
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until no namespace of the given names is left.
+    async fn namespaces_gone(&self, names: &[String]) {
+        wait_until("namespaces gone", Duration::from_secs(600), || async {
+            (!names
+                .iter()
+                .any(|name| self.namespaces.get(&ObjectRef::new(name)).is_some()))
+            .then_some(())
+        })
+        .await;
+    }
 }
 
 /// Waits until the operator has neither written nor reconciled for 2 s.
@@ -591,6 +674,7 @@ async fn drift_repair(client: &Client, customer: &str) -> f64 {
 /// namespaces of the same names are gone.
 async fn delete_until_namespaces_gone<K>(
     client: &Client,
+    watched: &Watched,
     names: &[String],
     concurrency: usize,
 ) -> Duration
@@ -612,18 +696,8 @@ where
             }
         })
         .await;
-    namespaces_gone(client, names).await;
+    watched.namespaces_gone(names).await;
     t.elapsed()
-}
-
-async fn namespaces_gone(client: &Client, names: &[String]) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let names: BTreeSet<&String> = names.iter().collect();
-    wait_until("namespaces gone", Duration::from_secs(600), || async {
-        let list = api.list_metadata(&ListParams::default()).await.ok()?;
-        (!list.items.iter().any(|ns| names.contains(&ns.name_any()))).then_some(())
-    })
-    .await;
 }
 
 /// Polls `check` every 20 ms until it returns `Some`; panics after `limit`.

@@ -2,23 +2,61 @@
 //! sends, so that tests, benchmarks and metrics can show that an unchanged Customer
 //! costs no write.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Method, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Counts write requests; clone it to read the count while the client uses it.
+/// Counts write requests, in all and by method and resource; clone it to read the
+/// counts while the client uses it.
 #[derive(Clone, Debug, Default)]
-pub struct WriteCounter(Arc<AtomicU64>);
+pub struct WriteCounter {
+    total: Arc<AtomicU64>,
+    by_kind: Arc<Mutex<BTreeMap<String, u64>>>,
+}
 
 impl WriteCounter {
     /// Write requests sent so far.
     pub fn writes(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.total.load(Ordering::Relaxed)
     }
+
+    /// Write requests so far by method and resource (`PATCH networkpolicies`,
+    /// `PATCH customers/status`).
+    pub fn by_kind(&self) -> BTreeMap<String, u64> {
+        self.by_kind.lock().expect("write counter lock").clone()
+    }
+}
+
+/// `METHOD resource[/subresource]` of a request path such as
+/// `/apis/networking.k8s.io/v1/namespaces/a/networkpolicies/b`.
+pub fn request_kind(method: &Method, path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    // Skip `api/v1` or `apis/<group>/<version>`, then `namespaces/<ns>` if the next
+    // part is not the last but one.
+    let mut rest = match parts.first() {
+        Some(&"api") => &parts[parts.len().min(2)..],
+        _ => &parts[parts.len().min(3)..],
+    };
+    if rest.first() == Some(&"namespaces") && rest.len() > 2 {
+        rest = &rest[2..];
+    }
+    let resource = match rest {
+        [kind, _, sub, ..] => format!("{kind}/{sub}"),
+        [kind, ..] => (*kind).to_string(),
+        [] => String::new(),
+    };
+    format!("{method} {resource}")
 }
 
 impl<S> Layer<S> for WriteCounter {
@@ -55,7 +93,15 @@ where
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS
         ) {
-            self.counter.0.fetch_add(1, Ordering::Relaxed);
+            self.counter.total.fetch_add(1, Ordering::Relaxed);
+            let kind = request_kind(request.method(), request.uri().path());
+            *self
+                .counter
+                .by_kind
+                .lock()
+                .expect("write counter lock")
+                .entry(kind)
+                .or_insert(0) += 1;
         }
         self.inner.call(request)
     }
@@ -81,5 +127,42 @@ impl ReconcileCounter {
     /// and starts counting afresh.
     pub fn take(&self) -> std::collections::HashMap<String, u64> {
         std::mem::take(&mut *self.0.lock().expect("reconcile counter lock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_kinds_name_method_resource_and_subresource() {
+        let kind = |m: &Method, p: &str| request_kind(m, p);
+        assert_eq!(
+            kind(
+                &Method::PATCH,
+                "/apis/networking.k8s.io/v1/namespaces/a/networkpolicies/b?fieldManager=x"
+            ),
+            "PATCH networkpolicies"
+        );
+        assert_eq!(
+            kind(
+                &Method::PATCH,
+                "/apis/customers.dev/v1alpha1/customers/a/status"
+            ),
+            "PATCH customers/status"
+        );
+        assert_eq!(
+            kind(&Method::PATCH, "/api/v1/namespaces/a"),
+            "PATCH namespaces"
+        );
+        assert_eq!(kind(&Method::POST, "/api/v1/namespaces"), "POST namespaces");
+        assert_eq!(
+            kind(&Method::POST, "/api/v1/namespaces/default/events"),
+            "POST events"
+        );
+        assert_eq!(
+            kind(&Method::DELETE, "/api/v1/namespaces/a/resourcequotas/q"),
+            "DELETE resourcequotas"
+        );
     }
 }

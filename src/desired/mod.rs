@@ -197,22 +197,22 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     let labels = owner_labels(customer, settings);
     let owner = owner_reference(customer);
     // A customer the operator never accepted has no objects: it is nobody's peer, so
-    // that a refused newcomer cannot change anyone else's policies.
+    // that a refused newcomer cannot change anyone else's policies. (Checked only for
+    // the customers that concern this one: validating every other customer on every
+    // reconcile would make each reconcile cost as much as the whole cluster.)
+    let accepted = |c: &Customer| !is_refused_newcomer(c, dir, settings);
     let others: Vec<Arc<Customer>> = dir
         .customers()
         .into_iter()
-        .filter(|c| c.name_any() != me && !is_refused_newcomer(c, dir, settings))
+        .filter(|c| c.name_any() != me)
         .collect();
-    let peer = |name: &str| -> Option<Arc<Customer>> {
-        dir.customer(name)
-            .filter(|c| !is_refused_newcomer(c, dir, settings))
-    };
+    let peer = |name: &str| -> Option<Arc<Customer>> { dir.customer(name).filter(|c| accepted(c)) };
     let held_by =
         |c: &Customer| -> BTreeSet<String> { held_namespaces(c, dir).0.into_iter().collect() };
     let members_of = |group: &str| -> BTreeSet<String> {
         others
             .iter()
-            .filter(|c| resolve::group_name(c, settings) == group)
+            .filter(|c| resolve::group_name(c, settings) == group && accepted(c))
             .flat_map(|c| held_by(c))
             .collect()
     };
@@ -269,7 +269,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
                 })
                 .cloned()
                 .collect::<Vec<_>>();
-            let names = if opens_to_me.is_empty() {
+            let names = if opens_to_me.is_empty() || !accepted(other) {
                 BTreeSet::new()
             } else {
                 held_by(other)
