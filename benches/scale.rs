@@ -10,7 +10,7 @@
 //! created at once, idle resyncs, drift repair, single-customer latency, restart, and
 //! deletion next to the namespace controller's own time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -99,6 +99,11 @@ fn main() {
 /// <distinct customers reconciled>` and `kinds <writes by method and resource>` every
 /// 50 ms.
 async fn operator_child(args: Args) {
+    // Logs go to stderr (a file): stdout carries the figures.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let writes = WriteCounter::default();
     let reconciles = ReconcileCounter::default();
     let config = Config::infer().await.expect("kubeconfig");
@@ -159,8 +164,11 @@ struct Operator {
 impl Operator {
     fn start(args: &Args) -> Operator {
         let exe = std::env::current_exe().expect("own path");
-        let log = std::fs::File::create(std::env::temp_dir().join("bench-operator.log"))
-            .expect("operator log");
+        static STARTS: AtomicU64 = AtomicU64::new(0);
+        let start = STARTS.fetch_add(1, Ordering::Relaxed) + 1;
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("bench-operator-{start}.log")))
+                .expect("operator log");
         let mut child = tokio::process::Command::new(exe)
             .args([
                 "--operator-child",
@@ -231,6 +239,17 @@ impl Operator {
         self.kinds.lock().unwrap().clone()
     }
 
+    /// Writes so far by method and resource, as counts.
+    fn write_counts(&self) -> BTreeMap<String, u64> {
+        self.write_kinds()
+            .split(", ")
+            .filter_map(|entry| {
+                let (count, kind) = entry.split_once(' ')?;
+                Some((kind.to_string(), count.parse().ok()?))
+            })
+            .collect()
+    }
+
     fn reconciles(&self) -> u64 {
         self.reconciles.load(Ordering::Relaxed)
     }
@@ -250,23 +269,124 @@ impl Operator {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
-    /// CPU seconds the child has used (user + system), from /proc (clock ticks of 10 ms).
+    /// CPU seconds the child has used (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let pid = self.child.id().expect("child runs");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th,
-        // stime the 13th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<f64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0.0))
-            .collect();
-        (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+        cpu_seconds(self.child.id().expect("child runs"))
     }
 
     async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// CPU seconds a process has used (user + system), from /proc (clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th,
+    // stime the 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// CPU seconds the processes of the control plane under test have used so far (those
+/// whose command line names one of its ports), by program: etcd, kube-apiserver,
+/// kube-controller-manager.
+fn control_plane_cpu() -> BTreeMap<String, f64> {
+    let ports: Vec<String> = [
+        "CUSTOMER_OPERATOR_ETCD_PORT",
+        "CUSTOMER_OPERATOR_APISERVER_PORT",
+        "CUSTOMER_OPERATOR_KCM_PORT",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok())
+    .collect();
+    let mut by_program = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return by_program;
+    };
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let names_port = |port: &String| {
+            [':', '=']
+                .iter()
+                .any(|sep| cmdline.contains(&format!("{sep}{port}")))
+        };
+        if !ports.iter().any(names_port) {
+            continue;
+        }
+        let program = cmdline
+            .split('\0')
+            .next()
+            .and_then(|path| path.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        *by_program.entry(program).or_insert(0.0) += cpu_seconds(pid);
+    }
+    by_program
+}
+
+/// The apiserver's count of requests by verb, resource and subresource (its
+/// `apiserver_request_total`), to show where its work went.
+async fn apiserver_requests(client: &Client) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let text = client.request_text(request).await.unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let key = format!(
+            "{} {}{}",
+            label("verb"),
+            label("resource"),
+            match label("subresource").as_str() {
+                "" => String::new(),
+                sub => format!("/{sub}"),
+            }
+        );
+        *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    counts
+}
+
+/// The requests the apiserver served between two readings, most first.
+fn requests_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let mut served: Vec<(f64, &String)> = after
+        .iter()
+        .map(|(k, v)| (v - before.get(k).unwrap_or(&0.0), k))
+        .filter(|(n, _)| *n > 0.0)
+        .collect();
+    served.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let parts: Vec<String> = served.iter().map(|(n, k)| format!("{n:.0} {k}")).collect();
+    parts.join(", ")
+}
+
+/// The CPU seconds each program of the control plane used between two readings, and in
+/// all: `total (etcd a, kube-apiserver b, ...)`.
+fn cpu_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(program, t)| (program.clone(), t - before.get(program).unwrap_or(&0.0)))
+        .collect();
+    let total: f64 = used.iter().map(|(_, t)| t).sum();
+    let parts: Vec<String> = used.iter().map(|(p, t)| format!("{p} {t:.1}")).collect();
+    format!("{total:.1} s ({})", parts.join(", "))
 }
 
 // ------------------------------------------------------------------ the benchmark
@@ -294,7 +414,14 @@ async fn benchmark(args: Args) {
     // 1. The apiserver's limit: render's objects for N customers, applied in bulk.
     let baseline = baseline_objects(n);
     let object_count = baseline.0.len() + baseline.1.len();
+    let plane_before = control_plane_cpu();
+    let served_before = apiserver_requests(&client).await;
     let limit = bulk_apply(&client, &baseline, c).await;
+    let plane_bulk = cpu_between(&plane_before, &control_plane_cpu());
+    eprintln!(
+        "bulk apply, apiserver requests: {}",
+        requests_between(&served_before, &apiserver_requests(&client).await)
+    );
     eprintln!(
         "baseline: {object_count} objects in {:.1} s",
         limit.as_secs_f64()
@@ -311,11 +438,18 @@ async fn benchmark(args: Args) {
     // Its caches fill from an empty list in well under a second.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
+    let plane_before = control_plane_cpu();
+    let served_before = apiserver_requests(&client).await;
     let t0 = Instant::now();
     create_customers(&client, &names, c).await;
     let all: BTreeSet<String> = names.iter().cloned().collect();
     watched.ready(&all, Duration::from_secs(600)).await;
     let converge = t0.elapsed();
+    let plane_converge = cpu_between(&plane_before, &control_plane_cpu());
+    eprintln!(
+        "convergence, apiserver requests: {}",
+        requests_between(&served_before, &apiserver_requests(&client).await)
+    );
     let writes_converge = operator.writes();
     eprintln!("convergence writes: {}", operator.write_kinds());
     let cpu_converge = operator.cpu_seconds();
@@ -325,7 +459,7 @@ async fn benchmark(args: Args) {
         measure: format!("Convergence, {n} Customers created at once"),
         figure: format!("{:.1} s", converge.as_secs_f64()),
         note: format!(
-            "{writes_converge} operator writes (about {:.1} per customer), operator CPU {cpu_converge:.1} s",
+            "{writes_converge} operator writes (about {:.1} per customer), operator CPU {cpu_converge:.1} s, control plane CPU {plane_converge}",
             writes_converge as f64 / n as f64
         ),
     });
@@ -334,7 +468,7 @@ async fn benchmark(args: Args) {
             "Bulk server-side apply of render's {object_count} objects (apiserver limit)"
         ),
         figure: format!("{:.1} s", limit.as_secs_f64()),
-        note: format!("{c} concurrent requests"),
+        note: format!("{c} concurrent requests, control plane CPU {plane_bulk}"),
     });
     rows.push(Row {
         measure: "Convergence / bulk apply".into(),
@@ -345,9 +479,18 @@ async fn benchmark(args: Args) {
     // 3. Idle: several full resyncs of every customer.
     settle(&operator).await;
     let (w0, r0) = (operator.writes(), operator.reconciles());
+    let kinds_before = operator.write_counts();
     let idle_for = Duration::from_secs(args.resync_seconds * u64::from(args.idle_resyncs) + 2);
     tokio::time::sleep(idle_for).await;
     let idle_writes = operator.writes() - w0;
+    let idle_kinds: Vec<String> = operator
+        .write_counts()
+        .into_iter()
+        .filter_map(|(kind, count)| {
+            let new = count - kinds_before.get(&kind).copied().unwrap_or(0);
+            (new > 0).then(|| format!("{new} {kind}"))
+        })
+        .collect();
     let idle_cpu = operator.cpu_seconds() - cpu_converge;
     let idle_reconciles = operator.reconciles() - r0;
     let (peak, steady) = operator.memory();
@@ -355,8 +498,13 @@ async fn benchmark(args: Args) {
         measure: format!("Idle writes over {} resyncs", args.idle_resyncs),
         figure: idle_writes.to_string(),
         note: format!(
-            "{idle_reconciles} reconciles in {} s, operator CPU {idle_cpu:.1} s; goal 0",
-            idle_for.as_secs()
+            "{idle_reconciles} reconciles in {} s, operator CPU {idle_cpu:.1} s; goal 0{}",
+            idle_for.as_secs(),
+            if idle_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" (writes: {})", idle_kinds.join(", "))
+            }
         ),
     });
     rows.push(Row {

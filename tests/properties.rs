@@ -645,6 +645,25 @@ proptest! {
         }
     }
 
+    /// `claims`, which the conflict check asks of every customer without building names,
+    /// agrees with the names `namespace_names` builds, for every customer and every
+    /// namespace name of every customer.
+    #[test]
+    fn claims_agrees_with_namespace_names(dir in directory()) {
+        let names: Vec<String> = dir
+            .customers
+            .values()
+            .flat_map(|c| resolve::namespace_names(c))
+            .chain(["", "-", "a-"].map(String::from))
+            .collect();
+        for customer in dir.customers.values() {
+            let own = resolve::namespace_names(customer);
+            for name in &names {
+                prop_assert_eq!(resolve::claims(customer, name), own.contains(name), "{} claims {}?", customer.name_any(), name);
+            }
+        }
+    }
+
     /// Each broken rule on top of a valid spec is refused with its reason.
     #[test]
     fn each_broken_rule_is_refused(dir in directory(), breakage in 0..BREAKAGES, pick in any::<prop::sample::Index>()) {

@@ -57,6 +57,9 @@ pub enum Applied {
     /// What the operator wants is what it last applied (same applied-hash), yet the live
     /// object differed: someone else changed it, and the operator put it back.
     Repaired,
+    /// The cache did not show the operator's own write of the same content yet (see
+    /// [`super::inflight`]): no request was sent.
+    InFlight,
 }
 
 /// What applying `applied` over `live` would be: nothing, a create, an update of what
@@ -79,10 +82,10 @@ pub fn classify(applied: &Value, live: Option<&Value>) -> Applied {
     }
 }
 
-/// Applies `object` unless `live` already matches it, and says what it did.
-pub async fn apply_if_changed<K>(api: &Api<K>, object: &K, live: Option<&K>) -> Result<Applied>
+/// The applied form of `object` and what applying it over `live` would be.
+pub fn plan<K>(object: &K, live: Option<&K>) -> Result<(Value, Applied)>
 where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+    K: Resource<DynamicType = ()> + Serialize,
 {
     let applied = applied_form(object)?;
     let live = live
@@ -90,18 +93,46 @@ where
         .transpose()
         .map_err(|e| Error::Serialize(e.to_string()))?;
     let outcome = classify(&applied, live.as_ref());
-    if outcome != Applied::Unchanged {
-        api.patch(
-            &object.name_any(),
+    Ok((applied, outcome))
+}
+
+/// The applied-hash of an applied form, as a number (0 if it has none).
+pub fn content_hash(applied: &Value) -> u64 {
+    applied["metadata"]["annotations"][APPLIED_HASH]
+        .as_str()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_default()
+}
+
+/// Server-side applies an applied form (force: the operator owns these fields); returns
+/// the object as stored.
+pub async fn send<K>(api: &Api<K>, name: &str, applied: &Value) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    Ok(api
+        .patch(
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&applied),
+            &Patch::Apply(applied),
         )
-        .await?;
+        .await?)
+}
+
+/// Applies `object` unless `live` already matches it, and says what it did.
+pub async fn apply_if_changed<K>(api: &Api<K>, object: &K, live: Option<&K>) -> Result<Applied>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let (applied, outcome) = plan(object, live)?;
+    if outcome != Applied::Unchanged {
+        send(api, &object.name_any(), &applied).await?;
     }
     Ok(outcome)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// A hash of any text (FNV-1a), for the applied-hash and the in-flight record.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -6,13 +6,17 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::ResourceExt;
-use kube::core::PartialObjectMeta;
+use kube::api::ListParams;
+use kube::core::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
 
 use super::Context;
+use super::index::Index;
 use crate::api::{Customer, Isolation, LABEL_CUSTOMER};
+use crate::desired::network::POLICY_NAMES;
 use crate::desired::{Desired, resolve};
+use crate::error::Result;
 use crate::isolation::matrix::Tenancy;
 use crate::isolation::{Declared, Labels, Network, analyse};
 
@@ -20,16 +24,16 @@ use crate::isolation::{Declared, Labels, Network, analyse};
 /// line each, sorted; none when its isolation is Off (which declares everything). `wanted` holds the policies the reconcile just applied (the cache
 /// may not have them yet); the customer's own policies in the cache (label and
 /// ownerReference `uid`) are replaced by them, everyone else's are taken as they are.
-pub fn undeclared_inbound(
+pub async fn undeclared_inbound(
     ctx: &Context,
     customer: &Customer,
     wanted: &Desired,
     usable: &BTreeSet<String>,
     uid: &str,
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let settings = &ctx.options.settings;
     if resolve::effective(customer, ctx, settings).isolation == Isolation::Off {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     // The operator's own policies admit exactly what the spec declares (the builder's
     // output is checked by the evaluator in tests/isolation.rs), except an `allowFrom`
@@ -38,13 +42,12 @@ pub fn undeclared_inbound(
     // isolated as declared, and the full analysis (a pass over every namespace and
     // policy) is skipped: at a thousand customers it would dominate every reconcile.
     let by_labels = opens_by_labels(customer);
-    let foreign_here = ctx
-        .foreign_policies
-        .state()
+    let foreign_here: Vec<&String> = usable
         .iter()
-        .any(|p| usable.contains(&p.namespace().unwrap_or_default()));
-    if !by_labels && !foreign_here {
-        return Vec::new();
+        .filter(|ns| ctx.foreign_policies.contains(ns))
+        .collect();
+    if !by_labels && foreign_here.is_empty() {
+        return Ok(Vec::new());
     }
     let me = customer.name_any();
     let mut namespaces: Vec<(String, Labels)> = ctx
@@ -73,20 +76,30 @@ pub fn undeclared_inbound(
         p.labels().get(LABEL_CUSTOMER) == Some(&me)
             && p.owner_references().iter().any(|o| o.uid == uid)
     };
-    let live: Vec<_> = ctx
-        .policies
-        .state()
-        .into_iter()
-        .chain(ctx.foreign_policies.state())
-        .filter(|p| usable.contains(&p.namespace().unwrap_or_default()) && !own(p))
+    // In the customer's namespaces: the operator's policies that are not this
+    // customer's (left from an earlier holder), and everyone else's, read fresh.
+    let mut live: Vec<NetworkPolicy> = usable
+        .iter()
+        .flat_map(|ns| {
+            POLICY_NAMES
+                .iter()
+                .filter_map(move |name| ctx.policies.get(&ObjectRef::new(name).within(ns)))
+        })
+        .filter(|p| !own(p))
+        .map(|p| (*p).clone())
         .collect();
+    let foreign = ListParams::default().labels(&super::foreign_selector());
+    for ns in foreign_here {
+        let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+        live.extend(api.list(&foreign).await?.items);
+    }
     let applied = wanted
         .network_policies
         .iter()
         .filter(|p| usable.contains(&p.namespace().unwrap_or_default()));
     let network = Network::new(
         namespaces.iter().cloned(),
-        live.iter().map(|p| p.as_ref()).chain(applied),
+        live.iter().chain(applied),
         &ctx.pod_ranges,
     );
     let tenancy = Tenancy::new(
@@ -95,22 +108,28 @@ pub fn undeclared_inbound(
         settings,
     );
     let declared = Declared::into_customer(customer, ctx, settings);
-    analyse(&network, &tenancy, &declared, Some(&me))
+    Ok(analyse(&network, &tenancy, &declared, Some(&me))
         .findings
         .iter()
         .map(|f| format!("from customer {}: {}", f.from, f.summary()))
-        .collect()
+        .collect())
 }
 
 /// The customers whose isolation a change of this NetworkPolicy may change: the one its
 /// label names and the one whose namespace holds it.
 pub fn customers_of_policy(
-    policy: &NetworkPolicy,
+    policy: &ObjectMeta,
     namespaces: &Store<PartialObjectMeta<Namespace>>,
 ) -> Vec<ObjectRef<Customer>> {
-    let by_label = policy.labels().get(LABEL_CUSTOMER).cloned();
+    let by_label = policy
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_CUSTOMER))
+        .cloned();
     let by_namespace = namespaces
-        .get(&ObjectRef::new(&policy.namespace().unwrap_or_default()))
+        .get(&ObjectRef::new(
+            policy.namespace.as_deref().unwrap_or_default(),
+        ))
         .and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned());
     let names: BTreeSet<String> = by_label.into_iter().chain(by_namespace).collect();
     names.iter().map(|n| ObjectRef::new(n)).collect()
@@ -121,13 +140,13 @@ pub fn customers_of_policy(
 /// NetworkPolicies, and those with an `allowFrom.namespaceSelector` (both may select
 /// namespaces by labels).
 pub fn customers_exposed_to_new_namespaces(
-    foreign: &Store<NetworkPolicy>,
+    foreign: &Index,
     namespaces: &Store<PartialObjectMeta<Namespace>>,
     customers: &Store<Customer>,
 ) -> Vec<ObjectRef<Customer>> {
     let mut names = BTreeSet::new();
-    for policy in foreign.state() {
-        let ns = namespaces.get(&ObjectRef::new(&policy.namespace().unwrap_or_default()));
+    for namespace in foreign.keys() {
+        let ns = namespaces.get(&ObjectRef::new(&namespace));
         names.extend(ns.and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned()));
     }
     for customer in customers.state() {

@@ -6,6 +6,8 @@ pub mod counting;
 pub mod decode;
 pub mod events;
 pub mod group;
+pub mod index;
+pub mod inflight;
 pub mod isolation;
 pub mod reconcile;
 pub mod status;
@@ -75,9 +77,13 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// NetworkPolicies the operator labelled.
     pub policies: Store<NetworkPolicy>,
-    /// Every other NetworkPolicy (no `app.kubernetes.io/managed-by=customer-operator`):
-    /// the isolation check evaluates them with the operator's.
-    pub foreign_policies: Store<NetworkPolicy>,
+    /// The names of every other NetworkPolicy (no
+    /// `app.kubernetes.io/managed-by=customer-operator`) by namespace, from a
+    /// metadata-only watch: the isolation check reads the ones in a customer's
+    /// namespaces and evaluates them with the operator's.
+    pub foreign_policies: index::Index,
+    /// The names of the labelled namespaces by the Customer their label names.
+    pub namespaces_by_customer: index::Index,
     /// RoleBindings the operator labelled.
     pub bindings: Store<RoleBinding>,
     /// ResourceQuotas the operator labelled.
@@ -92,6 +98,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Which caches have listed once.
     pub sync: synced::CacheSync,
+    /// How far the watch of each kind the operator writes has got, by kind.
+    pub progress: HashMap<&'static str, Arc<inflight::Progress>>,
+    /// Writes the caches have not seen yet.
+    pub in_flight: inflight::InFlight,
 }
 
 impl Context {
@@ -108,8 +118,9 @@ impl Context {
         }
     }
 
-    /// Applies `object` unless `live` already matches it (see
-    /// [`apply::apply_if_changed`]), and counts the apply in the metrics.
+    /// Applies `object` unless `live` already matches it (see [`apply::plan`]) or the
+    /// cache has not yet seen the operator's own write of the same content
+    /// ([`inflight`]), and counts the apply in the metrics.
     pub async fn apply<K>(
         &self,
         api: &Api<K>,
@@ -123,9 +134,53 @@ impl Context {
             + Clone
             + std::fmt::Debug,
     {
-        let applied = apply::apply_if_changed(api, object, live).await?;
-        self.metrics.applied(&K::kind(&()), applied);
-        Ok(applied)
+        let (applied, outcome) = apply::plan(object, live)?;
+        if outcome == apply::Applied::Unchanged {
+            return Ok(outcome);
+        }
+        let kind = K::kind(&()).to_string();
+        let progress = self.progress(&kind);
+        let target = (
+            kind,
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        );
+        let content = apply::content_hash(&applied);
+        if self.in_flight.repeats(&target, content, progress) {
+            return Ok(apply::Applied::InFlight);
+        }
+        let stored = apply::send(api, &target.2, &applied).await?;
+        self.metrics.applied(&target.0, outcome);
+        self.in_flight.record(
+            target,
+            content,
+            stored.meta().resource_version.as_deref(),
+            progress,
+        );
+        Ok(outcome)
+    }
+
+    /// Whether the operator wrote `object` as it is now a moment ago and the cache does
+    /// not show that write yet (see [`inflight`]).
+    pub fn written_just_now<K>(&self, object: &K) -> Result<bool, Error>
+    where
+        K: Resource<DynamicType = ()> + serde::Serialize,
+    {
+        let kind = K::kind(&()).to_string();
+        let progress = self.progress(&kind);
+        let target = (
+            kind,
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        );
+        let content = apply::content_hash(&apply::applied_form(object)?);
+        Ok(self.in_flight.repeats(&target, content, progress))
+    }
+
+    /// How far the watch of `kind` has got (the highest resourceVersion it delivered);
+    /// `u64::MAX` for a kind without one, so that nothing of it counts as in flight.
+    pub fn progress(&self, kind: &str) -> u64 {
+        self.progress.get(kind).map_or(u64::MAX, |p| p.seen())
     }
 }
 
@@ -156,6 +211,11 @@ fn managed() -> WatcherConfig {
     WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
 }
 
+/// The label selector of the NetworkPolicies the operator did not write.
+pub fn foreign_selector() -> String {
+    format!("{LABEL_MANAGED_BY}!={MANAGED_BY}")
+}
+
 /// Drops `managedFields` before an object enters a cache: the operator never reads them,
 /// and they are often the larger part of a small object.
 fn forget_managed_fields<K: Resource>(object: &mut K) {
@@ -179,6 +239,7 @@ fn reflected<K>(
     config: WatcherConfig,
     sync: &synced::CacheSync,
     name: &'static str,
+    progress: &Progresses,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -197,7 +258,33 @@ where
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
         .reflect(writer);
+    let stream = inflight::follow(progress.of::<K>(), stream);
     (store, sync.mark(name, stream).touched_objects())
+}
+
+/// The watch progress of each kind the operator writes, by kind.
+struct Progresses(HashMap<&'static str, Arc<inflight::Progress>>);
+
+impl Progresses {
+    fn new() -> Self {
+        let kinds = [
+            "Customer",
+            "Namespace",
+            "NetworkPolicy",
+            "RoleBinding",
+            "ResourceQuota",
+            "LimitRange",
+        ];
+        Progresses(kinds.into_iter().map(|k| (k, Arc::default())).collect())
+    }
+
+    /// The progress of `K`'s watch (of another kind: one nothing consults).
+    fn of<K: Resource<DynamicType = ()>>(&self) -> Arc<inflight::Progress> {
+        self.0
+            .get(K::kind(&()).as_ref())
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Runs the Customer controller until SIGTERM or SIGINT, with metrics nobody serves.
@@ -226,33 +313,49 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         "ResourceQuotas",
         "LimitRanges",
     ]);
+    let progresses = Progresses::new();
     let (namespaces, namespace_writer) = reflector::store();
+    let namespaces_by_customer =
+        index::Index::new(|meta| meta.labels.as_ref()?.get(LABEL_CUSTOMER).cloned());
     let namespace_stream = sync
         .mark(
             "Namespaces",
-            watcher(
-                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                managed(),
-            )
-            .backoff(WatchBackoff::default())
-            .modify(forget_managed_fields)
-            .reflect(namespace_writer),
+            namespaces_by_customer.follow(inflight::follow(
+                progresses.of::<Namespace>(),
+                watcher(
+                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                    managed(),
+                )
+                .backoff(WatchBackoff::default())
+                .modify(forget_managed_fields)
+                .reflect(namespace_writer),
+            )),
         )
         .touched_objects();
     let (policies, policy_stream) =
-        reflected::<NetworkPolicy>(&client, managed(), &sync, "NetworkPolicies");
-    // Everyone else's NetworkPolicies, for the isolation check.
-    let (foreign_policies, foreign_policy_stream) = reflected::<NetworkPolicy>(
-        &client,
-        WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}!={MANAGED_BY}")),
-        &sync,
-        "foreign NetworkPolicies",
-    );
+        reflected::<NetworkPolicy>(&client, managed(), &sync, "NetworkPolicies", &progresses);
+    // Where everyone else's NetworkPolicies are, for the isolation check: names by
+    // namespace only (a cluster may hold many, and few of them are in customer
+    // namespaces).
+    let foreign_policies = index::Index::new(|meta| meta.namespace.clone());
+    let foreign_policy_stream = sync
+        .mark(
+            "foreign NetworkPolicies",
+            foreign_policies.follow(
+                watcher(
+                    Api::<PartialObjectMeta<NetworkPolicy>>::all(client.clone()),
+                    WatcherConfig::default().labels(&foreign_selector()),
+                )
+                .backoff(WatchBackoff::default()),
+            ),
+        )
+        .touched_objects();
     let (bindings, binding_stream) =
-        reflected::<RoleBinding>(&client, managed(), &sync, "RoleBindings");
+        reflected::<RoleBinding>(&client, managed(), &sync, "RoleBindings", &progresses);
     let (quotas, quota_stream) =
-        reflected::<ResourceQuota>(&client, managed(), &sync, "ResourceQuotas");
-    let (limits, limit_stream) = reflected::<LimitRange>(&client, managed(), &sync, "LimitRanges");
+        reflected::<ResourceQuota>(&client, managed(), &sync, "ResourceQuotas", &progresses);
+    let (limits, limit_stream) =
+        reflected::<LimitRange>(&client, managed(), &sync, "LimitRanges", &progresses);
     let (groups, group_writer) = reflector::store();
     let group_stream = sync
         .mark(
@@ -280,14 +383,24 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         options.resync,
         trouble.clone(),
     );
+    let customer_progress = progresses.of::<Customer>();
+    let sweep_cache = customers.clone();
     let customer_stream = sync
         .mark(
             "Customers",
             futures::stream::select(
                 watcher(decode::untyped(&client), WatcherConfig::default())
-                    .backoff(WatchBackoff::default()),
-                sweep,
+                    .backoff(WatchBackoff::default())
+                    .map(|event| (false, event)),
+                sweep.map(|event| (true, event)),
             )
+            // What the sweep read may be older than what the watch delivered since: it
+            // must never take the cache back (checked here, in the same pass over the
+            // stream as the cache update, so nothing can come in between).
+            .filter_map(move |(swept, event)| {
+                let news = !swept || event.as_ref().is_ok_and(|e| news_to(&sweep_cache, e));
+                futures::future::ready(news.then_some(event))
+            })
             .filter_map(move |event| {
                 let decoded = match event {
                     Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
@@ -304,7 +417,12 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                     touched.send(event);
                 }
             })
-            .reflect(customer_writer),
+            .reflect(customer_writer)
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    customer_progress.observe(event);
+                }
+            }),
         )
         .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
@@ -320,6 +438,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         namespaces,
         policies,
         foreign_policies,
+        namespaces_by_customer,
         bindings,
         quotas,
         limits,
@@ -327,6 +446,8 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         failures: Mutex::new(HashMap::new()),
         metrics: hooks.metrics.clone(),
         sync: sync.clone(),
+        progress: progresses.0,
+        in_flight: Default::default(),
     });
     let weak = Arc::downgrade(&context);
     hooks
@@ -373,10 +494,10 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             owner_of(&ns).into_iter().chain(exposed).collect::<Vec<_>>()
         })
         .watches_stream(policy_stream, move |p| {
-            isolation::customers_of_policy(&p, &ns_for_policies)
+            isolation::customers_of_policy(p.meta(), &ns_for_policies)
         })
         .watches_stream(foreign_policy_stream, move |p| {
-            isolation::customers_of_policy(&p, &ns_for_foreign)
+            isolation::customers_of_policy(&p.metadata, &ns_for_foreign)
         })
         .watches_stream(binding_stream, |o| owner_of(&o))
         .watches_stream(quota_stream, |o| owner_of(&o))
@@ -482,6 +603,29 @@ fn missed_customers(
             }
         })
         .flatten()
+}
+
+/// Whether an event of the sweep ([`missed_customers`]) tells the cache something new:
+/// a Customer it does not hold, or holds in an older version or another incarnation (uid),
+/// or the deletion of the very one it holds.
+fn news_to(cache: &Store<Customer>, event: &watcher::Event<kube::api::DynamicObject>) -> bool {
+    let cached = |object: &kube::api::DynamicObject| cache.get(&ObjectRef::new(&object.name_any()));
+    let version = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
+    match event {
+        watcher::Event::Apply(object) => match cached(object) {
+            None => true,
+            Some(c) if c.uid() != object.uid() => true,
+            Some(c) => match (
+                version(object.resource_version()),
+                version(c.resource_version()),
+            ) {
+                (Some(new), Some(old)) => new > old,
+                _ => object.resource_version() != c.resource_version(),
+            },
+        },
+        watcher::Event::Delete(object) => cached(object).is_some_and(|c| c.uid() == object.uid()),
+        _ => true,
+    }
 }
 
 /// When the Customer watch last reported an error, for [`missed_customers`].
@@ -687,6 +831,34 @@ mod tests {
         assert_eq!(
             retry_delay(&Error::CachesNotReady("Customers"), 20),
             OUTAGE_RETRY
+        );
+    }
+
+    #[test]
+    fn the_sweep_never_takes_the_cache_back() {
+        let customer = |uid: &str, version: &str| {
+            let mut c =
+                kube::api::DynamicObject::new("a", &kube::api::ApiResource::erase::<Customer>(&()));
+            c.metadata.uid = Some(uid.into());
+            c.metadata.resource_version = Some(version.into());
+            c
+        };
+        let (cache, mut writer) = reflector::store::<Customer>();
+        let apply = |o: kube::api::DynamicObject| watcher::Event::Apply(o);
+        assert!(news_to(&cache, &apply(customer("u1", "5"))), "not cached");
+        let mut cached = Customer::new("a", Default::default());
+        cached.metadata.uid = Some("u1".into());
+        cached.metadata.resource_version = Some("7".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(cached));
+        assert!(!news_to(&cache, &apply(customer("u1", "5"))), "older");
+        assert!(!news_to(&cache, &apply(customer("u1", "7"))), "the same");
+        assert!(news_to(&cache, &apply(customer("u1", "12"))), "newer");
+        assert!(news_to(&cache, &apply(customer("u2", "3"))), "re-created");
+        let delete = |o: kube::api::DynamicObject| watcher::Event::Delete(o);
+        assert!(news_to(&cache, &delete(customer("u1", "7"))));
+        assert!(
+            !news_to(&cache, &delete(customer("u0", "2"))),
+            "an earlier incarnation"
         );
     }
 

@@ -51,31 +51,50 @@ pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<Action> {
-    let api = Api::<Customer>::all(ctx.client.clone());
     let has_finalizer = |c: &Customer| c.finalizers().iter().any(|f| f == FINALIZER);
-    // Before the first write to the Customer itself, read it fresh: the cache may not
-    // have caught up with an earlier reconcile's write yet.
-    let customer = if has_finalizer(customer) || customer.meta().deletion_timestamp.is_some() {
-        customer.clone()
-    } else {
-        match api.get_opt(&customer.name_any()).await? {
-            Some(fresh) => Arc::new(fresh),
-            None => return Ok(Action::await_change()),
-        }
-    };
-    let ctx = ctx.clone();
     let action = if customer.meta().deletion_timestamp.is_some() {
-        cleanup(&customer, &ctx).await?
-    } else if !has_finalizer(&customer) {
+        cleanup(customer, ctx).await?
+    } else if !has_finalizer(customer) {
         // Go on with the Customer as stored with its finalizer: the cache may not have
         // it yet, and waiting for it only adds latency.
-        let stored = add_finalizer(&api, &*customer).await?;
-        converge(&stored, &ctx).await?
+        match add_finalizer_once(customer, ctx).await? {
+            Some(stored) => converge(&stored, ctx).await?,
+            None => Action::await_change(),
+        }
     } else {
-        converge(&customer, &ctx).await?
+        converge(customer, ctx).await?
     };
     ctx.reset_failures(&customer.name_any());
     Ok(action)
+}
+
+/// Adds the finalizer to a Customer as cached, guarded by its resourceVersion (a cache
+/// behind the stored object makes it fail with a conflict, retried shortly). Returns the
+/// Customer as stored, or `None` when there is nothing to do now: the Customer is gone,
+/// or the finalizer was added a moment ago and the cache does not show it yet (its
+/// event brings the next reconcile).
+async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option<Customer>> {
+    let target = (
+        "Customer/finalizers".to_string(),
+        String::new(),
+        customer.name_any(),
+    );
+    let progress = ctx.progress("Customer");
+    if ctx.in_flight.repeats(&target, 1, progress) {
+        return Ok(None);
+    }
+    let api = Api::<Customer>::all(ctx.client.clone());
+    let stored = match add_finalizer(&api, customer).await {
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => return Ok(None),
+        other => other?,
+    };
+    ctx.in_flight.record(
+        target,
+        1,
+        stored.meta().resource_version.as_deref(),
+        progress,
+    );
+    Ok(Some(stored))
 }
 
 fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
@@ -150,16 +169,44 @@ async fn write_status(customer: &Customer, ctx: &Context, outcome: &Outcome) -> 
     if old == Some(&new) {
         return Ok(());
     }
+    // The same status (but for its times) written a moment ago, and the cache does not
+    // show it yet: its event brings another reconcile.
+    let target = (
+        "Customer/status".to_string(),
+        String::new(),
+        customer.name_any(),
+    );
+    let content = status_hash(&new)?;
+    let progress = ctx.progress("Customer");
+    if ctx.in_flight.repeats(&target, content, progress) {
+        return Ok(());
+    }
+    tracing::debug!(customer = %target.2, ?old, ?new, "status changed");
     announce(customer, ctx, old, &new).await;
     let patch = json!({"status": new});
-    Api::<Customer>::all(ctx.client.clone())
-        .patch_status(
-            &customer.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+    let stored = Api::<Customer>::all(ctx.client.clone())
+        .patch_status(&target.2, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
+    ctx.in_flight.record(
+        target,
+        content,
+        stored.meta().resource_version.as_deref(),
+        progress,
+    );
     Ok(())
+}
+
+/// A hash of a status without its conditions' transition times.
+fn status_hash(status: &CustomerStatus) -> Result<u64> {
+    let mut value = serde_json::to_value(status).map_err(|e| Error::Serialize(e.to_string()))?;
+    if let Some(conditions) = value["conditions"].as_array_mut() {
+        for condition in conditions {
+            if let Some(c) = condition.as_object_mut() {
+                c.remove("lastTransitionTime");
+            }
+        }
+    }
+    Ok(super::apply::fnv1a(value.to_string().as_bytes()))
 }
 
 /// Events for what a person should see: a refused spec, a conflict, a blocked deletion.
@@ -297,6 +344,15 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         let ns_name = ns.name_any();
         let live = match ctx.namespaces.get(&ObjectRef::new(&ns_name)) {
             Some(meta) => Some((*meta).clone()),
+            // Created a moment ago (the cache will show it): no need to read it.
+            None if ctx.written_just_now(ns)? => {
+                usable.insert(ns_name.clone());
+                observed.namespaces.push(NamespaceStatus {
+                    name: ns_name,
+                    phase: "Active".into(),
+                });
+                continue;
+            }
             None => namespaces.get_metadata_opt(&ns_name).await?,
         };
         let phase = match &live {
@@ -380,7 +436,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     };
     observed.summary = summary;
     observed.undeclared_inbound =
-        super::isolation::undeclared_inbound(ctx, customer, &wanted, &usable, &uid);
+        super::isolation::undeclared_inbound(ctx, customer, &wanted, &usable, &uid).await?;
 
     observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
     observed.waiting_peers = wanted.waiting_peers.clone();
@@ -521,9 +577,10 @@ fn own_namespaces(
     customer: &str,
     uid: &str,
 ) -> Vec<Arc<PartialObjectMeta<Namespace>>> {
-    ctx.namespaces
-        .state()
-        .into_iter()
+    ctx.namespaces_by_customer
+        .names(customer)
+        .iter()
+        .filter_map(|name| ctx.namespaces.get(&ObjectRef::new(name)))
         .filter(|ns| {
             ns.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
                 && owned_by(&ns.metadata, uid)

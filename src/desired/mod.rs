@@ -136,29 +136,34 @@ pub fn held_namespaces(
     dir: &dyn Directory,
 ) -> (Vec<String>, Vec<NamespaceConflict>) {
     let me = customer.name_any();
-    let others: Vec<Arc<Customer>> = dir
-        .customers()
-        .into_iter()
-        .filter(|c| c.name_any() != me)
-        .collect();
+    let mut others: Option<Vec<Arc<Customer>>> = None;
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
     for name in resolve::namespace_names(customer) {
-        let claims = |other: &Customer| resolve::namespace_names(other).contains(&name);
         let current = dir.namespace_holder(&name);
+        if current.as_deref() == Some(me.as_str()) {
+            held.push(name);
+            continue;
+        }
+        // Only a customer whose name begins the namespace's can claim it.
+        let claimants: Vec<&Arc<Customer>> = others
+            .get_or_insert_with(|| dir.customers())
+            .iter()
+            .filter(|other| {
+                other.metadata.name.as_deref() != Some(me.as_str()) && resolve::claims(other, &name)
+            })
+            .collect();
+        let senior = || {
+            claimants
+                .iter()
+                .find(|other| resolve::is_senior(other, customer))
+        };
         let holder = match current.as_deref() {
-            Some(holder) if holder == me => None,
-            Some(holder) => others
+            Some(holder) => claimants
                 .iter()
-                .find(|other| other.name_any() == holder && claims(other))
-                .or_else(|| {
-                    others
-                        .iter()
-                        .find(|other| resolve::is_senior(other, customer) && claims(other))
-                }),
-            None => others
-                .iter()
-                .find(|other| resolve::is_senior(other, customer) && claims(other)),
+                .find(|other| other.metadata.name.as_deref() == Some(holder))
+                .or_else(senior),
+            None => senior(),
         };
         match holder {
             Some(other) => conflicts.push(NamespaceConflict {

@@ -29,34 +29,40 @@ pub fn dependents(
     default_group: &str,
     zone_open: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let name = changed.name_any();
-    let mut groups = BTreeSet::from([group_name_or(changed, default_group)]);
+    let name = changed.metadata.name.as_deref().unwrap_or_default();
+    let group_of = |c: &Customer| -> String { group_name_or(c, default_group) };
+    let mut groups = BTreeSet::from([group_of(changed)]);
     groups.extend(changed.status.as_ref().and_then(|s| s.group.clone()));
-    let opens = |c: &Customer, peer: &str, peer_groups: &BTreeSet<String>| {
+    // Groups whose zone is open are looked up once, not once per customer.
+    let open_zones: BTreeSet<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| zone_open(g))
+        .collect();
+    let opens = |c: &Customer, peer: &str, in_group: &dyn Fn(&str) -> bool| {
         c.spec
             .network
             .iter()
             .flat_map(|n| n.allow_from.iter())
             .any(|a| {
-                a.customer.as_deref() == Some(peer)
-                    || a.group.as_ref().is_some_and(|g| peer_groups.contains(g))
+                a.customer.as_deref() == Some(peer) || a.group.as_deref().is_some_and(in_group)
             })
     };
     let mut out = BTreeSet::new();
     for other in customers {
-        let other_name = other.name_any();
+        let other_name = other.metadata.name.as_deref().unwrap_or_default();
         if other_name == name {
             continue;
         }
-        let other_group = group_name_or(other, default_group);
-        if opens(other, &name, &groups)
-            || opens(changed, &other_name, &BTreeSet::from([other_group.clone()]))
-            || (groups.contains(&other_group) && zone_open(&other_group))
+        let other_group = other.spec.group.as_deref().unwrap_or(default_group);
+        if opens(other, name, &|g| groups.contains(g))
+            || opens(changed, other_name, &|g| g == other_group)
+            || open_zones.contains(other_group)
         {
-            out.insert(other_name);
+            out.insert(other_name.to_string());
         }
     }
-    let mut parents = vec![name.clone()];
+    let mut parents = vec![name.to_string()];
     while let Some(parent) = parents.pop() {
         for inner in customers
             .iter()
@@ -67,7 +73,7 @@ pub fn dependents(
             }
         }
     }
-    out.remove(&name);
+    out.remove(name);
     out.into_iter().collect()
 }
 

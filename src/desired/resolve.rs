@@ -43,6 +43,22 @@ pub fn namespace_names(customer: &Customer) -> Vec<String> {
         .collect()
 }
 
+/// Whether `namespace` is one of the customer's namespaces ([`namespace_names`]),
+/// without building their names.
+pub fn claims(customer: &Customer, namespace: &str) -> bool {
+    let name = customer.metadata.name.as_deref().unwrap_or_default();
+    let Some(rest) = namespace.strip_prefix(name) else {
+        return false;
+    };
+    if customer.spec.namespaces.is_empty() {
+        return rest.is_empty();
+    }
+    customer.spec.namespaces.iter().any(|ns| match ns.suffix() {
+        "" => rest.is_empty(),
+        suffix => rest.strip_prefix('-') == Some(suffix),
+    })
+}
+
 /// `<customer>-<suffix>`, or `<customer>` when the suffix is empty.
 pub fn full_namespace_name(customer: &str, suffix: &str) -> String {
     if suffix.is_empty() {

@@ -270,7 +270,7 @@ impl Metrics {
     /// because nothing changed).
     pub fn applied(&self, kind: &str, applied: Applied) {
         let cause = match applied {
-            Applied::Unchanged => return,
+            Applied::Unchanged | Applied::InFlight => return,
             Applied::Created => "create",
             Applied::Updated => "update",
             Applied::Repaired => "drift",

@@ -1,0 +1,185 @@
+//! Writes whose watch events the caches have not seen yet.
+//!
+//! A reconcile that runs right after another (triggered by the events of the first one's
+//! writes) may find the caches a few events behind: the objects it just wrote look
+//! missing or old, and it would write them again. Each write is remembered with the
+//! resourceVersion the apiserver gave it; while a cache has not reached that version
+//! (the watch of a kind delivers its events in resourceVersion order), writing the same
+//! content again is skipped. The watch event of the first write triggers another
+//! reconcile, which then decides on a cache that has it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::runtime::watcher::Event;
+
+/// How far the watch of one kind has got: the highest resourceVersion among its events.
+#[derive(Debug, Default)]
+pub struct Progress(AtomicU64);
+
+impl Progress {
+    /// Takes one watch event into account.
+    pub fn observe<K: Resource>(&self, event: &Event<K>) {
+        if let Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) = event
+            && let Some(version) = numeric(o.meta().resource_version.as_deref())
+        {
+            self.0.fetch_max(version, Ordering::Relaxed);
+        }
+    }
+
+    /// The highest resourceVersion seen.
+    pub fn seen(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Passes `stream` through, following its progress in `progress`.
+pub fn follow<K, E, S>(progress: Arc<Progress>, stream: S) -> impl Stream<Item = S::Item>
+where
+    K: Resource,
+    S: Stream<Item = Result<Event<K>, E>>,
+{
+    stream.inspect(move |event| {
+        if let Ok(event) = event {
+            progress.observe(event);
+        }
+    })
+}
+
+/// A resourceVersion as a number; `None` for one that is not (then nothing is skipped).
+fn numeric(version: Option<&str>) -> Option<u64> {
+    version?.parse().ok()
+}
+
+/// Which object a write went to: kind (with subresource), namespace, name.
+pub type Target = (String, String, String);
+
+/// How long a write counts as in flight at most: should its event never arrive (a
+/// watch restarted, etcd restored from a backup with older versions), the write is
+/// repeated after this time at the latest.
+pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(10);
+
+/// A write not yet seen by its cache.
+#[derive(Debug, Clone, Copy)]
+struct Write {
+    version: u64,
+    content: u64,
+    at: Instant,
+}
+
+/// The writes not yet seen by their cache, by target.
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashMap<Target, Write>>);
+
+impl InFlight {
+    /// Whether writing `content` to `target` now would repeat a write whose event the
+    /// cache (at `progress`) has not seen yet. Forgets writes the cache has seen.
+    pub fn repeats(&self, target: &Target, content: u64, progress: u64) -> bool {
+        let mut writes = self.0.lock().expect("in-flight lock");
+        match writes.get(target) {
+            Some(w) if progress < w.version && w.at.elapsed() < IN_FLIGHT_AT_MOST => {
+                w.content == content
+            }
+            Some(_) => {
+                writes.remove(target);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers a write of `content` to `target` that the apiserver stored as
+    /// `version`; forgets every write the caches have long seen, judged by `progress` of
+    /// the same kind, so the map holds only what is in flight.
+    pub fn record(&self, target: Target, content: u64, version: Option<&str>, progress: u64) {
+        let Some(version) = numeric(version) else {
+            return;
+        };
+        let mut writes = self.0.lock().expect("in-flight lock");
+        if writes.len() >= 1024 {
+            writes.retain(|t, w| {
+                (t.0 != target.0 || w.version > progress) && w.at.elapsed() < IN_FLIGHT_AT_MOST
+            });
+        }
+        let at = Instant::now();
+        writes.insert(
+            target,
+            Write {
+                version,
+                content,
+                at,
+            },
+        );
+    }
+
+    /// How many writes are remembered.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("in-flight lock").len()
+    }
+
+    /// Whether no write is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+    fn target(name: &str) -> Target {
+        ("NetworkPolicy".into(), "ns".into(), name.into())
+    }
+
+    fn at(version: &str) -> NetworkPolicy {
+        let mut p = NetworkPolicy::default();
+        p.metadata.resource_version = Some(version.into());
+        p
+    }
+
+    #[test]
+    fn progress_is_the_highest_version_seen() {
+        let progress = Progress::default();
+        progress.observe(&Event::Apply(at("7")));
+        progress.observe(&Event::InitApply(at("5")));
+        progress.observe(&Event::Delete(at("9")));
+        progress.observe(&Event::Apply(at("not-a-number")));
+        assert_eq!(progress.seen(), 9);
+    }
+
+    #[test]
+    fn a_write_is_repeated_only_once_the_cache_has_seen_it() {
+        let writes = InFlight::default();
+        writes.record(target("a"), 1, Some("10"), 0);
+        assert!(writes.repeats(&target("a"), 1, 9), "cache behind: skip");
+        assert!(
+            !writes.repeats(&target("a"), 2, 9),
+            "other content: write it"
+        );
+        assert!(!writes.repeats(&target("b"), 1, 9), "another object");
+        assert!(!writes.repeats(&target("a"), 1, 10), "cache has it: decide");
+        assert!(writes.is_empty(), "forgotten once seen");
+    }
+
+    #[test]
+    fn an_opaque_version_is_never_skipped() {
+        let writes = InFlight::default();
+        writes.record(target("a"), 1, Some("abc"), 0);
+        assert!(!writes.repeats(&target("a"), 1, 0));
+    }
+
+    #[test]
+    fn the_map_keeps_only_what_is_in_flight() {
+        let writes = InFlight::default();
+        for i in 0..1024u64 {
+            writes.record(target(&i.to_string()), 1, Some(&(i + 1).to_string()), 0);
+        }
+        writes.record(target("last"), 1, Some("2000"), 1000);
+        assert_eq!(writes.len(), 25, "the 24 above 1000, and the last");
+    }
+}
