@@ -336,10 +336,15 @@ fn control_plane_cpu() -> BTreeMap<String, f64> {
 /// The apiserver's count of requests by verb, resource and subresource (its
 /// `apiserver_request_total`), to show where its work went.
 async fn apiserver_requests(client: &Client) -> BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
     let text = client.request_text(request).await.unwrap_or_default();
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };

@@ -567,7 +567,9 @@ fn missed_customers(
         .then(move |()| {
             let (api, cache) = (decode::untyped(&client), cache.clone());
             async move {
-                let listed = match api.list(&Default::default()).await {
+                // Names and versions only: a full list of every Customer would be the
+                // largest allocation of the whole operator.
+                let listed = match api.list_metadata(&Default::default()).await {
                     Ok(list) => list.items,
                     Err(error) => {
                         tracing::debug!(%error, "listing Customers for the sweep failed");
