@@ -222,6 +222,33 @@ fn forget_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
+/// Drops what the operator never reads from a child before it enters a cache:
+/// `managedFields` and every annotation but the applied-hash (the only one the operator
+/// sets on children; another tool's, such as a last-applied configuration, can be large).
+fn trim_child<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| key == apply::APPLIED_HASH);
+    }
+}
+
+/// [`trim_child`], and the quota's `status` (usage, which the quota controller keeps
+/// changing and the operator never compares).
+fn trim_quota(quota: &mut ResourceQuota) {
+    trim_child(quota);
+    quota.status = None;
+}
+
+/// Drops what the operator never reads from a Customer before it enters the cache:
+/// `managedFields` and the annotations (`kubectl apply` keeps a copy of the whole object
+/// in one of them).
+fn trim_customer(customer: &mut Customer) {
+    let meta = customer.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
 /// The Customer a labelled child belongs to.
 fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
     child
@@ -240,6 +267,7 @@ fn reflected<K>(
     sync: &synced::CacheSync,
     name: &'static str,
     progress: &Progresses,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -256,7 +284,7 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), config)
         .backoff(WatchBackoff::default())
-        .modify(forget_managed_fields)
+        .modify(trim)
         .reflect(writer);
     let stream = inflight::follow(progress.of::<K>(), stream);
     (store, sync.mark(name, stream).touched_objects())
@@ -332,8 +360,14 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             )),
         )
         .touched_objects();
-    let (policies, policy_stream) =
-        reflected::<NetworkPolicy>(&client, managed(), &sync, "NetworkPolicies", &progresses);
+    let (policies, policy_stream) = reflected::<NetworkPolicy>(
+        &client,
+        managed(),
+        &sync,
+        "NetworkPolicies",
+        &progresses,
+        trim_child,
+    );
     // Where everyone else's NetworkPolicies are, for the isolation check: names by
     // namespace only (a cluster may hold many, and few of them are in customer
     // namespaces).
@@ -350,12 +384,30 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             ),
         )
         .touched_objects();
-    let (bindings, binding_stream) =
-        reflected::<RoleBinding>(&client, managed(), &sync, "RoleBindings", &progresses);
-    let (quotas, quota_stream) =
-        reflected::<ResourceQuota>(&client, managed(), &sync, "ResourceQuotas", &progresses);
-    let (limits, limit_stream) =
-        reflected::<LimitRange>(&client, managed(), &sync, "LimitRanges", &progresses);
+    let (bindings, binding_stream) = reflected::<RoleBinding>(
+        &client,
+        managed(),
+        &sync,
+        "RoleBindings",
+        &progresses,
+        trim_child,
+    );
+    let (quotas, quota_stream) = reflected::<ResourceQuota>(
+        &client,
+        managed(),
+        &sync,
+        "ResourceQuotas",
+        &progresses,
+        trim_quota,
+    );
+    let (limits, limit_stream) = reflected::<LimitRange>(
+        &client,
+        managed(),
+        &sync,
+        "LimitRanges",
+        &progresses,
+        trim_child,
+    );
     let (groups, group_writer) = reflector::store();
     let group_stream = sync
         .mark(
@@ -411,7 +463,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 };
                 futures::future::ready(decoded)
             })
-            .modify(forget_managed_fields)
+            .modify(trim_customer)
             .inspect(move |event| {
                 if let Ok(event) = event {
                     touched.send(event);
