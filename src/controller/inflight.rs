@@ -51,12 +51,28 @@ where
 }
 
 /// A resourceVersion as a number; `None` for one that is not (then nothing is skipped).
-fn numeric(version: Option<&str>) -> Option<u64> {
+pub fn numeric(version: Option<&str>) -> Option<u64> {
     version?.parse().ok()
 }
 
-/// Which object a write went to: kind (with subresource), namespace, name.
+/// Which object a write went to: kind (with subresource, as `Customer/status`),
+/// namespace, name.
 pub type Target = (String, String, String);
+
+/// The target of a write of `part` (a kind, with a subresource if any) to `object`.
+pub fn target<K: Resource>(part: &str, object: &K) -> Target {
+    let meta = object.meta();
+    (
+        part.to_string(),
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The kind whose watch shows a write to `target` (its kind without subresource).
+pub fn watched_kind(target: &Target) -> &str {
+    target.0.split('/').next().unwrap_or_default()
+}
 
 /// How long a write counts as in flight at most: should its event never arrive (a
 /// watch restarted, etcd restored from a backup with older versions), the write is
@@ -134,6 +150,19 @@ mod tests {
 
     fn target(name: &str) -> Target {
         ("NetworkPolicy".into(), "ns".into(), name.into())
+    }
+
+    #[test]
+    fn a_subresource_is_shown_by_the_watch_of_its_kind() {
+        let mut p = NetworkPolicy::default();
+        p.metadata.namespace = Some("ns".into());
+        p.metadata.name = Some("a".into());
+        let status = super::target("NetworkPolicy/status", &p);
+        assert_eq!(
+            status,
+            ("NetworkPolicy/status".into(), "ns".into(), "a".into())
+        );
+        assert_eq!(watched_kind(&status), "NetworkPolicy");
     }
 
     fn at(version: &str) -> NetworkPolicy {

@@ -138,26 +138,41 @@ impl Context {
         if outcome == apply::Applied::Unchanged {
             return Ok(outcome);
         }
-        let kind = K::kind(&()).to_string();
-        let progress = self.progress(&kind);
-        let target = (
-            kind,
-            object.namespace().unwrap_or_default(),
-            object.name_any(),
-        );
+        let kind = K::kind(&());
+        let target = inflight::target(&kind, object);
         let content = apply::content_hash(&applied);
-        if self.in_flight.repeats(&target, content, progress) {
+        let sent = self
+            .write_once(
+                target,
+                content,
+                apply::send(api, &object.name_any(), &applied),
+            )
+            .await?;
+        if sent.is_none() {
             return Ok(apply::Applied::InFlight);
         }
-        let stored = apply::send(api, &target.2, &applied).await?;
-        self.metrics.applied(&target.0, outcome);
-        self.in_flight.record(
-            target,
-            content,
-            stored.meta().resource_version.as_deref(),
-            progress,
-        );
+        self.metrics.applied(&kind, outcome);
         Ok(outcome)
+    }
+
+    /// Sends `write` unless it would repeat a write of the same `content` to `target`
+    /// that the cache of its kind does not show yet ([`inflight`]); then remembers the
+    /// resourceVersion the apiserver stored. `None` when nothing was sent.
+    pub async fn write_once<K: Resource>(
+        &self,
+        target: inflight::Target,
+        content: u64,
+        write: impl std::future::Future<Output = Result<K, Error>>,
+    ) -> Result<Option<K>, Error> {
+        let progress = self.progress(inflight::watched_kind(&target));
+        if self.in_flight.repeats(&target, content, progress) {
+            return Ok(None);
+        }
+        let stored = write.await?;
+        let version = stored.meta().resource_version.clone();
+        self.in_flight
+            .record(target, content, version.as_deref(), progress);
+        Ok(Some(stored))
     }
 
     /// Whether the operator wrote `object` as it is now a moment ago and the cache does
@@ -166,14 +181,9 @@ impl Context {
     where
         K: Resource<DynamicType = ()> + serde::Serialize,
     {
-        let kind = K::kind(&()).to_string();
-        let progress = self.progress(&kind);
-        let target = (
-            kind,
-            object.namespace().unwrap_or_default(),
-            object.name_any(),
-        );
+        let target = inflight::target(&K::kind(&()), object);
         let content = apply::content_hash(&apply::applied_form(object)?);
+        let progress = self.progress(inflight::watched_kind(&target));
         Ok(self.in_flight.repeats(&target, content, progress))
     }
 
@@ -440,41 +450,39 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let customer_stream = sync
         .mark(
             "Customers",
-            futures::stream::select(
-                watcher(decode::untyped(&client), WatcherConfig::default())
-                    .backoff(WatchBackoff::default())
-                    .map(|event| (false, event)),
-                sweep.map(|event| (true, event)),
-            )
-            // What the sweep read may be older than what the watch delivered since: it
-            // must never take the cache back (checked here, in the same pass over the
-            // stream as the cache update, so nothing can come in between).
-            .filter_map(move |(swept, event)| {
-                let news = !swept || event.as_ref().is_ok_and(|e| news_to(&sweep_cache, e));
-                futures::future::ready(news.then_some(event))
-            })
-            .filter_map(move |event| {
-                let decoded = match event {
-                    Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
-                    Err(error) => {
-                        trouble.report();
-                        Some(Err(error))
+            inflight::follow(
+                customer_progress,
+                futures::stream::select(
+                    watcher(decode::untyped(&client), WatcherConfig::default())
+                        .backoff(WatchBackoff::default())
+                        .map(|event| (false, event)),
+                    sweep.map(|event| (true, event)),
+                )
+                // What the sweep read may be older than what the watch delivered since: it
+                // must never take the cache back (checked here, in the same pass over the
+                // stream as the cache update, so nothing can come in between).
+                .filter_map(move |(swept, event)| {
+                    let news = !swept || event.as_ref().is_ok_and(|e| news_to(&sweep_cache, e));
+                    futures::future::ready(news.then_some(event))
+                })
+                .filter_map(move |event| {
+                    let decoded = match event {
+                        Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
+                        Err(error) => {
+                            trouble.report();
+                            Some(Err(error))
+                        }
+                    };
+                    futures::future::ready(decoded)
+                })
+                .modify(trim_customer)
+                .inspect(move |event| {
+                    if let Ok(event) = event {
+                        touched.send(event);
                     }
-                };
-                futures::future::ready(decoded)
-            })
-            .modify(trim_customer)
-            .inspect(move |event| {
-                if let Ok(event) = event {
-                    touched.send(event);
-                }
-            })
-            .reflect(customer_writer)
-            .inspect(move |event| {
-                if let Ok(event) = event {
-                    customer_progress.observe(event);
-                }
-            }),
+                })
+                .reflect(customer_writer),
+            ),
         )
         .applied_objects();
     tokio::spawn(decode::report(client.clone(), unreadable));
@@ -664,7 +672,7 @@ fn missed_customers(
 /// or the deletion of the very one it holds.
 fn news_to(cache: &Store<Customer>, event: &watcher::Event<kube::api::DynamicObject>) -> bool {
     let cached = |object: &kube::api::DynamicObject| cache.get(&ObjectRef::new(&object.name_any()));
-    let version = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
+    let version = |v: Option<String>| inflight::numeric(v.as_deref());
     match event {
         watcher::Event::Apply(object) => match cached(object) {
             None => true,

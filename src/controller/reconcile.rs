@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::Context;
 use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
+use super::{Context, inflight};
 use crate::api::{
     ANNOTATION_ADOPT, API_VERSION, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER,
     NamespaceStatus, Subject, Summary,
@@ -74,27 +74,15 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
 /// or the finalizer was added a moment ago and the cache does not show it yet (its
 /// event brings the next reconcile).
 async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option<Customer>> {
-    let target = (
-        "Customer/finalizers".to_string(),
-        String::new(),
-        customer.name_any(),
-    );
-    let progress = ctx.progress("Customer");
-    if ctx.in_flight.repeats(&target, 1, progress) {
-        return Ok(None);
-    }
     let api = Api::<Customer>::all(ctx.client.clone());
-    let stored = match add_finalizer(&api, customer).await {
-        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => return Ok(None),
-        other => other?,
-    };
-    ctx.in_flight.record(
-        target,
-        1,
-        stored.meta().resource_version.as_deref(),
-        progress,
-    );
-    Ok(Some(stored))
+    let target = inflight::target("Customer/finalizers", customer);
+    match ctx
+        .write_once(target, 1, add_finalizer(&api, customer))
+        .await
+    {
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(None),
+        other => other,
+    }
 }
 
 fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
@@ -169,30 +157,19 @@ async fn write_status(customer: &Customer, ctx: &Context, outcome: &Outcome) -> 
     if old == Some(&new) {
         return Ok(());
     }
-    // The same status (but for its times) written a moment ago, and the cache does not
-    // show it yet: its event brings another reconcile.
-    let target = (
-        "Customer/status".to_string(),
-        String::new(),
-        customer.name_any(),
-    );
-    let content = status_hash(&new)?;
-    let progress = ctx.progress("Customer");
-    if ctx.in_flight.repeats(&target, content, progress) {
-        return Ok(());
-    }
-    tracing::debug!(customer = %target.2, ?old, ?new, "status changed");
-    announce(customer, ctx, old, &new).await;
-    let patch = json!({"status": new});
-    let stored = Api::<Customer>::all(ctx.client.clone())
-        .patch_status(&target.2, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    ctx.in_flight.record(
-        target,
-        content,
-        stored.meta().resource_version.as_deref(),
-        progress,
-    );
+    let name = customer.name_any();
+    let write = async {
+        tracing::debug!(customer = %name, ?old, ?new, "status changed");
+        announce(customer, ctx, old, &new).await;
+        let patch = json!({"status": new});
+        Ok(Api::<Customer>::all(ctx.client.clone())
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?)
+    };
+    // Not sent when the same status (but for its times) was written a moment ago and the
+    // cache does not show it yet: its event brings another reconcile.
+    let target = inflight::target("Customer/status", customer);
+    ctx.write_once(target, status_hash(&new)?, write).await?;
     Ok(())
 }
 
