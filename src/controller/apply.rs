@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub fn is_current(applied: &Value, live: &Value) -> bool {
     }
 }
 
-/// What [`apply_if_changed`] did.
+/// What an apply did, or would do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The live object already was what the operator wants: no request was sent.
@@ -82,17 +82,14 @@ pub fn classify(applied: &Value, live: Option<&Value>) -> Applied {
     }
 }
 
-/// The applied form of `object` and what applying it over `live` would be.
-pub fn plan<K>(object: &K, live: Option<&K>) -> Result<(Value, Applied)>
+/// The applied form of `object` and what applying it over `live` (the live object as
+/// JSON) would be.
+pub fn plan<K>(object: &K, live: Option<&Value>) -> Result<(Value, Applied)>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
     let applied = applied_form(object)?;
-    let live = live
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(|e| Error::Serialize(e.to_string()))?;
-    let outcome = classify(&applied, live.as_ref());
+    let outcome = classify(&applied, live);
     Ok((applied, outcome))
 }
 
@@ -117,18 +114,6 @@ where
             &Patch::Apply(applied),
         )
         .await?)
-}
-
-/// Applies `object` unless `live` already matches it, and says what it did.
-pub async fn apply_if_changed<K>(api: &Api<K>, object: &K, live: Option<&K>) -> Result<Applied>
-where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
-{
-    let (applied, outcome) = plan(object, live)?;
-    if outcome != Applied::Unchanged {
-        send(api, &object.name_any(), &applied).await?;
-    }
-    Ok(outcome)
 }
 
 /// A hash of any text (FNV-1a), for the applied-hash and the in-flight record.

@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::Context;
+use super::compact::Compact;
 use super::index::Index;
 use crate::api::{Customer, Isolation, LABEL_CUSTOMER};
 use crate::desired::network::POLICY_NAMES;
@@ -72,7 +73,7 @@ pub async fn undeclared_inbound(
             .unwrap_or_else(|| ns.labels().clone());
         namespaces.push((ns.name_any(), labels));
     }
-    let own = |p: &NetworkPolicy| {
+    let own = |p: &Compact<NetworkPolicy>| {
         p.labels().get(LABEL_CUSTOMER) == Some(&me)
             && p.owner_references().iter().any(|o| o.uid == uid)
     };
@@ -86,8 +87,8 @@ pub async fn undeclared_inbound(
                 .filter_map(move |name| ctx.policies.get(&ObjectRef::new(name).within(ns)))
         })
         .filter(|p| !own(p))
-        .map(|p| (*p).clone())
-        .collect();
+        .map(|p| p.expand())
+        .collect::<Result<_>>()?;
     let foreign = ListParams::default().labels(&super::foreign_selector());
     for ns in foreign_here {
         let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);

@@ -2,6 +2,7 @@
 //! labels, and reconciles each Customer through `desired/`.
 
 pub mod apply;
+pub mod compact;
 pub mod counting;
 pub mod decode;
 pub mod events;
@@ -38,6 +39,7 @@ use crate::operate::health::Phase;
 use crate::operate::metrics::{self, Metrics};
 use crate::operate::{self, Hooks};
 use crate::settings::Settings;
+use compact::Compact;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -76,7 +78,7 @@ pub struct Context {
     /// Namespaces the operator labelled (metadata only).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// NetworkPolicies the operator labelled.
-    pub policies: Store<NetworkPolicy>,
+    pub policies: Store<Compact<NetworkPolicy>>,
     /// The names of every other NetworkPolicy (no
     /// `app.kubernetes.io/managed-by=customer-operator`) by namespace, from a
     /// metadata-only watch: the isolation check reads the ones in a customer's
@@ -85,11 +87,11 @@ pub struct Context {
     /// The names of the labelled namespaces by the Customer their label names.
     pub namespaces_by_customer: index::Index,
     /// RoleBindings the operator labelled.
-    pub bindings: Store<RoleBinding>,
+    pub bindings: Store<Compact<RoleBinding>>,
     /// ResourceQuotas the operator labelled.
-    pub quotas: Store<ResourceQuota>,
+    pub quotas: Store<Compact<ResourceQuota>>,
     /// LimitRanges the operator labelled.
-    pub limits: Store<LimitRange>,
+    pub limits: Store<Compact<LimitRange>>,
     /// Where pods have their addresses (`Settings::pod_cidrs`), parsed.
     pub pod_ranges: Vec<Cidr>,
     /// Consecutive failures per Customer, for backoff.
@@ -118,14 +120,14 @@ impl Context {
         }
     }
 
-    /// Applies `object` unless `live` already matches it (see [`apply::plan`]) or the
-    /// cache has not yet seen the operator's own write of the same content
-    /// ([`inflight`]), and counts the apply in the metrics.
+    /// Applies `object` unless `live` (the live object as JSON) already matches it (see
+    /// [`apply::plan`]) or the cache has not yet seen the operator's own write of the
+    /// same content ([`inflight`]), and counts the apply in the metrics.
     pub async fn apply<K>(
         &self,
         api: &Api<K>,
         object: &K,
-        live: Option<&K>,
+        live: Option<&serde_json::Value>,
     ) -> Result<apply::Applied, Error>
     where
         K: Resource<DynamicType = ()>
@@ -232,24 +234,6 @@ fn forget_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// Drops what the operator never reads from a child before it enters a cache:
-/// `managedFields` and every annotation but the applied-hash (the only one the operator
-/// sets on children; another tool's, such as a last-applied configuration, can be large).
-fn trim_child<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|key, _| key == apply::APPLIED_HASH);
-    }
-}
-
-/// [`trim_child`], and the quota's `status` (usage, which the quota controller keeps
-/// changing and the operator never compares).
-fn trim_quota(quota: &mut ResourceQuota) {
-    trim_child(quota);
-    quota.status = None;
-}
-
 /// Drops what the operator never reads from a Customer before it enters the cache:
 /// `managedFields` and the annotations (`kubectl apply` keeps a copy of the whole object
 /// in one of them).
@@ -269,32 +253,31 @@ fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
         .map(|name| ObjectRef::new(name))
 }
 
-/// A reflector over the objects of one kind that `config` selects, as a stream that
-/// also drives it; `sync` learns when it has listed once.
+/// A reflector over the children of one kind that `config` selects, kept in compact
+/// form, as a stream that also drives it; `sync` learns when it has listed once.
 fn reflected<K>(
     client: &Client,
     config: WatcherConfig,
     sync: &synced::CacheSync,
     name: &'static str,
     progress: &Progresses,
-    trim: fn(&mut K),
 ) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Store<Compact<K>>,
+    impl futures::Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static,
 )
 where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), config)
+    let stream = watcher(Api::<Compact<K>>::all(client.clone()), config)
         .backoff(WatchBackoff::default())
-        .modify(trim)
         .reflect(writer);
     let stream = inflight::follow(progress.of::<K>(), stream);
     (store, sync.mark(name, stream).touched_objects())
@@ -370,14 +353,8 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             )),
         )
         .touched_objects();
-    let (policies, policy_stream) = reflected::<NetworkPolicy>(
-        &client,
-        managed(),
-        &sync,
-        "NetworkPolicies",
-        &progresses,
-        trim_child,
-    );
+    let (policies, policy_stream) =
+        reflected::<NetworkPolicy>(&client, managed(), &sync, "NetworkPolicies", &progresses);
     // Where everyone else's NetworkPolicies are, for the isolation check: names by
     // namespace only (a cluster may hold many, and few of them are in customer
     // namespaces).
@@ -394,30 +371,12 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             ),
         )
         .touched_objects();
-    let (bindings, binding_stream) = reflected::<RoleBinding>(
-        &client,
-        managed(),
-        &sync,
-        "RoleBindings",
-        &progresses,
-        trim_child,
-    );
-    let (quotas, quota_stream) = reflected::<ResourceQuota>(
-        &client,
-        managed(),
-        &sync,
-        "ResourceQuotas",
-        &progresses,
-        trim_quota,
-    );
-    let (limits, limit_stream) = reflected::<LimitRange>(
-        &client,
-        managed(),
-        &sync,
-        "LimitRanges",
-        &progresses,
-        trim_child,
-    );
+    let (bindings, binding_stream) =
+        reflected::<RoleBinding>(&client, managed(), &sync, "RoleBindings", &progresses);
+    let (quotas, quota_stream) =
+        reflected::<ResourceQuota>(&client, managed(), &sync, "ResourceQuotas", &progresses);
+    let (limits, limit_stream) =
+        reflected::<LimitRange>(&client, managed(), &sync, "LimitRanges", &progresses);
     let (groups, group_writer) = reflector::store();
     let group_stream = sync
         .mark(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
@@ -20,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::compact::Compact;
 use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
 use super::{Context, inflight};
@@ -256,19 +258,22 @@ async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<C
             .iter()
             .flat_map(|s| s.namespaces.iter().map(|n| n.name.clone())),
     );
-    let holders: BTreeSet<Subject> = namespaces
+    let bindings = namespaces
         .iter()
         .filter_map(|ns| {
             ctx.bindings
                 .get(&ObjectRef::new(CONSULTANTS_BINDING).within(ns))
         })
         .filter(|b| b.labels().get(LABEL_CUSTOMER) == Some(&name) && owned_by(b.meta(), &uid))
+        .map(|b| b.expand())
+        .collect::<Result<Vec<RoleBinding>>>()?;
+    let holders: BTreeSet<Subject> = bindings
+        .iter()
         .flat_map(|b| {
             b.subjects
                 .iter()
                 .flatten()
                 .filter_map(partner::subject_from_rbac)
-                .collect::<Vec<_>>()
         })
         .collect();
     let holders: Vec<Subject> = holders.into_iter().collect();
@@ -349,10 +354,11 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
                 } else if meta.metadata.deletion_timestamp.is_some() {
                     "Terminating"
                 } else {
-                    let live_ns = Namespace {
+                    let live_ns = serde_json::to_value(Namespace {
                         metadata: meta.metadata.clone(),
                         ..Default::default()
-                    };
+                    })
+                    .map_err(|e| Error::Serialize(e.to_string()))?;
                     ctx.apply(&namespaces, ns, Some(&live_ns)).await?;
                     usable.insert(ns_name.clone());
                     "Active"
@@ -457,7 +463,7 @@ impl Scope<'_> {
     /// wanted in usable namespaces.
     async fn converge<K>(
         &self,
-        store: &Store<K>,
+        store: &Store<Compact<K>>,
         wanted: &[K],
         selected: impl Fn(&K) -> bool,
         prune: Prune,
@@ -515,7 +521,11 @@ impl Scope<'_> {
 }
 
 /// Applies one namespaced object unless its cached live form already matches.
-async fn apply_one<K>(ctx: &Context, store: &Store<K>, object: &K) -> Result<super::apply::Applied>
+async fn apply_one<K>(
+    ctx: &Context,
+    store: &Store<Compact<K>>,
+    object: &K,
+) -> Result<super::apply::Applied>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -525,8 +535,11 @@ where
 {
     let ns = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
-    let live = store.get(&ObjectRef::new(&object.name_any()).within(&ns));
-    ctx.apply(&api, object, live.as_deref()).await
+    let live = store
+        .get(&ObjectRef::new(&object.name_any()).within(&ns))
+        .map(|live| live.value())
+        .transpose()?;
+    ctx.apply(&api, object, live.as_ref()).await
 }
 
 /// Deletes an object only if it is still the one that was checked (same uid).
@@ -684,7 +697,12 @@ fn others(meta: &kube::core::ObjectMeta, uid: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn release_kind<K>(ctx: &Context, store: &Store<K>, customer: &str, uid: &str) -> Result<()>
+async fn release_kind<K>(
+    ctx: &Context,
+    store: &Store<Compact<K>>,
+    customer: &str,
+    uid: &str,
+) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
