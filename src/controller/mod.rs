@@ -599,7 +599,9 @@ fn missed_customers(
                 for object in &listed {
                     let name = object.name_any();
                     let cached = cache.get(&ObjectRef::new(&name));
-                    if cached.as_ref().map(|c| c.resource_version()) == Some(object.resource_version()) {
+                    // The cache holds this version or a newer one (as happens all the
+                    // time while Customers change quickly): nothing to read.
+                    if cached.as_ref().is_some_and(|c| !newer_than_cached(object, c)) {
                         continue;
                     }
                     if let Ok(Some(fresh)) = api.get_opt(&name).await {
@@ -626,24 +628,31 @@ fn missed_customers(
         .flatten()
 }
 
+/// Whether `object` is a version of a Customer the cache has not reached: the same
+/// incarnation (uid) in a newer version, or another incarnation.
+fn newer_than_cached<R: Resource>(object: &R, cached: &Customer) -> bool {
+    if cached.uid() != object.uid() {
+        return true;
+    }
+    let version = |v: Option<String>| inflight::numeric(v.as_deref());
+    match (
+        version(object.resource_version()),
+        version(cached.resource_version()),
+    ) {
+        (Some(new), Some(old)) => new > old,
+        _ => object.resource_version() != cached.resource_version(),
+    }
+}
+
 /// Whether an event of the sweep ([`missed_customers`]) tells the cache something new:
 /// a Customer it does not hold, or holds in an older version or another incarnation (uid),
 /// or the deletion of the very one it holds.
 fn news_to(cache: &Store<Customer>, event: &watcher::Event<kube::api::DynamicObject>) -> bool {
     let cached = |object: &kube::api::DynamicObject| cache.get(&ObjectRef::new(&object.name_any()));
-    let version = |v: Option<String>| inflight::numeric(v.as_deref());
     match event {
-        watcher::Event::Apply(object) => match cached(object) {
-            None => true,
-            Some(c) if c.uid() != object.uid() => true,
-            Some(c) => match (
-                version(object.resource_version()),
-                version(c.resource_version()),
-            ) {
-                (Some(new), Some(old)) => new > old,
-                _ => object.resource_version() != c.resource_version(),
-            },
-        },
+        watcher::Event::Apply(object) => {
+            cached(object).is_none_or(|c| newer_than_cached(object, &c))
+        }
         watcher::Event::Delete(object) => cached(object).is_some_and(|c| c.uid() == object.uid()),
         _ => true,
     }
