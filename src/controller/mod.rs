@@ -586,10 +586,8 @@ fn missed_customers(
         .then(move |()| {
             let (api, cache) = (decode::untyped(&client), cache.clone());
             async move {
-                // Names and versions only: a full list of every Customer would be the
-                // largest allocation of the whole operator.
-                let listed = match api.list_metadata(&Default::default()).await {
-                    Ok(list) => list.items,
+                let listed = match list_versions(&api).await {
+                    Ok(listed) => listed,
                     Err(error) => {
                         tracing::debug!(%error, "listing Customers for the sweep failed");
                         return futures::stream::iter(Vec::new());
@@ -626,6 +624,50 @@ fn missed_customers(
             }
         })
         .flatten()
+}
+
+/// Customers read per request by the sweep.
+const SWEEP_PAGE: u32 = 100;
+
+/// The metadata of every Customer, without `managedFields` and annotations, read a page
+/// at a time: a full list, even of metadata only, carries every Customer's
+/// `managedFields` and would be the largest allocation of the whole operator.
+async fn list_versions(
+    api: &Api<kube::api::DynamicObject>,
+) -> kube::Result<Vec<PartialObjectMeta<kube::api::DynamicObject>>> {
+    all_pages(|token| {
+        let mut params = kube::api::ListParams::default().limit(SWEEP_PAGE);
+        params.continue_token = token;
+        async move {
+            let page = api.list_metadata(&params).await?;
+            let items = page.items.into_iter().map(|mut object| {
+                object.metadata.managed_fields = None;
+                object.metadata.annotations = None;
+                object
+            });
+            Ok((items.collect(), page.metadata.continue_))
+        }
+    })
+    .await
+}
+
+/// Every item of a paged list: `fetch` reads the page a continue token names (the first
+/// with none) and returns its items and the next token (none or empty after the last).
+async fn all_pages<T, F, P>(mut fetch: F) -> kube::Result<Vec<T>>
+where
+    F: FnMut(Option<String>) -> P,
+    P: std::future::Future<Output = kube::Result<(Vec<T>, Option<String>)>>,
+{
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = fetch(token).await?;
+        all.extend(items);
+        match next {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(all),
+        }
+    }
 }
 
 /// Whether `object` is a version of a Customer the cache has not reached: the same
@@ -890,6 +932,20 @@ mod tests {
             !news_to(&cache, &delete(customer("u0", "2"))),
             "an earlier incarnation"
         );
+    }
+
+    #[tokio::test]
+    async fn the_sweep_reads_every_page() {
+        let pages = |token: Option<String>| async move {
+            Ok(match token.as_deref() {
+                None => (vec![1, 2], Some("b".to_string())),
+                Some("b") => (vec![3], Some("c".to_string())),
+                Some(_) => (vec![4], Some(String::new())),
+            })
+        };
+        assert_eq!(all_pages(pages).await.unwrap(), vec![1, 2, 3, 4]);
+        let single = |_: Option<String>| async { Ok((vec![7], None)) };
+        assert_eq!(all_pages(single).await.unwrap(), vec![7]);
     }
 
     #[test]
