@@ -458,13 +458,14 @@ async fn benchmark(args: Args) {
     let writes_converge = operator.writes();
     eprintln!("convergence writes: {}", operator.write_kinds());
     let cpu_converge = operator.cpu_seconds();
+    let reconciles_converge = operator.reconciles();
     let (peak_converge, _) = operator.memory();
     eprintln!("convergence: {n} in {:.1} s", converge.as_secs_f64());
     rows.push(Row {
         measure: format!("Convergence, {n} Customers created at once"),
         figure: format!("{:.1} s", converge.as_secs_f64()),
         note: format!(
-            "{writes_converge} operator writes (about {:.1} per customer), operator CPU {cpu_converge:.1} s, control plane CPU {plane_converge}",
+            "{writes_converge} operator writes (about {:.1} per customer) in {reconciles_converge} reconciles, operator CPU {cpu_converge:.1} s, control plane CPU {plane_converge}",
             writes_converge as f64 / n as f64
         ),
     });

@@ -130,10 +130,18 @@ impl Index {
             .contains_key(key)
     }
 
-    /// Every key some object is filed under.
-    pub fn keys(&self) -> Vec<String> {
+    /// The keys under which some name is itself a key of `other`: with namespaces by
+    /// customer and foreign policies by namespace, the customers that have a foreign
+    /// policy in one of their namespaces. Copies nothing but the keys it returns.
+    pub fn keys_with_names_in(&self, other: &Index) -> Vec<String> {
         let state = self.state.read().expect("index lock");
-        state.names.keys().cloned().collect()
+        let other = other.state.read().expect("index lock");
+        state
+            .names
+            .iter()
+            .filter(|(_, names)| names.iter().any(|n| other.names.contains_key(n)))
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 }
 
@@ -147,6 +155,13 @@ mod tests {
         p.metadata.namespace = Some(namespace.into());
         p.metadata.name = Some(name.into());
         p
+    }
+
+    fn keys(index: &Index) -> Vec<String> {
+        let state = index.state.read().unwrap();
+        let mut keys: Vec<String> = state.names.keys().cloned().collect();
+        keys.sort();
+        keys
     }
 
     fn by_namespace() -> Index {
@@ -166,9 +181,9 @@ mod tests {
         assert_eq!(index.names("two"), vec!["a"]);
         a.metadata.labels = None;
         index.observe(&Event::Apply(a.clone()));
-        assert!(index.keys().is_empty());
+        assert!(keys(&index).is_empty());
         index.observe(&Event::Apply(policy("x", "b")));
-        assert!(index.keys().is_empty(), "no key, not filed");
+        assert!(keys(&index).is_empty(), "no key, not filed");
     }
 
     #[test]
@@ -179,6 +194,25 @@ mod tests {
         index.observe(&Event::Delete(policy("x", "a")));
         assert!(!index.contains("x"));
         assert_eq!(index.names("y"), vec!["a"]);
+    }
+
+    #[test]
+    fn customers_with_a_foreign_policy_in_one_of_their_namespaces() {
+        let namespaces = Index::new(|meta| meta.labels.as_ref()?.get("owner").cloned());
+        let owned = |name: &str, owner: &str| {
+            let mut ns = policy("", name);
+            ns.metadata.labels = Some([("owner".to_string(), owner.to_string())].into());
+            ns
+        };
+        namespaces.observe(&Event::Apply(owned("a-1", "a")));
+        namespaces.observe(&Event::Apply(owned("a-2", "a")));
+        namespaces.observe(&Event::Apply(owned("b-1", "b")));
+        let foreign = by_namespace();
+        foreign.observe(&Event::Apply(policy("a-2", "allow-all")));
+        foreign.observe(&Event::Apply(policy("elsewhere", "p")));
+        assert_eq!(namespaces.keys_with_names_in(&foreign), vec!["a"]);
+        foreign.observe(&Event::Delete(policy("a-2", "allow-all")));
+        assert!(namespaces.keys_with_names_in(&foreign).is_empty());
     }
 
     #[test]
@@ -194,6 +228,6 @@ mod tests {
         );
         index.observe(&Event::<NetworkPolicy>::InitDone);
         assert!(!index.contains("x"));
-        assert_eq!(index.keys(), vec!["y"]);
+        assert_eq!(keys(&index), vec!["y"]);
     }
 }

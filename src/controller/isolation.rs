@@ -142,17 +142,15 @@ pub fn customers_of_policy(
 /// namespaces by labels).
 pub fn customers_exposed_to_new_namespaces(
     foreign: &Index,
-    namespaces: &Store<PartialObjectMeta<Namespace>>,
+    namespaces_by_customer: &Index,
     customers: &Store<Customer>,
 ) -> Vec<ObjectRef<Customer>> {
-    let mut names = BTreeSet::new();
-    for namespace in foreign.keys() {
-        let ns = namespaces.get(&ObjectRef::new(&namespace));
-        names.extend(ns.and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned()));
-    }
+    let mut names: BTreeSet<String> = namespaces_by_customer
+        .keys_with_names_in(foreign)
+        .into_iter()
+        .collect();
     for customer in customers.state() {
-        let by_labels = opens_by_labels(&customer);
-        if by_labels {
+        if opens_by_labels(&customer) {
             names.insert(customer.name_any());
         }
     }

@@ -498,8 +498,10 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     // A policy change concerns the customer whose namespace holds it; a new or
     // relabelled namespace also concerns the customers whose policies select namespaces
     // by labels.
-    let (ns_for_policies, ns_for_namespaces) =
-        (context.namespaces.clone(), context.namespaces.clone());
+    let (ns_for_policies, ns_by_customer) = (
+        context.namespaces.clone(),
+        context.namespaces_by_customer.clone(),
+    );
     let (policies_for_namespaces, customers_for_namespaces) =
         (context.foreign_policies.clone(), customers.clone());
     let ns_for_foreign = context.namespaces.clone();
@@ -507,7 +509,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         .watches_stream(namespace_stream, move |ns| {
             let exposed = isolation::customers_exposed_to_new_namespaces(
                 &policies_for_namespaces,
-                &ns_for_namespaces,
+                &ns_by_customer,
                 &customers_for_namespaces,
             );
             owner_of(&ns).into_iter().chain(exposed).collect::<Vec<_>>()

@@ -209,7 +209,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     let others: Vec<Arc<Customer>> = dir
         .customers()
         .into_iter()
-        .filter(|c| c.name_any() != me)
+        .filter(|c| c.metadata.name.as_deref() != Some(me.as_str()))
         .collect();
     let peer = |name: &str| -> Option<Arc<Customer>> { dir.customer(name).filter(|c| accepted(c)) };
     let held_by =
