@@ -370,25 +370,35 @@ async fn apiserver_requests(client: &Client) -> BTreeMap<String, f64> {
     counts
 }
 
+/// How much each counter grew between two readings, for those that grew.
+fn grown<V>(before: &BTreeMap<String, V>, after: &BTreeMap<String, V>) -> Vec<(String, V)>
+where
+    V: Copy + Default + PartialOrd + std::ops::Sub<Output = V>,
+{
+    after
+        .iter()
+        .map(|(key, v)| {
+            (
+                key.clone(),
+                *v - before.get(key).copied().unwrap_or_default(),
+            )
+        })
+        .filter(|(_, n)| *n > V::default())
+        .collect()
+}
+
 /// The requests the apiserver served between two readings, most first.
 fn requests_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
-    let mut served: Vec<(f64, &String)> = after
-        .iter()
-        .map(|(k, v)| (v - before.get(k).unwrap_or(&0.0), k))
-        .filter(|(n, _)| *n > 0.0)
-        .collect();
-    served.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let parts: Vec<String> = served.iter().map(|(n, k)| format!("{n:.0} {k}")).collect();
+    let mut served = grown(before, after);
+    served.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let parts: Vec<String> = served.iter().map(|(k, n)| format!("{n:.0} {k}")).collect();
     parts.join(", ")
 }
 
 /// The CPU seconds each program of the control plane used between two readings, and in
 /// all: `total (etcd a, kube-apiserver b, ...)`.
 fn cpu_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
-    let used: Vec<(String, f64)> = after
-        .iter()
-        .map(|(program, t)| (program.clone(), t - before.get(program).unwrap_or(&0.0)))
-        .collect();
+    let used = grown(before, after);
     let total: f64 = used.iter().map(|(_, t)| t).sum();
     let parts: Vec<String> = used.iter().map(|(p, t)| format!("{p} {t:.1}")).collect();
     format!("{total:.1} s ({})", parts.join(", "))
@@ -489,13 +499,9 @@ async fn benchmark(args: Args) {
     let idle_for = Duration::from_secs(args.resync_seconds * u64::from(args.idle_resyncs) + 2);
     tokio::time::sleep(idle_for).await;
     let idle_writes = operator.writes() - w0;
-    let idle_kinds: Vec<String> = operator
-        .write_counts()
+    let idle_kinds: Vec<String> = grown(&kinds_before, &operator.write_counts())
         .into_iter()
-        .filter_map(|(kind, count)| {
-            let new = count - kinds_before.get(&kind).copied().unwrap_or(0);
-            (new > 0).then(|| format!("{new} {kind}"))
-        })
+        .map(|(kind, new)| format!("{new} {kind}"))
         .collect();
     let idle_cpu = operator.cpu_seconds() - cpu_converge;
     let idle_reconciles = operator.reconciles() - r0;

@@ -162,6 +162,13 @@ impl Error {
     }
 }
 
+/// A value that could not be turned into JSON or read back from it.
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Error::Serialize(error.to_string())
+    }
+}
+
 fn join_problems(problems: &[Problem]) -> String {
     problems
         .iter()

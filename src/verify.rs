@@ -262,7 +262,7 @@ pub fn verify(world: &World, settings: &Settings) -> Result<Report> {
 pub fn json(report: &Report) -> Result<String> {
     serde_json::to_string_pretty(report)
         .map(|text| text + "\n")
-        .map_err(|e| Error::Serialize(e.to_string()))
+        .map_err(Error::from)
 }
 
 /// The report as text: the customers, the group zones, the matrix, the declared

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::FIELD_MANAGER;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Annotation holding a hash of the object as the operator last applied it, so a spec
 /// that drops a field is applied again (and server-side apply removes the field).
@@ -20,7 +20,7 @@ pub fn applied_form<K>(object: &K) -> Result<Value>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
-    let mut value = serde_json::to_value(object).map_err(|e| Error::Serialize(e.to_string()))?;
+    let mut value = serde_json::to_value(object)?;
     value["apiVersion"] = K::api_version(&()).into();
     value["kind"] = K::kind(&()).into();
     let hash = format!("{:016x}", fnv1a(value.to_string().as_bytes()));

@@ -41,7 +41,7 @@ where
     /// every annotation but the applied-hash, the creation time, the generation, the
     /// status) is left out.
     pub fn new(object: &K) -> Result<Self> {
-        let mut value = serde_json::to_value(object).map_err(serialize)?;
+        let mut value = serde_json::to_value(object)?;
         let body = value.as_object_mut().ok_or_else(|| {
             Error::Serialize(format!("a {} that is not a JSON object", K::kind(&())))
         })?;
@@ -75,8 +75,8 @@ where
     /// The object as JSON, as the operator compares it with what it applies: the kept
     /// metadata with the applied-hash annotation, and the rest of the object.
     pub fn value(&self) -> Result<Value> {
-        let mut value: Value = serde_json::from_str(&self.body).map_err(serialize)?;
-        let mut metadata = serde_json::to_value(&self.metadata).map_err(serialize)?;
+        let mut value: Value = serde_json::from_str(&self.body)?;
+        let mut metadata = serde_json::to_value(&self.metadata)?;
         if let Some(hash) = &self.applied_hash {
             metadata["annotations"][APPLIED_HASH] = Value::from(&**hash);
         }
@@ -86,12 +86,8 @@ where
 
     /// The object, typed (with the metadata the compact form keeps).
     pub fn expand(&self) -> Result<K> {
-        serde_json::from_value(self.value()?).map_err(serialize)
+        Ok(serde_json::from_value(self.value()?)?)
     }
-}
-
-fn serialize(error: serde_json::Error) -> Error {
-    Error::Serialize(error.to_string())
 }
 
 /// Reads the full object and keeps its compact form: a watch of `Compact<K>` delivers

@@ -50,6 +50,44 @@ where
     })
 }
 
+/// The watch progress of each kind the operator writes, by kind.
+pub struct Progresses(HashMap<&'static str, Arc<Progress>>);
+
+impl Progresses {
+    /// A progress at zero for each kind the operator writes.
+    pub fn new() -> Self {
+        let kinds = [
+            "Customer",
+            "Namespace",
+            "NetworkPolicy",
+            "RoleBinding",
+            "ResourceQuota",
+            "LimitRange",
+        ];
+        Progresses(kinds.into_iter().map(|k| (k, Arc::default())).collect())
+    }
+
+    /// The progress of `K`'s watch, to follow (of another kind: one nothing consults).
+    pub fn of<K: Resource<DynamicType = ()>>(&self) -> Arc<Progress> {
+        self.0
+            .get(K::kind(&()).as_ref())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How far the watch of `kind` has got (the highest resourceVersion it delivered);
+    /// `u64::MAX` for a kind without one, so that nothing of it counts as in flight.
+    pub fn seen(&self, kind: &str) -> u64 {
+        self.0.get(kind).map_or(u64::MAX, |p| p.seen())
+    }
+}
+
+impl Default for Progresses {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A resourceVersion as a number; `None` for one that is not (then nothing is skipped).
 pub fn numeric(version: Option<&str>) -> Option<u64> {
     version?.parse().ok()

@@ -100,8 +100,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Which caches have listed once.
     pub sync: synced::CacheSync,
-    /// How far the watch of each kind the operator writes has got, by kind.
-    pub progress: HashMap<&'static str, Arc<inflight::Progress>>,
+    /// How far the watch of each kind the operator writes has got.
+    pub progress: inflight::Progresses,
     /// Writes the caches have not seen yet.
     pub in_flight: inflight::InFlight,
 }
@@ -166,7 +166,7 @@ impl Context {
         content: u64,
         write: impl std::future::Future<Output = Result<K, Error>>,
     ) -> Result<Option<K>, Error> {
-        let progress = self.progress(inflight::watched_kind(&target));
+        let progress = self.progress.seen(inflight::watched_kind(&target));
         if self.in_flight.repeats(&target, content, progress) {
             return Ok(None);
         }
@@ -185,14 +185,8 @@ impl Context {
     {
         let target = inflight::target(&K::kind(&()), object);
         let content = apply::content_hash(&apply::applied_form(object)?);
-        let progress = self.progress(inflight::watched_kind(&target));
+        let progress = self.progress.seen(inflight::watched_kind(&target));
         Ok(self.in_flight.repeats(&target, content, progress))
-    }
-
-    /// How far the watch of `kind` has got (the highest resourceVersion it delivered);
-    /// `u64::MAX` for a kind without one, so that nothing of it counts as in flight.
-    pub fn progress(&self, kind: &str) -> u64 {
-        self.progress.get(kind).map_or(u64::MAX, |p| p.seen())
     }
 }
 
@@ -260,7 +254,7 @@ fn reflected<K>(
     config: WatcherConfig,
     sync: &synced::CacheSync,
     name: &'static str,
-    progress: &Progresses,
+    progress: &inflight::Progresses,
 ) -> (
     Store<Compact<K>>,
     impl futures::Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static,
@@ -281,31 +275,6 @@ where
         .reflect(writer);
     let stream = inflight::follow(progress.of::<K>(), stream);
     (store, sync.mark(name, stream).touched_objects())
-}
-
-/// The watch progress of each kind the operator writes, by kind.
-struct Progresses(HashMap<&'static str, Arc<inflight::Progress>>);
-
-impl Progresses {
-    fn new() -> Self {
-        let kinds = [
-            "Customer",
-            "Namespace",
-            "NetworkPolicy",
-            "RoleBinding",
-            "ResourceQuota",
-            "LimitRange",
-        ];
-        Progresses(kinds.into_iter().map(|k| (k, Arc::default())).collect())
-    }
-
-    /// The progress of `K`'s watch (of another kind: one nothing consults).
-    fn of<K: Resource<DynamicType = ()>>(&self) -> Arc<inflight::Progress> {
-        self.0
-            .get(K::kind(&()).as_ref())
-            .cloned()
-            .unwrap_or_default()
-    }
 }
 
 /// Runs the Customer controller until SIGTERM or SIGINT, with metrics nobody serves.
@@ -334,7 +303,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         "ResourceQuotas",
         "LimitRanges",
     ]);
-    let progresses = Progresses::new();
+    let progresses = inflight::Progresses::new();
     let (namespaces, namespace_writer) = reflector::store();
     let namespaces_by_customer =
         index::Index::new(|meta| meta.labels.as_ref()?.get(LABEL_CUSTOMER).cloned());
@@ -465,7 +434,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         failures: Mutex::new(HashMap::new()),
         metrics: hooks.metrics.clone(),
         sync: sync.clone(),
-        progress: progresses.0,
+        progress: progresses,
         in_flight: Default::default(),
     });
     let weak = Arc::downgrade(&context);

@@ -177,7 +177,7 @@ async fn write_status(customer: &Customer, ctx: &Context, outcome: &Outcome) -> 
 
 /// A hash of a status without its conditions' transition times.
 fn status_hash(status: &CustomerStatus) -> Result<u64> {
-    let mut value = serde_json::to_value(status).map_err(|e| Error::Serialize(e.to_string()))?;
+    let mut value = serde_json::to_value(status)?;
     if let Some(conditions) = value["conditions"].as_array_mut() {
         for condition in conditions {
             if let Some(c) = condition.as_object_mut() {
@@ -357,8 +357,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
                     let live_ns = serde_json::to_value(Namespace {
                         metadata: meta.metadata.clone(),
                         ..Default::default()
-                    })
-                    .map_err(|e| Error::Serialize(e.to_string()))?;
+                    })?;
                     ctx.apply(&namespaces, ns, Some(&live_ns)).await?;
                     usable.insert(ns_name.clone());
                     "Active"

@@ -87,8 +87,7 @@ fn push_values<K: kube::Resource<DynamicType = ()> + Serialize>(
     objects: &[K],
 ) -> Result<()> {
     for object in objects {
-        let mut value =
-            serde_json::to_value(object).map_err(|e| Error::Serialize(e.to_string()))?;
+        let mut value = serde_json::to_value(object)?;
         if let Some(map) = value.as_object_mut() {
             map.insert("apiVersion".into(), K::api_version(&()).into());
             map.insert("kind".into(), K::kind(&()).into());

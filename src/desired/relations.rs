@@ -30,8 +30,7 @@ pub fn dependents(
     zone_open: impl Fn(&str) -> bool,
 ) -> Vec<String> {
     let name = changed.metadata.name.as_deref().unwrap_or_default();
-    let group_of = |c: &Customer| -> String { group_name_or(c, default_group) };
-    let mut groups = BTreeSet::from([group_of(changed)]);
+    let mut groups = BTreeSet::from([group_name_or(changed, default_group)]);
     groups.extend(changed.status.as_ref().and_then(|s| s.group.clone()));
     // Groups whose zone is open are looked up once, not once per customer.
     let open_zones: BTreeSet<&str> = groups
