@@ -427,8 +427,9 @@ async fn benchmark(args: Args) {
     let c = args.concurrency;
 
     // 1. The apiserver's limit: render's objects for N customers, applied in bulk.
-    let baseline = baseline_objects(n);
+    let baseline = baseline_objects("base", n);
     let object_count = baseline.0.len() + baseline.1.len();
+    quiet().await;
     let plane_before = control_plane_cpu();
     let served_before = apiserver_requests(&client).await;
     let limit = bulk_apply(&client, &baseline, c).await;
@@ -450,16 +451,24 @@ async fn benchmark(args: Args) {
         || async { operator.alive.load(Ordering::Relaxed).then_some(()) },
     )
     .await;
-    // Its caches fill from an empty list in well under a second.
+    // Its caches fill from an empty list in well under a second; the
+    // kube-controller-manager still works off the bulk apply's namespaces.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    quiet().await;
     let names: Vec<String> = (0..n).map(|i| format!("scale-{i}")).collect();
     let plane_before = control_plane_cpu();
     let served_before = apiserver_requests(&client).await;
+    let all: BTreeSet<String> = names.iter().cloned().collect();
+    let timeline = watched.timeline(all.clone());
     let t0 = Instant::now();
     create_customers(&client, &names, c).await;
-    let all: BTreeSet<String> = names.iter().cloned().collect();
+    eprintln!(
+        "timeline: all created after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     watched.ready(&all, Duration::from_secs(600)).await;
     let converge = t0.elapsed();
+    timeline.abort();
     let plane_converge = cpu_between(&plane_before, &control_plane_cpu());
     eprintln!(
         "convergence, apiserver requests: {}",
@@ -491,6 +500,8 @@ async fn benchmark(args: Args) {
         figure: format!("{:.2}x", converge.as_secs_f64() / limit.as_secs_f64()),
         note: "goal: at most 1.5x".into(),
     });
+    // The floor row goes here; it is measured last, with no operator running.
+    let floor_row = rows.len();
 
     // 3. Idle: several full resyncs of every customer.
     settle(&operator).await;
@@ -617,6 +628,38 @@ async fn benchmark(args: Args) {
     });
     operator.kill().await;
 
+    // 8. The floor: the writes the design requires, with no operator at all.
+    let template = watched
+        .customers
+        .get(&ObjectRef::new(&names[0]))
+        .and_then(|c| serde_json::to_value(&c.status).ok())
+        .expect("a converged Customer's status");
+    // A bulk apply again first, so that both run on the same, now larger, cluster.
+    let again = baseline_objects("again", n);
+    quiet().await;
+    let limit_again = bulk_apply(&client, &again, c).await;
+    eprintln!("bulk apply again: {:.1} s", limit_again.as_secs_f64());
+    quiet().await;
+    let plane_before = control_plane_cpu();
+    let floor = required_writes(&client, n, &template, c).await;
+    let plane_floor = cpu_between(&plane_before, &control_plane_cpu());
+    eprintln!(
+        "required writes: {n} customers in {:.1} s",
+        floor.as_secs_f64()
+    );
+    rows.insert(
+        floor_row,
+        Row {
+            measure: "Required writes alone, no operator / bulk apply".into(),
+            figure: format!("{:.2}x", floor.as_secs_f64() / limit_again.as_secs_f64()),
+            note: format!(
+                "measured last, back to back on the same cluster: a bulk apply of render's objects for {n} more customers took {:.1} s; then {n} Customer creates, {n} finalizer patches, the {object_count} applies (owned by the Customers) and {n} status patches, sent by the benchmark {c} at a time, took {:.1} s (control plane CPU {plane_floor}). No operator that keeps the finalizer and the status sends less",
+                limit_again.as_secs_f64(),
+                floor.as_secs_f64()
+            ),
+        },
+    );
+
     let table = table(&rows, &args, started.elapsed());
     println!("{table}");
     if let Some(path) = &args.output {
@@ -646,11 +689,13 @@ fn customer(name: &str, i: usize) -> Customer {
     .expect("bench customer")
 }
 
-/// What `render` makes for N customers named `base-<i>`: namespaces, and everything
+/// What `render` makes for N customers named `<prefix>-<i>`: namespaces, and everything
 /// inside them, as JSON. No ownerReferences (no Customer exists to own them) and another
 /// `managed-by`, so the operator's caches never hold them.
-fn baseline_objects(n: usize) -> (Vec<Value>, Vec<Value>) {
-    let customers: Vec<Customer> = (0..n).map(|i| customer(&format!("base-{i}"), i)).collect();
+fn baseline_objects(prefix: &str, n: usize) -> (Vec<Value>, Vec<Value>) {
+    let customers: Vec<Customer> = (0..n)
+        .map(|i| customer(&format!("{prefix}-{i}"), i))
+        .collect();
     let dir = MapDirectory::new(customers.clone(), []);
     let settings = Settings::default();
     let (mut namespaces, mut inside) = (Vec::new(), Vec::new());
@@ -710,18 +755,88 @@ async fn bulk_apply(
     t.elapsed()
 }
 
-async fn create_customers(client: &Client, names: &[String], concurrency: usize) {
+/// Creates the named Customers, `concurrency` at a time; returns them as created.
+async fn create_customers(client: &Client, names: &[String], concurrency: usize) -> Vec<Customer> {
     let api: Api<Customer> = Api::all(client.clone());
     stream::iter(names.iter().enumerate())
-        .for_each_concurrent(concurrency, |(i, name)| {
+        .map(|(i, name)| {
             let api = api.clone();
             async move {
                 api.create(&Default::default(), &customer(name, i))
                     .await
-                    .expect("customer created");
+                    .expect("customer created")
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+/// The writes DESIGN.md asks for each new customer, sent by the benchmark itself with no
+/// operator running: the Customer's create, its finalizer, render's objects (owned by
+/// the Customer, as the operator's are) and a Ready status copied from `template`,
+/// `concurrency` requests at a time, one kind after the other. No operator that keeps
+/// the finalizer and the status can send less; what it adds beyond this (watches, reads,
+/// its own CPU) is the rest of convergence. Building the objects is not timed.
+async fn required_writes(
+    client: &Client,
+    n: usize,
+    template: &Value,
+    concurrency: usize,
+) -> Duration {
+    let names: Vec<String> = (0..n).map(|i| format!("floor-{i}")).collect();
+    let t = Instant::now();
+    let created = create_customers(client, &names, concurrency).await;
+    let mut took = t.elapsed();
+
+    let dir = MapDirectory::new(created.clone(), []);
+    let settings = Settings::default();
+    let (mut namespaces, mut inside) = (Vec::new(), Vec::new());
+    for c in &created {
+        let wanted = desired::desired(c, &dir, &settings).expect("valid bench customer");
+        for value in wanted.to_values().expect("serializable") {
+            if value["kind"] == "Namespace" {
+                namespaces.push(value);
+            } else {
+                inside.push(value);
+            }
+        }
+    }
+    let statuses: Vec<(String, Value)> = names
+        .iter()
+        .map(|name| {
+            let mut status = template.clone();
+            status["namespaces"] = json!([{"name": name, "phase": "Active"}]);
+            (name.clone(), json!({ "status": status }))
+        })
+        .collect();
+
+    let api: Api<Customer> = Api::all(client.clone());
+    let t = Instant::now();
+    let finalizer = json!({"metadata": {"finalizers": [customer_operator::api::FINALIZER]}});
+    stream::iter(&names)
+        .for_each_concurrent(concurrency, |name| {
+            let (api, finalizer) = (api.clone(), &finalizer);
+            async move {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(finalizer))
+                    .await
+                    .expect("finalizer added");
             }
         })
         .await;
+    bulk_apply(client, &(namespaces, inside), concurrency).await;
+    stream::iter(&statuses)
+        .for_each_concurrent(concurrency, |(name, status)| {
+            let api = api.clone();
+            async move {
+                api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+                    .await
+                    .expect("status written");
+            }
+        })
+        .await;
+    took += t.elapsed();
+    took
 }
 
 /// What the benchmark watches: its Customers and every namespace (metadata only), kept
@@ -771,21 +886,44 @@ impl Watched {
         watched
     }
 
+    /// How many of the named Customers are Ready for their current generation.
+    fn ready_count(&self, names: &BTreeSet<String>) -> usize {
+        names
+            .iter()
+            .filter(|name| {
+                self.customers.get(&ObjectRef::new(name)).is_some_and(|c| {
+                    let status = c.status.as_ref();
+                    status.and_then(|s| s.observed_generation) == c.meta().generation
+                        && condition(status, types::READY).is_some_and(|r| r.status == "True")
+                })
+            })
+            .count()
+    }
+
     /// Waits until every named Customer is Ready for its current generation.
     async fn ready(&self, names: &BTreeSet<String>, limit: Duration) {
         wait_until("customers ready", limit, || async {
-            names
-                .iter()
-                .all(|name| {
-                    self.customers.get(&ObjectRef::new(name)).is_some_and(|c| {
-                        let status = c.status.as_ref();
-                        status.and_then(|s| s.observed_generation) == c.meta().generation
-                            && condition(status, types::READY).is_some_and(|r| r.status == "True")
-                    })
-                })
-                .then_some(())
+            (self.ready_count(names) == names.len()).then_some(())
         })
         .await;
+    }
+
+    /// Prints, every second until dropped, how many of the named Customers are Ready:
+    /// where convergence spends its time (a slow start, a steady rate, a tail).
+    fn timeline(&self, names: BTreeSet<String>) -> tokio::task::JoinHandle<()> {
+        let watched = self.clone();
+        let start = Instant::now();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                eprintln!(
+                    "timeline: {:>4.0} s {:>5} ready",
+                    start.elapsed().as_secs_f64(),
+                    watched.ready_count(&names)
+                );
+            }
+        })
     }
 
     /// Waits until no namespace of the given names is left.
@@ -798,6 +936,23 @@ impl Watched {
         })
         .await;
     }
+}
+
+/// Waits until the control plane has used under a fifth of a core for two seconds in a
+/// row (a minute at most): a timed phase starts on a quiet control plane, not on the
+/// kube-controller-manager's backlog (service accounts, tokens, CA config maps for each
+/// new namespace) from the phase before.
+async fn quiet() {
+    let total = || control_plane_cpu().values().sum::<f64>();
+    let start = Instant::now();
+    let (mut last, mut calm) = (total(), 0);
+    while calm < 2 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = total();
+        calm = if now - last < 0.2 { calm + 1 } else { 0 };
+        last = now;
+    }
+    eprintln!("quiet after {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// Waits until the operator has neither written nor reconciled for 2 s.
