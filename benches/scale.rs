@@ -696,15 +696,24 @@ fn baseline_objects(prefix: &str, n: usize) -> (Vec<Value>, Vec<Value>) {
     let customers: Vec<Customer> = (0..n)
         .map(|i| customer(&format!("{prefix}-{i}"), i))
         .collect();
-    let dir = MapDirectory::new(customers.clone(), []);
+    let (mut namespaces, mut inside) = rendered(&customers);
+    for value in namespaces.iter_mut().chain(inside.iter_mut()) {
+        let meta = value["metadata"].as_object_mut().expect("metadata");
+        meta.remove("ownerReferences");
+        meta["labels"][LABEL_MANAGED_BY] = BASELINE_MANAGER.into();
+    }
+    (namespaces, inside)
+}
+
+/// What `render` makes for these customers, as JSON: the namespaces, and everything
+/// inside them.
+fn rendered(customers: &[Customer]) -> (Vec<Value>, Vec<Value>) {
+    let dir = MapDirectory::new(customers.to_vec(), []);
     let settings = Settings::default();
     let (mut namespaces, mut inside) = (Vec::new(), Vec::new());
-    for c in &customers {
+    for c in customers {
         let wanted = desired::desired(c, &dir, &settings).expect("valid bench customer");
-        for mut value in wanted.to_values().expect("serializable") {
-            let meta = value["metadata"].as_object_mut().expect("metadata");
-            meta.remove("ownerReferences");
-            meta["labels"][LABEL_MANAGED_BY] = BASELINE_MANAGER.into();
+        for value in wanted.to_values().expect("serializable") {
             if value["kind"] == "Namespace" {
                 namespaces.push(value);
             } else {
@@ -789,54 +798,46 @@ async fn required_writes(
     let created = create_customers(client, &names, concurrency).await;
     let mut took = t.elapsed();
 
-    let dir = MapDirectory::new(created.clone(), []);
-    let settings = Settings::default();
-    let (mut namespaces, mut inside) = (Vec::new(), Vec::new());
-    for c in &created {
-        let wanted = desired::desired(c, &dir, &settings).expect("valid bench customer");
-        for value in wanted.to_values().expect("serializable") {
-            if value["kind"] == "Namespace" {
-                namespaces.push(value);
-            } else {
-                inside.push(value);
-            }
-        }
-    }
-    let statuses: Vec<(String, Value)> = names
+    let children = rendered(&created);
+    let finalizer = json!({"metadata": {"finalizers": [customer_operator::api::FINALIZER]}});
+    let finalizers: Vec<(&String, Value)> = names.iter().map(|n| (n, finalizer.clone())).collect();
+    let statuses: Vec<(&String, Value)> = names
         .iter()
         .map(|name| {
             let mut status = template.clone();
             status["namespaces"] = json!([{"name": name, "phase": "Active"}]);
-            (name.clone(), json!({ "status": status }))
+            (name, json!({ "status": status }))
         })
         .collect();
 
     let api: Api<Customer> = Api::all(client.clone());
     let t = Instant::now();
-    let finalizer = json!({"metadata": {"finalizers": [customer_operator::api::FINALIZER]}});
-    stream::iter(&names)
-        .for_each_concurrent(concurrency, |name| {
-            let (api, finalizer) = (api.clone(), &finalizer);
-            async move {
-                api.patch(name, &PatchParams::default(), &Patch::Merge(finalizer))
-                    .await
-                    .expect("finalizer added");
-            }
-        })
-        .await;
-    bulk_apply(client, &(namespaces, inside), concurrency).await;
-    stream::iter(&statuses)
-        .for_each_concurrent(concurrency, |(name, status)| {
-            let api = api.clone();
-            async move {
-                api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-                    .await
-                    .expect("status written");
-            }
-        })
-        .await;
+    merge_patch_each(&api, &finalizers, false, concurrency).await;
+    bulk_apply(client, &children, concurrency).await;
+    merge_patch_each(&api, &statuses, true, concurrency).await;
     took += t.elapsed();
     took
+}
+
+/// Merge-patches each named Customer (its status subresource if `status`),
+/// `concurrency` requests at a time.
+async fn merge_patch_each(
+    api: &Api<Customer>,
+    patches: &[(&String, Value)],
+    status: bool,
+    concurrency: usize,
+) {
+    stream::iter(patches)
+        .for_each_concurrent(concurrency, |(name, patch)| async move {
+            let (params, patch) = (PatchParams::default(), Patch::Merge(patch));
+            if status {
+                api.patch_status(name, &params, &patch).await
+            } else {
+                api.patch(name, &params, &patch).await
+            }
+            .expect("customer patched");
+        })
+        .await;
 }
 
 /// What the benchmark watches: its Customers and every namespace (metadata only), kept
@@ -886,29 +887,24 @@ impl Watched {
         watched
     }
 
-    /// How many of the named Customers are Ready for their current generation.
-    fn ready_count(&self, names: &BTreeSet<String>) -> usize {
-        names
-            .iter()
-            .filter(|name| {
-                self.customers.get(&ObjectRef::new(name)).is_some_and(|c| {
-                    let status = c.status.as_ref();
-                    status.and_then(|s| s.observed_generation) == c.meta().generation
-                        && condition(status, types::READY).is_some_and(|r| r.status == "True")
-                })
-            })
-            .count()
+    /// Whether the named Customer is Ready for its current generation.
+    fn is_ready(&self, name: &str) -> bool {
+        self.customers.get(&ObjectRef::new(name)).is_some_and(|c| {
+            let status = c.status.as_ref();
+            status.and_then(|s| s.observed_generation) == c.meta().generation
+                && condition(status, types::READY).is_some_and(|r| r.status == "True")
+        })
     }
 
     /// Waits until every named Customer is Ready for its current generation.
     async fn ready(&self, names: &BTreeSet<String>, limit: Duration) {
         wait_until("customers ready", limit, || async {
-            (self.ready_count(names) == names.len()).then_some(())
+            names.iter().all(|name| self.is_ready(name)).then_some(())
         })
         .await;
     }
 
-    /// Prints, every second until dropped, how many of the named Customers are Ready:
+    /// Prints, every second until aborted, how many of the named Customers are Ready:
     /// where convergence spends its time (a slow start, a steady rate, a tail).
     fn timeline(&self, names: BTreeSet<String>) -> tokio::task::JoinHandle<()> {
         let watched = self.clone();
@@ -920,7 +916,7 @@ impl Watched {
                 eprintln!(
                     "timeline: {:>4.0} s {:>5} ready",
                     start.elapsed().as_secs_f64(),
-                    watched.ready_count(&names)
+                    names.iter().filter(|name| watched.is_ready(name)).count()
                 );
             }
         })
