@@ -20,7 +20,7 @@ fi
 
 cargo bench --locked --bench scale --no-run
 bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+trap 'bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true' EXIT
 bash scripts/control-plane.sh up >/dev/null
 eval "$(bash scripts/control-plane.sh env)"
-trap 'bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true' EXIT
 cargo bench --locked --bench scale -- --output BENCHMARKS.md "$@"

@@ -263,8 +263,10 @@ start_detached() {
   # The daemon must not inherit the lock fds 8/9, or it would hold the locks for its whole life.
   # shellcheck disable=SC2016 # expanded by the inner shell
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' "start-$name" "$pf" "$@" </dev/null >"$logf" 2>&1 8>&- 9>&- &
+  # Wait for the exec, not only the pid file: until then the pid's command line is bash's,
+  # and a check of the component (running_pid) would take it for gone.
   local _
-  for _ in $(seq 50); do [[ -s $pf ]] && return 0; sleep 0.1; done
+  for _ in $(seq 100); do running_pid "$name" >/dev/null && return 0; sleep 0.1; done
   die "$name did not start; see $logf"
 }
 
