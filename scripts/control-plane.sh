@@ -266,7 +266,12 @@ start_detached() {
   # Wait for the exec, not only the pid file: until then the pid's command line is bash's,
   # and a check of the component (running_pid) would take it for gone.
   local _
-  for _ in $(seq 100); do running_pid "$name" >/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 100); do
+    running_pid "$name" >/dev/null && return 0
+    [[ -s $pf ]] && ! kill -0 "$(<"$pf")" 2>/dev/null && break
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 || true
   die "$name did not start; see $logf"
 }
 
