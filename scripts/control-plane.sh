@@ -12,7 +12,7 @@
 #   scripts/control-plane.sh status        show what runs; exit 1 unless all is healthy
 #   scripts/control-plane.sh version       print the selected Kubernetes version (e.g. v1.37.2)
 #   scripts/control-plane.sh versions      print every version scripts/k8s/ pins, newest first
-#   scripts/control-plane.sh bin           print the directory of the selected version's binaries
+#   scripts/control-plane.sh bin           print the directory of the running (else the selected) version's binaries
 #   scripts/control-plane.sh stop etcd|apiserver    stop one component (fault tests)
 #   scripts/control-plane.sh start etcd|apiserver   start it again and wait until it serves
 #
@@ -553,8 +553,10 @@ cmd_version() {
   echo "$K8S_VERSION"
 }
 
+# The binaries of the running control plane (as recorded by `up`), else of the selected version.
 cmd_bin() {
   existing_mode && die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: no binaries of ours"
+  if [[ -s $STATE_DIR/bin ]] && running_pid kube-apiserver >/dev/null; then cat "$STATE_DIR/bin"; return 0; fi
   resolve_bins
   echo "$BIN_DIR"
 }

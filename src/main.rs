@@ -41,12 +41,7 @@ enum Command {
         operate: OperateArgs,
     },
     /// Print the CustomResourceDefinitions as YAML.
-    Crds {
-        /// Leave out the CEL validation rules, for apiservers older than 1.25 (which
-        /// refuse them in a server-side apply); the operator enforces them itself.
-        #[arg(long)]
-        without_cel: bool,
-    },
+    Crds,
     /// Print, offline, every object the operator would create for the Customers and
     /// CustomerGroups in these files or directories.
     Render {
@@ -327,7 +322,7 @@ fn main() -> ExitCode {
                 .block_on(run_controller(kubeconfig, options, operate))
                 .map(done)
         }),
-        Command::Crds { without_cel } => Ok(done(api::crds_yaml(!without_cel))),
+        Command::Crds => Ok(done(api::crds_yaml())),
         Command::Render { files, settings } => settings.into_settings().and_then(|settings| {
             render::read_inputs(&files)
                 .and_then(|inputs| render::render(&inputs, &settings))

@@ -123,7 +123,9 @@ async fn bad_input_is_refused_and_changes_nothing() {
     for case in &schema {
         let field = case.note("field").expect("schema cases name their field");
         match create(&client, case).await {
-            Err(kube::Error::Api(status)) if status.message.contains(field) => {
+            Err(kube::Error::Api(status))
+                if support::without_indexes(&status.message).contains(field) =>
+            {
                 refused_by_apiserver += 1
             }
             Err(other) => wrong.push(format!("{} {:?}: {other}", case.kind(), case.name())),
@@ -164,6 +166,17 @@ async fn bad_input_is_refused_and_changes_nothing() {
             .unwrap_or_else(|e| panic!("{} should pass the schema: {e}", case.name()));
     }
     for case in semantic.iter().filter(|c| c.note("update").is_some()) {
+        if case.note("remove-partner-first").is_some() {
+            let removed = serde_json::json!({"spec": {"partner": null}});
+            customers
+                .patch(
+                    case.name(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&removed),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("removing the partner of {}: {e}", case.name()));
+        }
         let patch = serde_json::json!({"spec": case.object["spec"]});
         customers
             .patch(case.name(), &PatchParams::default(), &Patch::Merge(&patch))

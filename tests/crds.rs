@@ -9,7 +9,7 @@ const CRDS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/customers.dev
 
 #[test]
 fn crds_dir_matches_generated() {
-    let generated = api::crds_yaml(true);
+    let generated = api::crds_yaml();
     if std::env::var_os("UPDATE_CRDS").is_some() {
         std::fs::write(CRDS_FILE, &generated).unwrap();
     }
@@ -186,16 +186,6 @@ fn every_field_is_documented() {
 }
 
 #[test]
-fn without_cel_drops_only_the_rules() {
-    let full = api::crds_yaml(true);
-    let bare = api::crds_yaml(false);
-    assert!(full.contains("x-kubernetes-validations"));
-    assert!(!bare.contains("x-kubernetes-validations"));
-    assert!(bare.contains("maxLength: 40"));
-    assert!(api::supports_cel(25) && !api::supports_cel(20));
-}
-
-#[test]
 fn cel_namespace_names_are_unique() {
     let mut spec = base_spec();
     spec["namespaces"] = json!([{"name": "app"}, {"name": "app"}]);
@@ -205,25 +195,12 @@ fn cel_namespace_names_are_unique() {
     assert!(errors(&customer(spec), None).is_empty());
 }
 
-/// Apiservers before 1.21 publish nullable fields without a type and cannot publish an
-/// int-or-string inside a map; either hides fields from `kubectl explain` there. Strings
-/// that may be empty stay nullable, since those apiservers take `""` for a null.
+/// An unset field is absent, never null; quantities are strings the schema checks.
 #[test]
-fn schema_has_no_constructs_old_apiservers_cannot_publish() {
-    let full = api::crds_yaml(true);
+fn schema_has_no_nulls_and_checks_quantities() {
+    let full = api::crds_yaml();
     let schema = schema_of(&api::customer_crd());
-    let spec = &schema["properties"]["spec"]["properties"];
-    assert!(spec["network"].get("nullable").is_none());
-    assert!(spec["partner"].get("nullable").is_none());
-    assert!(
-        spec["network"]["properties"]["isolation"]
-            .get("nullable")
-            .is_none()
-    );
-    assert_eq!(
-        spec["namespaces"]["items"]["properties"]["name"]["nullable"],
-        true
-    );
+    assert!(!full.contains("nullable"));
     assert!(!full.contains("x-kubernetes-int-or-string"));
     let hard = &schema["properties"]["spec"]["properties"]["quota"]["properties"]["hard"];
     assert_eq!(

@@ -1,5 +1,6 @@
 //! An unchanged Customer costs no write: once everything has converged, several full
-//! resyncs of every Customer in the cluster send no POST, PUT, PATCH or DELETE.
+//! resyncs of every Customer in the cluster send no POST, PUT, PATCH or DELETE (port
+//! ranges, quantities and defaulted LimitRanges included).
 //! Its own test binary, so that no other test's changes run meanwhile.
 
 mod support;
@@ -20,15 +21,20 @@ async fn resyncs_of_unchanged_customers_write_nothing() {
     let names: Vec<String> = (0..3)
         .map(|i| support::unique(&format!("idle{i}")))
         .collect();
-    for name in &names {
-        let customer: Customer = serde_json::from_value(json!({
-            "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
-            "metadata": {"name": name},
-            "spec": {"displayName": "Idle", "contactEmail": "ops@idle.example",
+    for (i, name) in names.iter().enumerate() {
+        let mut spec = json!({"displayName": "Idle", "contactEmail": "ops@idle.example",
                      "namespaces": [{"name": "a"}, {"name": "b"}],
                      "access": {"admins": [{"kind": "User", "name": "alice"}]},
                      "quota": {"hard": {"pods": "10", "requests.cpu": "1.5"}},
-                     "limits": [{"type": "Container", "default": {"cpu": "500m"}}]}
+                     "limits": [{"type": "Container", "default": {"cpu": "500m"}}]});
+        if i > 0 {
+            // A port range: what the apiserver stores (endPort) must compare as current.
+            spec["network"] = json!({"allowFrom": [{"customer": names[0],
+                "ports": [{"port": 8000, "endPort": 8100}]}]});
+        }
+        let customer: Customer = serde_json::from_value(json!({
+            "apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+            "metadata": {"name": name}, "spec": spec
         }))
         .unwrap();
         api.create(&PostParams::default(), &customer).await.unwrap();

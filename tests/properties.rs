@@ -397,7 +397,8 @@ fn check_objects(customer: &Customer, d: &Desired) -> Result<(), TestCaseError> 
         let name = ns.name_any();
         prop_assert!(is_dns_label(&name), "namespace name {name:?}");
         check_meta(&me, ns.meta())?;
-        prop_assert_eq!(ns.labels().get(LABEL_NAMESPACE_NAME), Some(&name));
+        // The apiserver sets it; the operator never writes it.
+        prop_assert_eq!(ns.labels().get(LABEL_NAMESPACE_NAME), None);
         for key in ns.annotations().keys() {
             prop_assert!(is_qualified_name(key), "annotation key {key:?}");
         }

@@ -25,7 +25,7 @@ async fn unreadable_customer_is_reported_and_stalls_nothing() {
     let client = support::client().await;
     support::operator();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut loose = serde_json::to_value(api::without_cel(&api::customer_crd())).unwrap();
+    let mut loose = serde_json::to_value(api::customer_crd()).unwrap();
     loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
         json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
     crds.patch(

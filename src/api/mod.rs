@@ -25,8 +25,9 @@ pub const LABEL_PARTNER: &str = "customers.dev/partner";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGED_BY: &str = "customer-operator";
-/// The namespace label the apiserver sets to the namespace's name (1.21 and later); the
-/// operator sets it on its own namespaces too, and isolation selects peers by it.
+/// The namespace label the apiserver sets to the namespace's name on every namespace
+/// (nobody can change it); isolation selects peer namespaces by it, and the operator
+/// never writes it.
 pub const LABEL_NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
 /// Annotation a cluster admin puts on an existing namespace to hand it to a customer.
 pub const ANNOTATION_ADOPT: &str = "customers.dev/adopt";
@@ -46,55 +47,26 @@ pub fn customer_group_crd() -> CustomResourceDefinition {
 }
 
 /// Both CRDs as one multi-document YAML, as `customer-operator crds` prints and `crds/`
-/// holds them; without the CEL rules when `cel` is false.
-pub fn crds_yaml(cel: bool) -> String {
+/// holds them.
+pub fn crds_yaml() -> String {
     [customer_crd(), customer_group_crd()]
         .iter()
-        .map(|crd| if cel { crd.clone() } else { without_cel(crd) })
-        .map(|crd| serde_yaml::to_string(&crd).expect("a CRD always serializes"))
+        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
         .collect::<Vec<_>>()
         .join("---\n")
-}
-
-/// Whether an apiserver of this minor version knows `x-kubernetes-validations` (CEL
-/// rules, beta and on by default since 1.25). Older ones refuse the field in a
-/// server-side apply and drop it otherwise.
-pub fn supports_cel(minor: u32) -> bool {
-    minor >= 25
-}
-
-/// The CRD without its CEL rules, for apiservers older than 1.25. The operator checks
-/// the same rules itself, so nothing goes unchecked there.
-pub fn without_cel(crd: &CustomResourceDefinition) -> CustomResourceDefinition {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                map.remove("x-kubernetes-validations");
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(crd).expect("a CRD always serializes");
-    strip(&mut value);
-    serde_json::from_value(value).expect("a CRD without rules is still a CRD")
 }
 
 /// Pattern of a Kubernetes quantity (`500m`, `2`, `8Gi`, `1e3`), as the apiserver itself
 /// publishes it.
 pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
 
-/// Finishes a derived CRD so that it reads well and works on every apiserver from 1.20:
+/// Finishes a derived CRD:
 /// - restricts `metadata.name` to a DNS-1123 label of at most `max_len` characters (a
 ///   CRD schema may constrain `metadata.name`, and only that);
-/// - makes quantities strings with the quantity pattern (so a bad one is refused at
-///   admission, and because apiservers before 1.21 cannot publish an int-or-string inside
-///   a map, which breaks `kubectl explain` there);
-/// - drops `nullable`: the operator never writes nulls, the apiserver prunes nulls that
-///   users write, and apiservers before 1.21 publish nullable fields without their type,
-///   which hides everything below them from `kubectl explain`. Strings that may be empty
-///   keep it, since those apiservers take an empty string for a null.
+/// - makes quantities strings with the quantity pattern, so that a bad one is refused at
+///   admission rather than by the operator;
+/// - drops `nullable`: an unset field is absent, never null (the operator writes no
+///   nulls, and the apiserver prunes the nulls a user writes).
 fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDefinition {
     let mut value = serde_json::to_value(&crd).expect("a CRD always serializes");
     for version in value["spec"]["versions"]
@@ -117,12 +89,7 @@ fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDe
 fn simplify(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(map) => {
-            let may_be_empty_string = map.get("type").and_then(|t| t.as_str()) == Some("string")
-                && !map.contains_key("enum")
-                && !map.contains_key("minLength");
-            if !may_be_empty_string {
-                map.remove("nullable");
-            }
+            map.remove("nullable");
             let is_quantity = map.get("x-kubernetes-int-or-string") == Some(&true.into())
                 && map
                     .get("description")

@@ -1,17 +1,18 @@
-//! Events about Customers, as core/v1 Events in the `default` namespace: the one form
-//! every apiserver from 1.20 accepts for a cluster-scoped object (1.20 refuses
-//! `events.k8s.io/v1` Events about them). Publishing never fails a reconcile.
+//! Events about Customers, as `events.k8s.io/v1` Events regarding the Customer itself,
+//! written by kube-runtime's Recorder. A Customer is cluster-scoped, so its Events live in
+//! the `default` namespace, where `kubectl events --for customer/NAME` and
+//! `kubectl describe customer NAME` find them. Publishing never fails a reconcile.
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::events::{Event, EventType as RecordedType, Recorder, Reporter};
+use kube::{Client, Resource};
 
-use crate::api::{API_VERSION, Customer, FIELD_MANAGER};
+use crate::api::{Customer, FIELD_MANAGER};
 
-/// Namespace the Events are written to.
+/// Namespace the Events about cluster-scoped Customers are written to.
 pub const EVENT_NAMESPACE: &str = "default";
+
+/// The `action` of every Event: what the operator was doing when it saw the reason.
+pub const ACTION: &str = "Reconcile";
 
 /// Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,17 @@ pub enum EventType {
     Warning,
 }
 
+/// Who reports the Events: the operator, and its pod (`POD_NAME`, set by the chart) or
+/// host as the instance.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME")
+            .ok()
+            .filter(|name| !name.is_empty()),
+    }
+}
+
 /// Writes one Event about `customer`; a failure is logged, never returned.
 pub async fn publish(
     client: &Client,
@@ -30,35 +42,18 @@ pub async fn publish(
     reason: &str,
     message: &str,
 ) {
-    let now = Timestamp::now();
     let event = Event {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}.", customer.name_any())),
-            namespace: Some(EVENT_NAMESPACE.into()),
-            ..Default::default()
+        type_: match kind {
+            EventType::Normal => RecordedType::Normal,
+            EventType::Warning => RecordedType::Warning,
         },
-        involved_object: ObjectReference {
-            api_version: Some(API_VERSION.into()),
-            kind: Some(Customer::kind(&()).into_owned()),
-            name: Some(customer.name_any()),
-            uid: customer.uid(),
-            resource_version: customer.resource_version(),
-            ..Default::default()
-        },
-        reason: Some(reason.into()),
-        message: Some(message.chars().take(1024).collect()),
-        type_: Some(format!("{kind:?}")),
-        source: Some(EventSource {
-            component: Some(FIELD_MANAGER.into()),
-            host: None,
-        }),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        ..Default::default()
+        reason: reason.into(),
+        note: Some(message.chars().take(1024).collect()),
+        action: ACTION.into(),
+        secondary: None,
     };
-    let api: Api<Event> = Api::namespaced(client.clone(), EVENT_NAMESPACE);
-    if let Err(error) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(customer = %customer.name_any(), %reason, %error, "could not publish event");
+    let recorder = Recorder::new(client.clone(), reporter());
+    if let Err(error) = recorder.publish(&event, &customer.object_ref(&())).await {
+        tracing::warn!(customer = %kube::ResourceExt::name_any(customer), %reason, %error, "could not publish event");
     }
 }

@@ -25,8 +25,8 @@ pub use directory::{Directory, MapDirectory};
 pub use relations::{dependents, members};
 
 use crate::api::{
-    API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_NAMESPACE_NAME,
-    LABEL_PARTNER, LimitItem, LimitType, MANAGED_BY,
+    API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem,
+    LimitType, MANAGED_BY,
 };
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -349,7 +349,6 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         let mut ns_labels = effective.group_namespace_labels.clone();
         ns_labels.extend(entry.map(|e| e.labels.clone()).unwrap_or_default());
         ns_labels.extend(labels.clone());
-        ns_labels.insert(LABEL_NAMESPACE_NAME.to_string(), ns_name.clone());
         let annotations = entry
             .map(|e| e.annotations.clone())
             .filter(|a| !a.is_empty());

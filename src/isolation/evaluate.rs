@@ -48,7 +48,7 @@ use serde::Serialize;
 use super::cidr::{self, Cidr};
 use super::ports::{MAX_PORT, MIN_PORT, PortSet};
 use super::selector::{self, Labels};
-use crate::api::Protocol;
+use crate::api::{LABEL_NAMESPACE_NAME, Protocol};
 
 /// A pod as the evaluator sees it: its namespace, its labels, and its address if known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -372,7 +372,10 @@ impl Network {
         network
     }
 
-    fn add_namespace(&mut self, name: String, labels: Labels) -> usize {
+    /// Adds a namespace with its labels, and `kubernetes.io/metadata.name` set to its
+    /// name whatever the labels say, as the apiserver sets it on every namespace.
+    fn add_namespace(&mut self, name: String, mut labels: Labels) -> usize {
+        labels.insert(LABEL_NAMESPACE_NAME.to_string(), name.clone());
         if let Some(&at) = self.by_name.get(&name) {
             self.labels[at] = labels;
             return at;

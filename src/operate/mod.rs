@@ -200,21 +200,13 @@ pub fn is_established(crd: &CustomResourceDefinition) -> bool {
         })
 }
 
-/// Server-side applies both CRDs (without CEL rules where the apiserver predates them)
-/// and waits, up to 60 s, until the apiserver serves them. For tests, benchmarks and
+/// Server-side applies both CRDs and waits, up to 60 s, until the apiserver serves them. For tests, benchmarks and
 /// the demo; in a cluster the chart installs them.
 pub async fn install_crds(client: &Client) -> Result<()> {
     use kube::ResourceExt;
     use kube::api::{Patch, PatchParams};
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let version = client.apiserver_version().await?;
-    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
     for crd in [crate::api::customer_crd(), crate::api::customer_group_crd()] {
-        let crd = if crate::api::supports_cel(minor) {
-            crd
-        } else {
-            crate::api::without_cel(&crd)
-        };
         crds.patch(
             &crd.name_any(),
             &PatchParams::apply(crate::api::FIELD_MANAGER).force(),

@@ -188,13 +188,14 @@ pub fn operator_with(
         .clone()
 }
 
-/// Waits until an Event of this type and reason exists about the named object (core/v1
-/// Events in `default`, where the operator writes them).
+/// Waits until an Event of this type and reason exists about the named object
+/// (`events.k8s.io/v1` Events in `default`, where the operator writes them about
+/// cluster-scoped Customers).
 #[allow(dead_code)]
 pub async fn event_seen(client: &Client, object: &str, type_: &str, reason: &str) {
-    use k8s_openapi::api::core::v1::Event;
+    use k8s_openapi::api::events::v1::Event;
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let selector = format!("involvedObject.name={object}");
+    let selector = format!("regarding.name={object}");
     wait_for(&format!("{type_} {reason} event for {object}"), || {
         let (events, selector) = (events.clone(), selector.clone());
         async move {
@@ -424,7 +425,13 @@ pub fn helm(args: &[&str]) -> String {
 #[allow(dead_code)]
 pub fn render_chart(args: &[&str]) -> Vec<serde_json::Value> {
     use serde::Deserialize;
-    let mut all = vec!["template", CHART_NAMESPACE, CHART, "--namespace", CHART_NAMESPACE];
+    let mut all = vec![
+        "template",
+        CHART_NAMESPACE,
+        CHART,
+        "--namespace",
+        CHART_NAMESPACE,
+    ];
     all.extend_from_slice(args);
     let text = helm(&all);
     serde_yaml::Deserializer::from_str(&text)
@@ -619,4 +626,51 @@ pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) 
         customer_operator::operate::is_established(&crd).then_some(())
     })
     .await;
+}
+
+/// A `kubectl` command for the test cluster: the control plane's own kubectl (built with
+/// it, scripts/control-plane.sh), or the one on `PATH` for an existing cluster.
+#[allow(dead_code)]
+pub fn kubectl() -> Command {
+    let existing = std::env::var("CUSTOMER_OPERATOR_TEST_CLUSTER").as_deref() == Ok("existing");
+    let program = if existing {
+        PathBuf::from("kubectl")
+    } else {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh");
+        let out = Command::new("bash")
+            .args([script, "bin"])
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "scripts/control-plane.sh bin: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
+    };
+    let mut command = Command::new(program);
+    command.env("KUBECONFIG", kubeconfig());
+    command
+}
+
+/// An apiserver message with the list indexes taken out of its field paths
+/// (`spec.namespaces[0].name` reads `spec.namespaces.name`), to look for a field in it
+/// whatever the position of the bad item.
+#[allow(dead_code)]
+pub fn without_indexes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find('[') {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        let digits = after[1..].chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && after[1 + digits..].starts_with(']') {
+            rest = &after[digits + 2..];
+        } else {
+            out.push('[');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }

@@ -56,15 +56,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when the CRDs should carry their CEL rules (apiservers 1.25 and later
-enforce them; older ones refuse them). */}}
-{{- define "customer-operator.celRules" -}}
-{{- if eq .Values.crds.celRules "always" }}true
-{{- else if eq .Values.crds.celRules "never" }}false
-{{- else }}{{ semverCompare ">=1.25-0" .Capabilities.KubeVersion.Version }}
-{{- end }}
-{{- end }}
-
 {{/* The one namespace the operator writes its Events to (src/controller/events.rs). */}}
 {{- define "customer-operator.eventNamespace" -}}
 default

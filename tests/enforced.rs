@@ -1,0 +1,590 @@
+//! What the apiserver itself enforces on every supported Kubernetes (1.33 to 1.37),
+//! shown by the apiserver refusing or rewriting, not by an offline check:
+//! - every CEL rule (`x-kubernetes-validations`) of both CRDs, installed exactly as
+//!   `crds/` holds them with `kubectl apply --server-side`, refuses its bad input with a
+//!   message naming the field (a rule without a case here fails the test);
+//! - the chart's ValidatingAdmissionPolicy refuses `kubectl delete` of a protected
+//!   Customer and lets the operator's own deletes through;
+//! - the apiserver sets `kubernetes.io/metadata.name` on every namespace, and a forged
+//!   value does not survive;
+//! - the operator's Events are `events.k8s.io/v1`, about the Customer, and
+//!   `kubectl events --for customer/NAME` shows them;
+//! - an `allowFrom` port range (`endPort`) reaches the child NetworkPolicy intact.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use customer_operator::api::{self, Customer, LABEL_NAMESPACE_NAME};
+use customer_operator::controller::status::{condition, types};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const CRDS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/customers.dev.yaml");
+
+/// Every rule of the CRDs as `crds/` holds them: (kind, field path, message), the path
+/// written as the apiserver names it with `[*]` for any list index.
+fn rules_in_crds_dir() -> BTreeSet<(String, String, String)> {
+    use serde::Deserialize;
+    fn walk(node: &Value, path: &str, kind: &str, out: &mut BTreeSet<(String, String, String)>) {
+        for rule in node["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let message = rule["message"].as_str().unwrap_or_default().to_string();
+            out.insert((kind.to_string(), path.to_string(), message));
+        }
+        for (name, child) in node["properties"].as_object().into_iter().flatten() {
+            let child_path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            walk(child, &child_path, kind, out);
+        }
+        if node["items"].is_object() {
+            walk(&node["items"], &format!("{path}[*]"), kind, out);
+        }
+    }
+    let text = std::fs::read_to_string(CRDS_FILE).unwrap();
+    let mut out = BTreeSet::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let crd = Value::deserialize(doc).unwrap();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
+        for version in crd["spec"]["versions"].as_array().unwrap() {
+            walk(&version["schema"]["openAPIV3Schema"], "", &kind, &mut out);
+        }
+    }
+    out
+}
+
+/// The field path in an apiserver message with every list index as `[*]`.
+fn any_index(message: &str) -> String {
+    let mut out = String::new();
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '[' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push('*');
+        }
+    }
+    out
+}
+
+fn base_spec() -> Value {
+    json!({"displayName": "Rules", "contactEmail": "ops@rules.example"})
+}
+
+/// A subject list with one ServiceAccount that names no namespace.
+fn service_account_without_namespace() -> Value {
+    json!([{"kind": "ServiceAccount", "name": "dashboard"}])
+}
+
+/// Sets `value` at the dotted `path` under `spec`.
+fn spec_with(path: &str, value: Value) -> Value {
+    let mut spec = base_spec();
+    let mut at = &mut spec;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        at = at
+            .as_object_mut()
+            .unwrap()
+            .entry(part.to_string())
+            .or_insert_with(|| json!({}));
+    }
+    at[parts[parts.len() - 1]] = value;
+    spec
+}
+
+/// One bad input for one rule.
+struct Case {
+    kind: &'static str,
+    path: &'static str,
+    write: Write,
+}
+
+/// How a case reaches the apiserver.
+enum Write {
+    /// A create (dry run) of an object with this spec.
+    Create(Value),
+    /// A merge patch (dry run) of the spec of an object created with the first spec.
+    Update(Value, Value),
+    /// A status merge patch (dry run) of an object created with the base spec.
+    Status(Value),
+}
+
+fn cases() -> Vec<Case> {
+    let subject_lists = |kind: &'static str, paths: &[&'static str]| {
+        paths
+            .iter()
+            .map(|path| Case {
+                kind,
+                path,
+                write: Write::Create(spec_with(
+                    path.trim_start_matches("spec.").trim_end_matches("[*]"),
+                    service_account_without_namespace(),
+                )),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut cases = subject_lists(
+        "Customer",
+        &[
+            "spec.access.admins[*]",
+            "spec.access.editors[*]",
+            "spec.access.viewers[*]",
+        ],
+    );
+    cases.extend(subject_lists(
+        "CustomerGroup",
+        &[
+            "spec.access.admins[*]",
+            "spec.access.editors[*]",
+            "spec.access.viewers[*]",
+        ],
+    ));
+    let partner =
+        |name: &str, consultants: Value| json!({"name": name, "securityConsultants": consultants});
+    cases.extend([
+        Case {
+            kind: "Customer",
+            path: "spec.partner.securityConsultants[*]",
+            write: Write::Create(spec_with(
+                "partner",
+                partner("acme", service_account_without_namespace()),
+            )),
+        },
+        Case {
+            kind: "Customer",
+            path: "status.formerPartner.securityConsultants[*]",
+            write: Write::Status(json!({"formerPartner":
+                partner("acme", service_account_without_namespace())})),
+        },
+        Case {
+            kind: "Customer",
+            path: "spec.namespaces",
+            write: Write::Create(spec_with(
+                "namespaces",
+                json!([{"name": "app"}, {"name": "app"}]),
+            )),
+        },
+        Case {
+            kind: "Customer",
+            path: "spec.network.allowFrom[*]",
+            write: Write::Create(spec_with(
+                "network.allowFrom",
+                json!([{"customer": "a", "group": "b"}]),
+            )),
+        },
+        Case {
+            kind: "Customer",
+            path: "spec.network.allowFrom[*].ports[*]",
+            write: Write::Create(spec_with(
+                "network.allowFrom",
+                json!([{"customer": "a", "ports": [{"port": 8100, "endPort": 8000}]}]),
+            )),
+        },
+        Case {
+            kind: "Customer",
+            path: "spec",
+            write: Write::Update(
+                spec_with(
+                    "partner",
+                    partner("alpha", json!([{"kind": "User", "name": "carol"}])),
+                ),
+                json!({"partner": partner("beta", json!([{"kind": "User", "name": "carol"}]))}),
+            ),
+        },
+    ]);
+    cases
+}
+
+fn api_of(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
+    support::untyped(client, kind)
+}
+
+fn object(kind: &str, name: &str, spec: &Value) -> kube::api::DynamicObject {
+    serde_json::from_value(json!({"apiVersion": api::API_VERSION, "kind": kind,
+                                  "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+/// Creates the object with spec `first`, sends `patch` (a dry run, to the status when
+/// `status`), deletes the object, and returns what the patch got.
+async fn edit(
+    api: &Api<kube::api::DynamicObject>,
+    kind: &str,
+    name: &str,
+    first: &Value,
+    patch: Value,
+    status: bool,
+) -> kube::Result<()> {
+    api.create(&PostParams::default(), &object(kind, name, first))
+        .await
+        .expect("the first version is valid");
+    let params = PatchParams::default().dry_run();
+    let result = if status {
+        api.patch_status(name, &params, &Patch::Merge(patch)).await
+    } else {
+        api.patch(name, &params, &Patch::Merge(patch)).await
+    };
+    api.delete(name, &DeleteParams::default()).await.ok();
+    result.map(drop)
+}
+
+/// Sends the case's write; returns the apiserver's refusal (code, message).
+async fn refusal(client: &Client, case: &Case) -> Option<(u16, String)> {
+    let api = api_of(client, case.kind);
+    let name = support::unique("rules");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let result = match &case.write {
+        Write::Create(spec) => api
+            .create(&dry, &object(case.kind, &name, spec))
+            .await
+            .map(drop),
+        Write::Update(first, change) => {
+            edit(
+                &api,
+                case.kind,
+                &name,
+                first,
+                json!({"spec": change}),
+                false,
+            )
+            .await
+        }
+        Write::Status(status) => {
+            edit(
+                &api,
+                case.kind,
+                &name,
+                &base_spec(),
+                json!({"status": status}),
+                true,
+            )
+            .await
+        }
+    };
+    match result {
+        Err(kube::Error::Api(status)) => Some((status.code, status.message)),
+        Err(other) => panic!("{}: {other}", case.path),
+        Ok(()) => None,
+    }
+}
+
+/// `kubectl` with these arguments; panics with its output when it fails.
+fn kubectl(args: &[&str]) -> String {
+    let out = support::kubectl()
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn every_crd_rule_is_enforced_by_the_apiserver_naming_the_field() {
+    let client = support::admin_client().await;
+    // Installed the way a user installs (or upgrades) them.
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        CRDS_FILE,
+    ]);
+    kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd/customers.customers.dev",
+        "crd/customergroups.customers.dev",
+    ]);
+    let rules = rules_in_crds_dir();
+    assert!(rules.len() >= 12, "the CRDs' rules: {rules:?}");
+    let mut covered = BTreeSet::new();
+    for case in cases() {
+        let (code, message) =
+            support::wait_for(&format!("{} {} refused", case.kind, case.path), || {
+                let client = client.clone();
+                let case = &case;
+                async move { refusal(&client, case).await }
+            })
+            .await;
+        assert_eq!(code, 422, "{} {}: {message}", case.kind, case.path);
+        let named = any_index(&message);
+        let rule = rules
+            .iter()
+            .find(|(kind, path, rule_message)| {
+                kind == case.kind
+                    && path == case.path
+                    && named.contains(&format!("{path}: Invalid value"))
+                    && message.contains(rule_message.as_str())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} {}: the refusal names no rule of crds/ at that field: {message}",
+                    case.kind, case.path
+                )
+            });
+        covered.insert(rule.clone());
+    }
+    let uncovered: Vec<_> = rules.difference(&covered).collect();
+    assert!(
+        uncovered.is_empty(),
+        "rules of crds/ that no case here shows the apiserver enforcing: {uncovered:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_apiserver_sets_the_namespace_name_label_and_a_forged_one_does_not_survive() {
+    let client = support::admin_client().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let name = support::unique("forged");
+    let forged: Namespace = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {LABEL_NAMESPACE_NAME: "victim-prod"}}}))
+    .unwrap();
+    let created = namespaces
+        .create(&PostParams::default(), &forged)
+        .await
+        .unwrap();
+    assert_eq!(created.labels()[LABEL_NAMESPACE_NAME], name);
+    let relabel = json!({"metadata": {"labels": {LABEL_NAMESPACE_NAME: "victim-prod"}}});
+    let patched = namespaces
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&relabel))
+        .await
+        .unwrap();
+    assert_eq!(patched.labels()[LABEL_NAMESPACE_NAME], name);
+    let removed = json!({"metadata": {"labels": {LABEL_NAMESPACE_NAME: null}}});
+    let patched = namespaces
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&removed))
+        .await
+        .unwrap();
+    assert_eq!(patched.labels()[LABEL_NAMESPACE_NAME], name);
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// Whether the Customer has been marked for deletion.
+async fn being_deleted(customers: &Api<Customer>, name: &str) -> bool {
+    let customer = customers.get(name).await.unwrap();
+    customer.metadata.deletion_timestamp.is_some()
+}
+
+#[tokio::test]
+async fn the_chart_admission_policy_refuses_deleting_a_protected_customer_but_not_the_operator() {
+    let client = support::client().await;
+    let operator_user = support::apply_chart_rbac(&client).await;
+    // The chart's policy as rendered; its binding as rendered too, narrowed to this
+    // test's Customers so that it cannot touch other tests running on the cluster.
+    let marker = support::unique("vap");
+    let mut docs =
+        support::render_chart_for(&client, &["--show-only", "templates/admission-policy.yaml"])
+            .await;
+    assert_eq!(docs.len(), 2, "the policy and its binding: {docs:?}");
+    for doc in &mut docs {
+        if doc["kind"] == "ValidatingAdmissionPolicyBinding" {
+            doc["spec"]["matchResources"]["objectSelector"] =
+                json!({"matchLabels": {"customers.dev/test": marker}});
+        }
+    }
+    let skipped =
+        support::apply_manifests(&client, &docs, &PatchParams::apply("helm").force()).await;
+    assert!(skipped.is_empty(), "{skipped:?}");
+
+    let customers: Api<Customer> = Api::all(client.clone());
+    let name = support::unique("protected");
+    let mut spec = base_spec();
+    spec["deletionProtection"] = true.into();
+    let customer: Customer = serde_json::from_value(json!({"apiVersion": api::API_VERSION,
+        "kind": "Customer", "metadata": {"name": name, "labels": {"customers.dev/test": marker}},
+        "spec": spec}))
+    .unwrap();
+    customers
+        .create(&PostParams::default(), &customer)
+        .await
+        .unwrap();
+    support::operator();
+    support::wait_for("the operator's finalizer", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            let customer = customers.get(&name).await.ok()?;
+            (!customer.finalizers().is_empty()).then_some(())
+        }
+    })
+    .await;
+    // The policy takes a moment to be in force; a dry-run delete shows when it is.
+    let dry = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let refused = support::wait_for("the policy in force", || {
+        let customers = customers.clone();
+        let (name, dry) = (name.clone(), dry.clone());
+        async move {
+            match customers.delete(&name, &dry).await {
+                Err(kube::Error::Api(status)) => Some(status),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused.code, 403, "{refused:?}");
+    assert!(
+        refused.message.contains("deletionProtection"),
+        "{refused:?}"
+    );
+    // As a user does it.
+    let out = support::kubectl()
+        .args(["delete", "customer", &name, "--wait=false"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "kubectl delete must fail");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("deletionProtection"), "{said}");
+    assert!(customers.get_opt(&name).await.unwrap().is_some());
+    // Also with foreground propagation (the garbage collector's way to the namespaces).
+    let foreground = DeleteParams::foreground();
+    assert!(customers.delete(&name, &foreground).await.is_err());
+    assert!(!being_deleted(&customers, &name).await);
+
+    // The operator's own deletes (cascades) go through, to its finalizer, where the
+    // protection holds the Customer (DeletionBlocked) until it is lifted.
+    let operator = Client::try_from(support::config_as(&operator_user).await).unwrap();
+    let as_operator: Api<Customer> = Api::all(operator);
+    as_operator
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("the operator's delete is let through");
+    assert!(being_deleted(&customers, &name).await);
+    support::patch_customer_spec(&client, &name, json!({"deletionProtection": false})).await;
+    support::wait_for("the customer gone", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            customers
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    for doc in &docs {
+        let kind = doc["kind"].as_str().unwrap();
+        let api: Api<kube::api::DynamicObject> = Api::all_with(
+            client.clone(),
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                kind,
+            )),
+        );
+        api.delete(
+            doc["metadata"]["name"].as_str().unwrap(),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn events_are_events_k8s_io_about_the_customer_and_kubectl_events_shows_them() {
+    let client = support::client().await;
+    support::operator();
+    let name = support::unique("evented");
+    // A parent that does not exist: refused by the operator with a Warning Event.
+    let mut spec = base_spec();
+    spec["parent"] = json!(support::unique("missing"));
+    support::create_customer(&client, &name, spec).await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let (refused, reason) = support::wait_for("Ready=False", || {
+        let customers = customers.clone();
+        let name = name.clone();
+        async move {
+            let customer = customers.get(&name).await.ok()?;
+            let ready = condition(customer.status.as_ref(), types::READY)?;
+            let reason = (ready.status == "False").then(|| ready.reason.clone())?;
+            Some((customer, reason))
+        }
+    })
+    .await;
+    assert_eq!(reason, "UnknownParent");
+    support::event_seen(&client, &name, "Warning", &reason).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let list = events
+        .list(&kube::api::ListParams::default().fields(&format!("regarding.name={name}")))
+        .await
+        .unwrap();
+    let event = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some(reason.as_str()))
+        .unwrap();
+    let regarding = event.regarding.as_ref().unwrap();
+    assert_eq!(regarding.kind.as_deref(), Some("Customer"));
+    assert_eq!(regarding.api_version.as_deref(), Some(api::API_VERSION));
+    assert_eq!(regarding.uid, refused.uid());
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some(api::FIELD_MANAGER)
+    );
+    assert!(event.action.as_deref().is_some_and(|a| !a.is_empty()));
+    let shown = kubectl(&[
+        "events",
+        "-n",
+        "default",
+        "--for",
+        &format!("customer/{name}"),
+    ]);
+    assert!(shown.contains(&reason), "kubectl events: {shown}");
+    support::delete_customers(&client, &[name]).await;
+}
+
+#[tokio::test]
+async fn a_port_range_reaches_the_child_network_policy() {
+    let client = support::client().await;
+    support::operator();
+    let (target, peer) = (support::unique("ranged"), support::unique("ranger"));
+    support::create_customer(&client, &peer, base_spec()).await;
+    let mut spec = base_spec();
+    spec["network"] = json!({"allowFrom": [{"customer": peer,
+        "ports": [{"port": 8000, "endPort": 8100}]}]});
+    support::create_customer(&client, &target, spec).await;
+    support::wait_condition(&client, &target, types::READY, "True").await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &target);
+    let policy = policies.get("customer-allow-from").await.unwrap();
+    let port = &policy.spec.unwrap().ingress.unwrap()[0]
+        .ports
+        .clone()
+        .unwrap()[0];
+    assert_eq!(port.end_port, Some(8100));
+    assert_eq!(
+        port.port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8000))
+    );
+    support::delete_customers(&client, &[target, peer]).await;
+}
