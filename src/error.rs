@@ -30,8 +30,11 @@ pub enum Reason {
     InvalidSubject,
     /// An `allowFrom` entry is malformed.
     InvalidAllowFrom,
-    /// A quota or limit quantity is malformed.
+    /// A quota or limit quantity is malformed, or one the apiserver refuses there.
     InvalidQuantity,
+    /// A subject is a system one (`system:` user or group, a ServiceAccount of a system
+    /// namespace) the operator is not configured to allow.
+    SystemSubject,
 }
 
 impl Reason {
@@ -51,6 +54,7 @@ impl Reason {
             Reason::InvalidSubject => "InvalidSubject",
             Reason::InvalidAllowFrom => "InvalidAllowFrom",
             Reason::InvalidQuantity => "InvalidQuantity",
+            Reason::SystemSubject => "SystemSubject",
         }
     }
 }

@@ -129,6 +129,17 @@ struct SettingsArgs {
     /// may match pods in the isolation check.
     #[arg(long, env = "CUSTOMER_OPERATOR_POD_CIDRS", value_delimiter = ',', default_values_t = DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()))]
     pod_cidrs: Vec<String>,
+    /// System subjects that Customers and groups may name all the same (comma-separated),
+    /// as the apiserver names them: `system:authenticated`,
+    /// `system:serviceaccount:<namespace>:<name>`. By default every `system:` user and
+    /// group and every ServiceAccount of `kube-*`, `default` and the operator's
+    /// namespace is refused.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_ALLOW_SYSTEM_SUBJECTS",
+        value_delimiter = ','
+    )]
+    allow_system_subjects: Vec<String>,
 }
 
 /// How the operator runs as a service: logs, metrics and health, leader election.
@@ -244,6 +255,7 @@ impl SettingsArgs {
             private_cidrs: self.private_cidrs,
             operator_namespace: self.operator_namespace,
             pod_cidrs: self.pod_cidrs,
+            allowed_system_subjects: self.allow_system_subjects,
         })
     }
 }

@@ -430,6 +430,7 @@ fn non_default_values_reach_the_deployment() {
         "--resync-seconds=120",
         "--log-format=plain",
         "--metrics-addr=0.0.0.0:9090",
+        "--allow-system-subjects=system:serviceaccount:backup:velero,system:authenticated",
     ] {
         assert!(args.contains(&want), "{want} in {args:?}");
     }

@@ -300,7 +300,7 @@ async fn a_customer_admin_stays_inside_her_customer() {
             .patch(
                 &a,
                 &patch,
-                &merge(json!({"spec": {"network": {"isolation": "Off"}}})),
+                &merge(json!({"spec": {"network": {"isolation": "None"}}})),
             )
             .await,
     );

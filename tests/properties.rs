@@ -227,7 +227,7 @@ fn allow_from() -> impl Strategy<Value = AllowFrom> {
 
 fn isolation() -> impl Strategy<Value = Option<Isolation>> {
     proptest::option::of(select(
-        &[Isolation::Strict, Isolation::Standard, Isolation::Off][..],
+        &[Isolation::Strict, Isolation::Standard, Isolation::None][..],
     ))
 }
 

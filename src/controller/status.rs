@@ -178,12 +178,12 @@ pub fn compute(
                 ns_message,
             );
             match observed.isolation {
-                Some(Isolation::Off) | None => set(
+                Some(Isolation::None) | None => set(
                     &mut conditions,
                     types::NETWORK_ISOLATED,
                     false,
-                    "IsolationOff",
-                    "isolation is Off: no NetworkPolicy is written".into(),
+                    "IsolationNone",
+                    "isolation is None: no NetworkPolicy is written".into(),
                 ),
                 Some(_) if !observed.undeclared_inbound.is_empty() => {
                     let found = &observed.undeclared_inbound;

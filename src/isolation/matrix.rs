@@ -3,7 +3,7 @@
 //!
 //! Isolation is judged on the receiving side. A customer is isolated when its
 //! namespaces admit nothing from another customer beyond what it declared (its
-//! `allowFrom`, its group's `allowWithinGroup`, or `isolation: Off`, which declares
+//! `allowFrom`, its group's `allowWithinGroup`, or `isolation: None`, which declares
 //! everything). Whether the other customer's egress would let such traffic out today is
 //! reported too, but does not make the opening declared: a customer's isolation must
 //! not rest on its neighbours' policies.
@@ -111,7 +111,7 @@ pub struct Declaration {
 /// What one customer declared open to others.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inbound {
-    /// `isolation: Off`: everything is declared open.
+    /// `isolation: None`: everything is declared open.
     pub open: bool,
     /// Declarations by source customer.
     pub from: BTreeMap<String, Declaration>,
@@ -164,7 +164,7 @@ impl Declared {
     }
 
     /// Every declared connection (`from`, `to`, declaration), except the blanket
-    /// openness of `isolation: Off`.
+    /// openness of `isolation: None`.
     pub fn connections(&self) -> Vec<(&str, &str, &Declaration)> {
         let mut out: Vec<(&str, &str, &Declaration)> = self
             .into
@@ -183,7 +183,7 @@ impl Declared {
 
 /// What `customer` declares open: its group zone, its `allowFrom` entries by customer
 /// and by group (an `allowFrom.namespaceSelector` is for non-customer namespaces and
-/// declares no customer), or everything when its isolation is Off.
+/// declares no customer), or everything when its isolation is None.
 /// `members` names the member customers of a group.
 fn inbound(
     customer: &Customer,
@@ -194,7 +194,7 @@ fn inbound(
     let me = customer.name_any();
     let effective = resolve::effective(customer, dir, settings);
     let mut out = Inbound {
-        open: effective.isolation == Isolation::Off,
+        open: effective.isolation == Isolation::None,
         ..Default::default()
     };
     let mut add = |from: String, ports: PortSet, reason: String| {
