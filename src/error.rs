@@ -117,6 +117,9 @@ pub enum Error {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// Input documents `render` or `verify` cannot use, one line each.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Unusable(Vec<Error>),
     /// A call to the Kubernetes API failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
@@ -155,6 +158,7 @@ impl Error {
                 .unwrap_or("Invalid"),
             Error::Read { .. } => "ReadFailed",
             Error::Parse { .. } => "ParseFailed",
+            Error::Unusable(_) => "UnusableInput",
             Error::Kube(_) => "KubeApiError",
             Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",

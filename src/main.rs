@@ -317,6 +317,12 @@ fn verify(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `render` and `verify` keep 1 for "not isolated" and say 2 for input they cannot
+    // use or any other error; `run` and `crds` fail with 1.
+    let error_code: u8 = match cli.command {
+        Command::Render { .. } | Command::Verify { .. } => 2,
+        Command::Run { .. } | Command::Crds { .. } => 1,
+    };
     let done = |text: String| (text, true);
     let result = match cli.command {
         Command::Run {
@@ -365,8 +371,10 @@ fn main() -> ExitCode {
             }
         }
         Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+            for line in message.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(error_code)
         }
     }
 }

@@ -60,6 +60,19 @@ pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> 
             .iter()
             .map(|(_, p)| (key(p), p.clone())),
     );
+    if !inputs.unevaluated.is_empty() {
+        return Err(Error::Unusable(
+            inputs
+                .unevaluated
+                .iter()
+                .map(|(file, object)| Error::Parse {
+                    path: file.display().to_string(),
+                    object: object.clone(),
+                    message: "verify evaluates networking.k8s.io/v1 NetworkPolicies only and cannot judge what this policy opens or closes; leave it out of the input to check the NetworkPolicies alone".into(),
+                })
+                .collect(),
+        ));
+    }
     let mut notes = Vec::new();
     if inputs.customers.is_empty() {
         notes.push("no Customer in the input: nothing is declared".to_string());

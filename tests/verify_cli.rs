@@ -147,8 +147,87 @@ fn render_output_with_its_customers_verifies_alike() {
 #[test]
 fn a_bad_pod_cidr_is_an_error() {
     let out = run(&["verify", "-f", "examples/", "--pod-cidrs", "10.0.0/8"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim(), "error: pod CIDRs: \"10.0.0/8\" is not a CIDR");
+}
+
+#[test]
+fn an_allow_all_policy_inside_a_list_counts_as_the_plain_document() {
+    let plain = run(BROAD);
+    assert_eq!(plain.status.code(), Some(1));
+    let plain_text = stdout(&plain);
+    assert!(plain_text.contains("Undeclared paths: 7"), "{plain_text}");
+    // As `kubectl get -o yaml` writes it (kind: List), and as the API's
+    // NetworkPolicyList in JSON (`kubectl get -o json`, items without kind).
+    for list in [
+        "tests/fixtures/verify/broad-allow-list.yaml",
+        "tests/fixtures/verify/broad-allow-list.json",
+    ] {
+        let out = run(&["verify", "-f", "examples/", "-f", list]);
+        assert_eq!(out.status.code(), Some(1), "{list}");
+        assert_eq!(stdout(&out), plain_text, "{list}");
+    }
+}
+
+#[test]
+fn every_unusable_document_is_reported_with_exit_2() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/unusable/documents.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let file = "error: tests/fixtures/unusable/documents.yaml:";
+    for part in [
+        "Customer/old-version: apiVersion \"customers.dev/v1beta1\"",
+        "Customers/plural: customers.dev has no kind \"Customers\"",
+        "NetworkPolicy/ancient: apiVersion \"extensions/v1beta1\"",
+        "NetworkPolicy/typo: unknown field spec.ingres",
+        "document 5: no apiVersion or no kind",
+        "NetworkPolicy/nova-bakery/twice: given twice",
+    ] {
+        assert!(
+            err.contains(&format!("{file} {part}")),
+            "{part:?} not in\n{err}"
+        );
+    }
+    assert_eq!(
+        err.lines().count(),
+        6,
+        "one line each, the Deployment skipped:\n{err}"
+    );
+}
+
+#[test]
+fn a_policy_kind_the_evaluator_does_not_know_is_refused() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/unusable/admin-policy.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("AdminNetworkPolicy/pass-everything (policy.networking.k8s.io/v1alpha1): verify evaluates networking.k8s.io/v1 NetworkPolicies only"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_namespace_collision_is_refused() {
+    let out = run(&["verify", "-f", "tests/fixtures/unusable/collision.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("Customer/a-b: namespace a-b-c is asked for by Customer a too"),
+        "{err}"
+    );
 }
