@@ -1,38 +1,39 @@
 #!/usr/bin/env bash
 # Local Kubernetes test control plane for the integration tests:
-# etcd + kube-apiserver + kube-controller-manager, listening on 127.0.0.1 only.
+# etcd + kube-apiserver + kube-controller-manager, listening on 127.0.0.1 only, with
+# kubectl beside them. The binaries are built from Go modules (scripts/k8s/) once per
+# version and cached outside the repo.
 #
-#   scripts/control-plane.sh deps          install Debian packages needed (apt-get)
-#   scripts/control-plane.sh build         build kube-apiserver/kube-controller-manager 1.20.2 once (cached)
+#   scripts/control-plane.sh deps          install the Debian packages needed (apt-get)
+#   scripts/control-plane.sh build         build the binaries of the selected version once (cached)
 #   scripts/control-plane.sh up            deps + build + start (idempotent); prints the admin kubeconfig path
 #   scripts/control-plane.sh down [--purge]  stop; --purge also deletes the etcd data
-#   scripts/control-plane.sh env           print `export ...` lines to eval
+#   scripts/control-plane.sh env           print `export ...` lines to eval (KUBECONFIG, PATH with kubectl)
 #   scripts/control-plane.sh status        show what runs; exit 1 unless all is healthy
+#   scripts/control-plane.sh version       print the selected Kubernetes version (e.g. v1.37.2)
+#   scripts/control-plane.sh versions      print every version scripts/k8s/ pins, newest first
+#   scripts/control-plane.sh bin           print the directory of the selected version's binaries
 #   scripts/control-plane.sh stop etcd|apiserver    stop one component (fault tests)
 #   scripts/control-plane.sh start etcd|apiserver   start it again and wait until it serves
 #
 # Environment:
-#   CUSTOMER_OPERATOR_CACHE   cache dir (default ~/.cache/customer-operator); binaries in k8s-1.20.2/bin
+#   CUSTOMER_OPERATOR_K8S_VERSION  the Kubernetes version: a minor (1.33, 1.37) or a full
+#                             version pinned under scripts/k8s/ (default: the newest pinned)
+#   CUSTOMER_OPERATOR_CACHE   cache dir (default ~/.cache/customer-operator); binaries in
+#                             k8s-<version>/bin (kube-apiserver, kube-controller-manager, kubectl, etcd)
 #   CUSTOMER_OPERATOR_STATE   state dir (default ~/.cache/customer-operator/cluster): pids, logs,
-#                             certs, tokens.csv, etcd data, kubeconfig, kubeconfig-<user>
-#   KUBEBUILDER_ASSETS        use kube-apiserver, etcd (and kube-controller-manager if present) from here
+#                             certs, tokens.csv, etcd data, kubeconfig, kubeconfig-<user>, version
+#   KUBEBUILDER_ASSETS        use kube-apiserver, etcd (and kube-controller-manager, kubectl if present) from here
 #   CUSTOMER_OPERATOR_TEST_CLUSTER=existing   use the cluster $KUBECONFIG names; start nothing
 #   CUSTOMER_OPERATOR_ETCD_PORT (12379, peer port +1), CUSTOMER_OPERATOR_APISERVER_PORT (16443),
 #   CUSTOMER_OPERATOR_KCM_PORT (16457)
-#   CUSTOMER_OPERATOR_DEBIAN_MIRROR  override the mirror URI otherwise read from the apt config
 set -euo pipefail
 
-readonly K8S_VERSION=1.20.2
-readonly DEB_SOURCE=kubernetes
-readonly DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
-readonly DEB_SUITE=bookworm
-readonly DEB_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-readonly REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+WRAPPERS=$(cd "$(dirname "$0")" && pwd)/k8s
+readonly WRAPPERS
 
 CACHE_DIR=${CUSTOMER_OPERATOR_CACHE:-$HOME/.cache/customer-operator}
 STATE_DIR=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/cluster}
-K8S_DIR=$CACHE_DIR/k8s-$K8S_VERSION
-K8S_BIN=$K8S_DIR/bin
 
 ETCD_PORT=${CUSTOMER_OPERATOR_ETCD_PORT:-12379}
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
@@ -47,10 +48,8 @@ readonly CLUSTER_NAME=customer-operator-test
 # Controllers that make namespace deletion finish and garbage collection work.
 readonly KCM_CONTROLLERS=namespace,garbagecollector,serviceaccount-token,serviceaccount,clusterrole-aggregation,root-ca-cert-publisher
 
-# Packages: needed to run; needed to build.
-readonly RUNTIME_PKGS=(etcd-server openssl curl jq ca-certificates util-linux)
-readonly BUILD_PKGS=(golang-go golang-github-modern-go-reflect2-dev rsync jq dpkg-dev make openssl
-                     debian-archive-keyring ca-certificates)
+# Packages needed to run and to build (Go itself comes with the machine: 1.26 or newer).
+readonly RUNTIME_PKGS=(openssl curl jq ca-certificates util-linux)
 
 CLEANUP=()
 FRESH_ETCD=false
@@ -84,157 +83,127 @@ ensure_pkgs() {
     die "apt-get install ${missing[*]} failed"
 }
 
-# Binaries: from KUBEBUILDER_ASSETS when set, else the cached build and Debian's etcd.
-resolve_bins() {
-  if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
-    [[ -x $KUBEBUILDER_ASSETS/kube-apiserver ]] || die "no kube-apiserver in KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
-    APISERVER_BIN=$KUBEBUILDER_ASSETS/kube-apiserver
-    KCM_BIN=""
-    if [[ -x $KUBEBUILDER_ASSETS/kube-controller-manager ]]; then KCM_BIN=$KUBEBUILDER_ASSETS/kube-controller-manager; fi
-    ETCD_BIN=/usr/bin/etcd
-    if [[ -x $KUBEBUILDER_ASSETS/etcd ]]; then ETCD_BIN=$KUBEBUILDER_ASSETS/etcd; fi
-  else
-    APISERVER_BIN=$K8S_BIN/kube-apiserver
-    KCM_BIN=$K8S_BIN/kube-controller-manager
-    ETCD_BIN=/usr/bin/etcd
-  fi
-}
-
-runtime_pkgs() {
-  local p
-  for p in "${RUNTIME_PKGS[@]}"; do
-    # etcd-server is not needed when KUBEBUILDER_ASSETS brings its own etcd.
-    if [[ $p == etcd-server && -n ${KUBEBUILDER_ASSETS:-} && -x ${KUBEBUILDER_ASSETS}/etcd ]]; then continue; fi
-    printf '%s\n' "$p"
-  done
-}
-
 cmd_deps() {
   existing_mode && return 0
-  local pkgs
-  mapfile -t pkgs < <(runtime_pkgs)
-  if [[ -z ${KUBEBUILDER_ASSETS:-} ]]; then pkgs+=("${BUILD_PKGS[@]}"); fi
-  ensure_pkgs "${pkgs[@]}"
+  ensure_pkgs "${RUNTIME_PKGS[@]}"
+}
+
+# ---------------------------------------------------------------- versions
+
+# Every Kubernetes version pinned under scripts/k8s/<minor>/kubernetes, newest first.
+pinned_versions() {
+  local mod
+  for mod in "$WRAPPERS"/*/kubernetes/go.mod; do
+    [[ -f $mod ]] || continue
+    awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2 } $1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$mod"
+  done | sort -t. -k2,2nr -k3,3nr
+}
+
+# The selected version's wrapper directory (scripts/k8s/<minor>) and versions.
+select_version() {
+  [[ -n ${K8S_VERSION:-} ]] && return 0
+  local want=${CUSTOMER_OPERATOR_K8S_VERSION:-} v found=""
+  want=${want#v}
+  while read -r v; do
+    if [[ -z $want || ${v#v} == "$want" || ${v#v} == "$want".* ]]; then found=$v; break; fi
+  done < <(pinned_versions)
+  [[ -n $found ]] || die "CUSTOMER_OPERATOR_K8S_VERSION=$want: not pinned under scripts/k8s/ (pinned: $(pinned_versions | tr '\n' ' '))"
+  K8S_VERSION=$found
+  local minor=${found#v}
+  minor=${minor%.*}
+  WRAPPER=$WRAPPERS/$minor
+  ETCD_VERSION=$(awk '$1 ~ /^go\.etcd\.io\/etcd\/server\// && $2 ~ /^v/ { print $2 } $1 == "require" && $2 ~ /^go\.etcd\.io\/etcd\/server\// { print $3 }' "$WRAPPER/etcd/go.mod")
+  [[ -n $ETCD_VERSION ]] || die "no etcd version in $WRAPPER/etcd/go.mod"
+  K8S_BIN=$CACHE_DIR/k8s-$K8S_VERSION/bin
+  ETCD_BUILD_BIN=$CACHE_DIR/etcd-$ETCD_VERSION/bin
 }
 
 # ---------------------------------------------------------------- build
 
-# Mirror URI for $DEB_SUITE, read from the machine's apt config (deb822 first, then one-line).
-debian_mirror() {
-  if [[ -n ${CUSTOMER_OPERATOR_DEBIAN_MIRROR:-} ]]; then echo "$CUSTOMER_OPERATOR_DEBIAN_MIRROR"; return; fi
-  local f uri=""
-  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
-    [[ -r $f ]] || continue
-    uri=$(awk -v suite="$DEB_SUITE" 'BEGIN { RS = ""; FS = "\n" }
-      {
-        uris = ""; suites = ""; enabled = "yes"
-        for (i = 1; i <= NF; i++) {
-          if ($i ~ /^[ \t]*#/) continue
-          if (match($i, /^URIs:[ \t]*/)) uris = substr($i, RLENGTH + 1)
-          else if (match($i, /^Suites:[ \t]*/)) suites = substr($i, RLENGTH + 1)
-          else if (match($i, /^Enabled:[ \t]*/)) enabled = substr($i, RLENGTH + 1)
-        }
-        if (enabled == "no") next
-        n = split(suites, s, /[ \t]+/)
-        for (j = 1; j <= n; j++) if (s[j] == suite) { split(uris, u, /[ \t]+/); print u[1]; exit }
-      }' "$f")
-    [[ -n $uri ]] && { echo "$uri"; return; }
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -r $f ]] || continue
-    uri=$(awk -v suite="$DEB_SUITE" '$1 ~ /^deb(-src)?$/ {
-        i = 2
-        if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-        if ($(i + 1) == suite) { print $i; exit }
-      }' "$f")
-    [[ -n $uri ]] && { echo "$uri"; return; }
-  done
-  die "no apt source for suite $DEB_SUITE found in /etc/apt; set CUSTOMER_OPERATOR_DEBIAN_MIRROR"
+# Go for the builds: the machine's, 1.26 or newer (GOTOOLCHAIN=local: nothing is fetched).
+ensure_go() {
+  export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+  command -v go >/dev/null || { [[ -x /usr/local/go/bin/go ]] && export PATH=/usr/local/go/bin:$PATH; }
+  command -v go >/dev/null || die "Go 1.26 or newer is needed to build the control plane (none on PATH)"
+  local v
+  v=$(go env GOVERSION)
+  if ! [[ $v =~ ^go1\.([0-9]+) ]] || ((BASH_REMATCH[1] < 26)); then die "Go 1.26 or newer is needed, found $v"; fi
 }
 
-fail_build() { tail -n 30 "$2" >&2; die "$1; full log: $2"; }
+# `go build` of a wrapper's tools into a fresh directory, then renamed into place, so a
+# half-done build is never taken for a finished one.
+go_build_into() {
+  local dest=$1 wrapper=$2 ldflags=$3; shift 3
+  local buildlog=${dest%.new}.build.log tmp start=$SECONDS
+  mkdir -p "$(dirname "$dest")"
+  tmp=$(mktemp -d "$dest.XXXXXX")
+  CLEANUP+=("$tmp")
+  log "building $* with $(go env GOVERSION) (log: $buildlog)"
+  if ! (cd "$wrapper" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$buildlog" 2>&1; then
+    tail -n 30 "$buildlog" >&2
+    die "go build in $wrapper failed; full log: $buildlog"
+  fi
+  chmod 0755 "$tmp"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "built in $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s: $dest"
+}
 
-k8s_bins_present() { [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/kube-controller-manager ]]; }
+# -X flags that make /version report the real version: both version packages, or
+# kubectl and the apiserver disagree, and without a minor every version check breaks.
+version_ldflags() {
+  local v=${K8S_VERSION#v} pkg flags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=v$v -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$(cut -d. -f2 <<<"$v")"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+k8s_bins_present() {
+  [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/kube-controller-manager && -x $K8S_BIN/kubectl && -x $K8S_BIN/etcd ]]
+}
 
 cmd_build() {
   existing_mode && return 0
   [[ -n ${KUBEBUILDER_ASSETS:-} ]] && { resolve_bins; return 0; }
+  select_version
   k8s_bins_present && return 0
-
-  ensure_pkgs "${BUILD_PKGS[@]}"
-  mkdir -p "$K8S_DIR"
+  mkdir -p "$CACHE_DIR"
   # One build at a time; a second caller waits and then finds the binaries.
-  exec 8>"$K8S_DIR/.build.lock"
+  exec 8>"$CACHE_DIR/.build-$K8S_VERSION.lock"
   if ! flock -n 8; then
-    log "another build is running; waiting for it"
+    log "another build of $K8S_VERSION is running; waiting for it"
     flock 8
   fi
   k8s_bins_present && return 0
-
-  local work apt src buildlog start mirror
-  work=$(mktemp -d "$K8S_DIR/build.XXXXXX")
-  CLEANUP+=("$work")
-  buildlog=$K8S_DIR/build.log
-  : >"$buildlog"
-  start=$SECONDS
-
-  # Private apt config that only knows the deb-src entry (the system's apt state is untouched).
-  mirror=$(debian_mirror)
-  apt=$CACHE_DIR/apt
-  mkdir -p "$apt/sources.list.d" "$apt/lists/partial" "$apt/cache/archives/partial"
-  : >"$apt/sources.list"
-  cat >"$apt/sources.list.d/$DEB_SOURCE-src.sources" <<EOF
-Types: deb-src
-URIs: $mirror
-Suites: $DEB_SUITE
-Components: main
-Signed-By: $DEB_KEYRING
-EOF
-  local apt_opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
-                  -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
-  # As root, apt drops to user _apt, which cannot write into a private dir under $HOME.
-  [[ $(id -u) == 0 ]] && apt_opts+=(-o APT::Sandbox::User=root)
-
-  log "fetching Debian source $DEB_SOURCE $DEB_VERSION from $mirror (log: $buildlog)"
-  apt-get "${apt_opts[@]}" update >>"$buildlog" 2>&1 ||
-    fail_build "apt-get update (deb-src $mirror $DEB_SUITE) failed" "$buildlog"
-  if ! (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "$DEB_SOURCE=$DEB_VERSION") >>"$buildlog" 2>&1; then
-    log "version $DEB_VERSION not available; taking the current $DEB_SOURCE source"
-    (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "$DEB_SOURCE") >>"$buildlog" 2>&1 ||
-      fail_build "apt-get source $DEB_SOURCE failed" "$buildlog"
+  ensure_go
+  log "building the $K8S_VERSION control plane from Go modules; on 2 cores about 15 minutes the first time"
+  if [[ ! -x $ETCD_BUILD_BIN/etcd ]]; then
+    go_build_into "$ETCD_BUILD_BIN" "$WRAPPER/etcd" "-s -w" .
   fi
-  src=$work/src
-  # apt has checked the files against the signed index; dpkg-source's gpgv may warn about the .dsc.
-  dpkg-source -x "$work"/"$DEB_SOURCE"_*.dsc "$src" >>"$buildlog" 2>&1 || fail_build "dpkg-source -x failed" "$buildlog"
-  grep -q "v$K8S_VERSION" "$src/hack/lib/version.sh" ||
-    log "warning: source is not v$K8S_VERSION (Debian replaced it?); building it anyway"
-
-  # The vendored reflect2 1.0.1 makes this apiserver segfault under Go >= 1.18; use Debian's 1.0.2.
-  [[ -d $REFLECT2_SRC ]] || die "$REFLECT2_SRC missing (package golang-github-modern-go-reflect2-dev)"
-  rm -rf "$src/vendor/github.com/modern-go/reflect2"
-  cp -r "$REFLECT2_SRC" "$src/vendor/github.com/modern-go/reflect2"
-
-  # GOPATH layout, as debian/rules does it.
-  mkdir -p "$src/.go/src/k8s.io" "$work/home"
-  ln -s ../../.. "$src/.go/src/k8s.io/kubernetes"
-
-  log "building kube-apiserver and kube-controller-manager $K8S_VERSION with $(go version | cut -d' ' -f3)"
-  log "this takes 15-30 minutes on 2 cores; log: $buildlog"
-  (cd "$src/.go/src/k8s.io/kubernetes" &&
-    env GOPATH="$src/.go" CGO_ENABLED=0 GOFLAGS=-mod=vendor HOME="$work/home" \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager") >>"$buildlog" 2>&1 ||
-    fail_build "make failed" "$buildlog"
-
-  # Install atomically: copy into a temp dir next to bin/, then rename it into place.
-  local tmpbin
-  tmpbin=$(mktemp -d "$K8S_DIR/bin.XXXXXX")
-  CLEANUP+=("$tmpbin")
-  install -m 0755 "$src/_output/bin/kube-apiserver" "$src/_output/bin/kube-controller-manager" "$tmpbin/"
-  chmod 0755 "$tmpbin"
+  go_build_into "$K8S_BIN.new" "$WRAPPER/kubernetes" "$(version_ldflags)" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  ln -s "$ETCD_BUILD_BIN/etcd" "$K8S_BIN.new/etcd"
   rm -rf "$K8S_BIN"
-  mv "$tmpbin" "$K8S_BIN"
-  rm -rf "$work"
-  log "built in $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s: $K8S_BIN"
+  mv "$K8S_BIN.new" "$K8S_BIN"
+}
+
+# Binaries: from KUBEBUILDER_ASSETS when set, else the cached build of the selected version.
+resolve_bins() {
+  if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
+    [[ -x $KUBEBUILDER_ASSETS/kube-apiserver ]] || die "no kube-apiserver in KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+    [[ -x $KUBEBUILDER_ASSETS/etcd ]] || die "no etcd in KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+    BIN_DIR=$KUBEBUILDER_ASSETS
+    KCM_BIN=""
+    if [[ -x $KUBEBUILDER_ASSETS/kube-controller-manager ]]; then KCM_BIN=$KUBEBUILDER_ASSETS/kube-controller-manager; fi
+  else
+    select_version
+    BIN_DIR=$K8S_BIN
+    KCM_BIN=$K8S_BIN/kube-controller-manager
+  fi
+  APISERVER_BIN=$BIN_DIR/kube-apiserver
+  ETCD_BIN=$BIN_DIR/etcd
 }
 
 # ---------------------------------------------------------------- processes
@@ -474,12 +443,8 @@ start_kcm() {
     return 0
   fi
   log "starting kube-controller-manager (healthz https://$HOST:$KCM_PORT/healthz)"
-  local pki=$STATE_DIR/pki args=() help
-  # --port (insecure serving) is gone in newer releases; 1.20 needs --port=0 to not listen on 0.0.0.0:10252.
-  # (No `--help | grep -q` here: with pipefail, grep's early exit makes the pipeline fail at random.)
-  help=$("$KCM_BIN" --help 2>&1 || true)
-  if [[ $help == *"--port int"* ]]; then args+=(--port=0); fi
-  start_detached kube-controller-manager "$KCM_BIN" "${args[@]}" \
+  local pki=$STATE_DIR/pki
+  start_detached kube-controller-manager "$KCM_BIN" \
     --kubeconfig="$STATE_DIR/kubeconfig" \
     --bind-address="$HOST" --secure-port="$KCM_PORT" --cert-dir="$STATE_DIR/kcm-certs" \
     --controllers="$KCM_CONTROLLERS" \
@@ -529,11 +494,18 @@ cmd_up() {
     echo "$KUBECONFIG"
     return 0
   fi
-  cmd_deps_runtime
+  cmd_deps
   cmd_build
   resolve_bins
   [[ -x $ETCD_BIN ]] || die "etcd not found at $ETCD_BIN"
   lock_state
+  local selected=${K8S_VERSION:-$BIN_DIR} recorded=""
+  [[ -s $STATE_DIR/version ]] && recorded=$(<"$STATE_DIR/version")
+  if [[ -n $recorded && $recorded != "$selected" ]] && running_pid kube-apiserver >/dev/null; then
+    die "the control plane in $STATE_DIR runs $recorded, not $selected: stop it first ($0 down)"
+  fi
+  echo "$selected" >"$STATE_DIR/version"
+  echo "$BIN_DIR" >"$STATE_DIR/bin"
   ensure_pki
   ensure_tokens
   write_kubeconfigs
@@ -543,13 +515,6 @@ cmd_up() {
   check_loopback_only
   log "ready: export KUBECONFIG=$STATE_DIR/kubeconfig"
   echo "$STATE_DIR/kubeconfig"
-}
-
-# `up` installs the build packages only when it has to build.
-cmd_deps_runtime() {
-  local pkgs
-  mapfile -t pkgs < <(runtime_pkgs)
-  ensure_pkgs "${pkgs[@]}"
 }
 
 cmd_down() {
@@ -577,6 +542,21 @@ cmd_env() {
   running_pid kube-apiserver >/dev/null || log "warning: the control plane is not running (run: $0 up)"
   printf 'export KUBECONFIG=%q\n' "$STATE_DIR/kubeconfig"
   printf 'export CUSTOMER_OPERATOR_STATE=%q\n' "$STATE_DIR"
+  # kubectl of the running version, ahead of any other on PATH.
+  # shellcheck disable=SC2016 # $PATH is the caller's, expanded where this is eval'd
+  if [[ -s $STATE_DIR/bin ]]; then printf 'export PATH=%q:"$PATH"\n' "$(<"$STATE_DIR/bin")"; fi
+}
+
+cmd_version() {
+  existing_mode && die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: the version is the cluster's"
+  select_version
+  echo "$K8S_VERSION"
+}
+
+cmd_bin() {
+  existing_mode && die "CUSTOMER_OPERATOR_TEST_CLUSTER=existing: no binaries of ours"
+  resolve_bins
+  echo "$BIN_DIR"
 }
 
 cmd_status() {
@@ -603,6 +583,7 @@ cmd_status() {
   done
   echo "state: $STATE_DIR"
   echo "kubeconfig: $STATE_DIR/kubeconfig (users: admin ${USERS[*]}: $STATE_DIR/kubeconfig-<user>)"
+  echo "version: $(cat "$STATE_DIR/version" 2>/dev/null || echo unknown)"
   echo "binaries: apiserver=$APISERVER_BIN kcm=${KCM_BIN:-none} etcd=$ETCD_BIN"
   $ok
 }
@@ -652,6 +633,9 @@ main() {
     down) cmd_down "$@" ;;
     env) cmd_env ;;
     status) cmd_status ;;
+    version) cmd_version ;;
+    versions) pinned_versions ;;
+    bin) cmd_bin ;;
     stop) cmd_stop "$@" ;;
     start) cmd_start "$@" ;;
     -h|--help|help) usage ;;

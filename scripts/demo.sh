@@ -1,38 +1,39 @@
 #!/usr/bin/env bash
-# A first look: brings up the local control plane, installs the CRDs, starts the
-# operator in the background, applies examples/ and shows the result.
+# A first look: brings up the local control plane (the newest Kubernetes pinned under
+# scripts/k8s/, built from Go modules on first use), installs the CRDs and the customer
+# ClusterRoles as a user would, starts the operator in the background, applies examples/
+# and shows the result.
 #   scripts/demo.sh        start (idempotent) and show
 #   scripts/demo.sh stop   stop the operator (scripts/control-plane.sh down stops the rest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/control-plane.sh up >/dev/null
-eval "$(bash scripts/control-plane.sh env)"
-state=$CUSTOMER_OPERATOR_STATE
+state=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/cluster}
 pidfile=$state/operator.pid
 
 if [ "${1:-}" = stop ]; then
+  # Stopping never starts anything.
   if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then echo "operator stopped"; fi
   rm -f "$pidfile"
   exit 0
 fi
 
-if ! command -v kubectl >/dev/null; then
-  # Debian's kubectl, from the same source package as the test control plane.
-  apt-get install -y -qq kubernetes-client >/dev/null
-fi
+bash scripts/control-plane.sh up >/dev/null
+# KUBECONFIG, and kubectl of the control plane's own version first on PATH.
+eval "$(bash scripts/control-plane.sh env)"
+state=$CUSTOMER_OPERATOR_STATE
+pidfile=$state/operator.pid
+echo "Kubernetes $(kubectl version -o json | jq -r .serverVersion.gitVersion) at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+
 cargo build --quiet --locked
 bin=$PWD/target/debug/customer-operator
 
-# Apiservers before 1.25 refuse CEL rules in a CRD; the operator checks them itself there.
-minor=$(kubectl version -o json 2>/dev/null | jq -r '.serverVersion.minor' | tr -dc '0-9')
-if [ "${minor:-0}" -lt 25 ]; then
-  "$bin" crds --without-cel | kubectl apply -f - >/dev/null
-else
-  "$bin" crds | kubectl apply -f - >/dev/null
-fi
+# The CRDs as crds/ holds them, and the customer ClusterRoles as the chart ships them.
+kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s \
   crd/customers.customers.dev crd/customergroups.customers.dev >/dev/null
+bash scripts/helm.sh template customer-operator charts/customer-operator \
+  --show-only templates/rbac-customer-roles.yaml | kubectl apply --server-side -f - >/dev/null
 
 if ! { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
   setsid "$bin" run --platform-namespaces ingress-nginx,monitoring \
@@ -52,6 +53,10 @@ echo
 echo "# What the operator made for astral-voyage:"
 kubectl get namespaces,networkpolicies,rolebindings,resourcequotas,limitranges \
   --all-namespaces -l customers.dev/customer=astral-voyage
+echo
+echo "# Its admin may work there (the chart's customer roles):"
+echo "kubectl auth can-i create deployments -n astral-voyage-prod --as alice@astral-voyage.example: $(
+  kubectl auth can-i create deployments -n astral-voyage-prod --as alice@astral-voyage.example || true)"
 echo
 echo "# Offline, the same objects in full: $bin render -f examples/"
 echo "KUBECONFIG=$KUBECONFIG   (eval \"\$(scripts/control-plane.sh env)\" to use it;"

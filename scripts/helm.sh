@@ -1,62 +1,51 @@
 #!/usr/bin/env bash
-# The Helm engine of the chart checks: Helm 4 as compiled into the PyPI package
-# helm-python-sdk (a C library built from Helm's Go SDK, driven from Python), installed
-# once into a virtualenv under the cache. No `helm` binary is needed or fetched.
+# The helm CLI of the chart checks, the Helm release test and the demo: built once from
+# its Go module (scripts/k8s/helm, pinned there) and cached outside the repo; any helm
+# that happens to be installed is never used.
 #
-#   scripts/helm.sh setup                        install the engine (idempotent)
-#   scripts/helm.sh version                      the Helm SDK version inside it
-#   scripts/helm.sh lint CHART [-f VALUES]... [--set k=v]... [--kube-version V] [--strict]
-#   scripts/helm.sh template CHART [-f VALUES]... [--set k=v]... [--name N] [--namespace NS]
-#                                  [--kube-version V] [--api-versions A,B,...]
-#   scripts/helm.sh install RELEASE CHART -n NS [--create-namespace] [-f VALUES]... [--set k=v]...
-#   scripts/helm.sh upgrade RELEASE CHART -n NS [-f VALUES]... [--set k=v]...
-#   scripts/helm.sh uninstall RELEASE -n NS      (these three on the cluster of $KUBECONFIG)
+#   scripts/helm.sh setup     build helm (idempotent); prints nothing
+#   scripts/helm.sh path      print the path of the helm binary (building it first)
+#   scripts/helm.sh ARGS...   run `helm ARGS...` (e.g. template, lint, install, upgrade, uninstall)
 #
 # Environment: CUSTOMER_OPERATOR_CACHE (default ~/.cache/customer-operator).
 set -euo pipefail
 
-HELM_SDK_VERSION=0.2.2
-here=$(cd "$(dirname "$0")" && pwd)
+wrapper=$(cd "$(dirname "$0")" && pwd)/k8s/helm
 cache=${CUSTOMER_OPERATOR_CACHE:-$HOME/.cache/customer-operator}
-venv=$cache/helm-python-sdk-$HELM_SDK_VERSION
+version=$(awk '$1 ~ /^helm\.sh\/helm\// && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 ~ /^helm\.sh\/helm\// { print $3; exit }' "$wrapper/go.mod")
+module=$(awk '$1 == "tool" { print $2; exit }' "$wrapper/go.mod")
+bin=$cache/helm-$version/bin/helm
 
-install() {
-  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import helm_python' 2>/dev/null && return 0
+build() {
+  [ -x "$bin" ] && return 0
   mkdir -p "$cache"
-  # Several test threads may ask at once: one installs, the others wait for it.
-  exec 9>"$cache/helm-install.lock"
+  # Several test threads may ask at once: one builds, the others wait for it.
+  exec 9>"$cache/helm-build.lock"
   flock 9
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import helm_python' 2>/dev/null; then
-    exec 9>&-
-    return 0
+  if [ ! -x "$bin" ]; then
+    export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+    command -v go >/dev/null || export PATH=/usr/local/go/bin:$PATH
+    command -v go >/dev/null || { echo "helm.sh: Go 1.26 or newer is needed to build helm" >&2; exit 1; }
+    echo "helm.sh: building helm $version from its Go module (about 3 minutes on 2 cores, once)" >&2
+    local tmp major=${version%%.*}
+    tmp=$(mktemp -d "$cache/helm-build.XXXXXX")
+    if ! (cd "$wrapper" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/$major/internal/version.version=$version" -o "$tmp/helm" "$module") >"$tmp/build.log" 2>&1; then
+      tail -n 30 "$tmp/build.log" >&2
+      echo "helm.sh: go build of $module failed" >&2
+      exit 1
+    fi
+    mkdir -p "$(dirname "$bin")"
+    mv "$tmp/helm" "$bin.tmp"
+    mv "$bin.tmp" "$bin"
+    rm -rf "$tmp"
   fi
-  local python
-  python=$(command -v python3 || true)
-  if [ -z "$python" ] || ! "$python" -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    apt-get install -y -qq python3 python3-venv >/dev/null
-    python=$(command -v python3)
-  fi
-  echo "helm.sh: installing helm-python-sdk $HELM_SDK_VERSION into $venv" >&2
-  rm -rf "$venv.tmp"
-  "$python" -m venv "$venv.tmp"
-  "$venv.tmp/bin/pip" install --quiet --disable-pip-version-check "helm-python-sdk==$HELM_SDK_VERSION"
-  rm -rf "$venv"
-  mv "$venv.tmp" "$venv"
-  # The venv's scripts name their interpreter by the temporary path; the engine is only
-  # ever started as "$venv/bin/python", which does not depend on it.
   exec 9>&-
 }
 
 case "${1:-}" in
-  setup)
-    install
-    ;;
-  version | lint | template | install | upgrade | uninstall)
-    install
-    exec "$venv/bin/python" "$here/helm.py" "$@"
-    ;;
-  *)
-    sed -n '2,15p' "$0" >&2
-    exit 2
-    ;;
+  setup) build ;;
+  path) build; echo "$bin" ;;
+  "" | -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) build; exec "$bin" "$@" ;;
 esac

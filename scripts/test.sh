@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit tests, and the integration tests
-# against the local control plane (started here, and built once from Debian's sources
-# on a fresh machine; see scripts/control-plane.sh). Installs what it needs itself.
+# Runs every check and test: formatting, clippy, the offline tests, and the integration
+# tests against a real control plane, once on the newest and once on the oldest
+# Kubernetes version pinned under scripts/k8s/ (built from Go modules on a fresh machine;
+# see scripts/control-plane.sh). Installs what it needs itself. Every control plane it
+# starts is stopped when it ends, pass or fail.
+#
+#   scripts/test.sh                 newest and oldest version
+#   CUSTOMER_OPERATOR_K8S_VERSION=1.33 scripts/test.sh    that version only
+#   CUSTOMER_OPERATOR_TEST_CLUSTER=existing scripts/test.sh   the cluster $KUBECONFIG names
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,49 +15,91 @@ if ! command -v cargo >/dev/null; then
   echo "test.sh: cargo is needed (rustup toolchain)" >&2
   exit 1
 fi
+say() { echo "test.sh: $*" >&2; }
+existing() { [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" = existing ]; }
 
-# A control plane of its own, started from an empty etcd each time, beside (not instead
-# of) the one scripts/demo.sh uses: tests start from a known state and never meet the
-# demo's operator.
-if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
-  export CUSTOMER_OPERATOR_STATE=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/test-cluster}
-  export CUSTOMER_OPERATOR_ETCD_PORT=${CUSTOMER_OPERATOR_ETCD_PORT:-22379}
-  export CUSTOMER_OPERATOR_APISERVER_PORT=${CUSTOMER_OPERATOR_APISERVER_PORT:-26443}
-  export CUSTOMER_OPERATOR_KCM_PORT=${CUSTOMER_OPERATOR_KCM_PORT:-26457}
-  bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+if existing; then
+  versions=(existing)
+elif [ -n "${CUSTOMER_OPERATOR_K8S_VERSION:-}" ]; then
+  versions=("$CUSTOMER_OPERATOR_K8S_VERSION")
+else
+  mapfile -t pinned < <(bash scripts/control-plane.sh versions)
+  versions=("${pinned[0]}")
+  if [ "${#pinned[@]}" -gt 1 ]; then versions+=("${pinned[-1]}"); fi
 fi
-bash scripts/control-plane.sh up >/dev/null
-eval "$(bash scripts/control-plane.sh env)"
-echo "test.sh: control plane ready, KUBECONFIG=$KUBECONFIG" >&2
+
+# The test control planes: ports and state apart from the demo's, a fresh etcd each run,
+# so tests start from a known state and never meet the demo's operator.
+base_state=${CUSTOMER_OPERATOR_STATE:-$HOME/.cache/customer-operator/test-cluster}
+export CUSTOMER_OPERATOR_ETCD_PORT=${CUSTOMER_OPERATOR_ETCD_PORT:-22379}
+export CUSTOMER_OPERATOR_APISERVER_PORT=${CUSTOMER_OPERATOR_APISERVER_PORT:-26443}
+export CUSTOMER_OPERATOR_KCM_PORT=${CUSTOMER_OPERATOR_KCM_PORT:-26457}
+started=()
+stop_all() {
+  local state
+  for state in "${started[@]}"; do
+    CUSTOMER_OPERATOR_STATE=$state bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+  done
+}
+trap stop_all EXIT
+
+# The binaries first (a cold machine builds them here), so a build failure is reported
+# before anything else runs.
+if ! existing; then
+  for version in "${versions[@]}"; do
+    CUSTOMER_OPERATOR_K8S_VERSION=$version bash scripts/control-plane.sh build
+  done
+fi
+bash scripts/helm.sh setup
 
 rm -f target/reliability-figures.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-# The Helm engine of the chart checks (tests/chart.rs), installed once into the cache.
-bash scripts/helm.sh setup
-# A real Helm release (install, upgrade, uninstall) first, while no test has created the
-# CRDs or the customer roles yet: Helm takes over no object it did not create. Only on
-# the fresh control plane started above, never on an existing cluster.
-if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
-  cargo test --locked --test helm_release -- --ignored
-fi
-cargo test --all-targets --locked
+cargo test --locked --no-run --all-targets
 
-# The integration tests that run the operator, again, with the operator holding only the
-# RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/support).
-mapfile -t with_operator < <(grep -l 'support::operator()' tests/*.rs | xargs -n1 basename | sed 's/\.rs$//')
-echo "test.sh: again under the chart's RBAC: ${with_operator[*]}" >&2
-CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked $(printf -- '--test %s ' "${with_operator[@]}")
+for version in "${versions[@]}"; do
+  if ! existing; then
+    export CUSTOMER_OPERATOR_K8S_VERSION=$version
+    export CUSTOMER_OPERATOR_STATE=$base_state-$version
+    started+=("$CUSTOMER_OPERATOR_STATE")
+    bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+  fi
+  bash scripts/control-plane.sh up >/dev/null
+  eval "$(bash scripts/control-plane.sh env)"
+  server=$(kubectl version -o json | jq -r .serverVersion.gitVersion)
+  say "control plane ready: Kubernetes $server, KUBECONFIG=$KUBECONFIG"
 
-# The apiserver fault test (tests/faults.rs), CI-sized, on a control plane of its own
-# beside this one (ports and state derived from it): it stops that apiserver for 30 s.
-# The longer crash and fault runs: scripts/reliability.sh (see RELIABILITY.md).
-if [ "${CUSTOMER_OPERATOR_TEST_CLUSTER:-}" != existing ]; then
-  CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \
-  CUSTOMER_OPERATOR_RELIABILITY_ETCD_PORT=$((CUSTOMER_OPERATOR_ETCD_PORT + 1000)) \
-  CUSTOMER_OPERATOR_RELIABILITY_APISERVER_PORT=$((CUSTOMER_OPERATOR_APISERVER_PORT + 2000)) \
-  CUSTOMER_OPERATOR_RELIABILITY_KCM_PORT=$((CUSTOMER_OPERATOR_KCM_PORT + 2000)) \
-    bash scripts/reliability.sh --no-crash --faults apiserver
-fi
-echo "test.sh: reliability figures (RELIABILITY.md):" >&2
+  # A real Helm release (install, upgrade, uninstall) first, while no test has created the
+  # CRDs or the customer roles yet: Helm takes over no object it did not create. Only on
+  # the fresh control plane started above, never on an existing cluster.
+  if ! existing; then
+    cargo test --locked --test helm_release -- --ignored
+  fi
+  cargo test --all-targets --locked
+
+  # The integration tests that run the operator, again, with the operator holding only the
+  # RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/support).
+  mapfile -t with_operator < <(grep -l 'support::operator()' tests/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+  say "again under the chart's RBAC on $server: ${with_operator[*]}"
+  test_args=()
+  for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
+  CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked "${test_args[@]}"
+
+  # The apiserver fault test (tests/faults.rs), CI-sized, on a control plane of its own
+  # beside this one (ports and state derived from it): it stops that apiserver for 30 s.
+  # The longer crash and fault runs: scripts/reliability.sh (see RELIABILITY.md).
+  if ! existing; then
+    CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \
+    CUSTOMER_OPERATOR_RELIABILITY_ETCD_PORT=$((CUSTOMER_OPERATOR_ETCD_PORT + 1000)) \
+    CUSTOMER_OPERATOR_RELIABILITY_APISERVER_PORT=$((CUSTOMER_OPERATOR_APISERVER_PORT + 2000)) \
+    CUSTOMER_OPERATOR_RELIABILITY_KCM_PORT=$((CUSTOMER_OPERATOR_KCM_PORT + 2000)) \
+      bash scripts/reliability.sh --no-crash --faults apiserver
+  fi
+  if ! existing; then
+    bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
+  fi
+  say "suite passed on Kubernetes $server"
+done
+say "reliability figures (RELIABILITY.md):"
 cat target/reliability-figures.txt >&2 || true
+say "passed on: ${versions[*]}"

@@ -1,4 +1,4 @@
-//! The Helm chart, checked with a real Helm engine (scripts/helm.sh) and against the
+//! The Helm chart, checked with the real helm CLI (scripts/helm.sh) and against the
 //! code: its CRDs are the ones the types generate, its RBAC names the roles the code
 //! binds, it lints and renders with default and non-default values for old and new
 //! clusters, the test apiserver accepts what it renders (server-side dry run), and the

@@ -74,7 +74,7 @@ async fn helm_install_upgrade_uninstall() {
         NAMESPACE,
         "--create-namespace",
     ]);
-    assert!(out.contains("deployed"), "{out}");
+    assert!(out.contains("STATUS: deployed"), "{out}");
     for name in [&customer_crd, &group_crd] {
         support::wait_established(&crds, name).await;
         let crd = crds.get(name).await.unwrap();
@@ -116,7 +116,7 @@ async fn helm_install_upgrade_uninstall() {
         "    shortNames:\n    - cust\n    - custo\n",
     );
     let out = support::helm(&["upgrade", RELEASE, copy.to_str().unwrap(), "-n", NAMESPACE]);
-    assert!(out.contains("revision 2"), "{out}");
+    assert!(out.contains("REVISION: 2"), "{out}");
     let crd = crds.get(&customer_crd).await.unwrap();
     assert_eq!(crd.labels()["helm.sh/chart"], "customer-operator-0.1.1");
     assert_eq!(

@@ -399,8 +399,8 @@ pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/customer-op
 /// The namespace and release name the tests install the chart's RBAC as.
 pub const CHART_NAMESPACE: &str = "customer-operator";
 
-/// Runs `scripts/helm.sh` (the chart checks' Helm engine, installed on first use) and
-/// returns its standard output; panics with its message when it fails.
+/// Runs the helm CLI through `scripts/helm.sh` (built from its Go module on first use)
+/// and returns its standard output; panics with its message when it fails.
 #[allow(dead_code)]
 pub fn helm(args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/helm.sh");
@@ -424,7 +424,7 @@ pub fn helm(args: &[&str]) -> String {
 #[allow(dead_code)]
 pub fn render_chart(args: &[&str]) -> Vec<serde_json::Value> {
     use serde::Deserialize;
-    let mut all = vec!["template", CHART, "--namespace", CHART_NAMESPACE];
+    let mut all = vec!["template", CHART_NAMESPACE, CHART, "--namespace", CHART_NAMESPACE];
     all.extend_from_slice(args);
     let text = helm(&all);
     serde_yaml::Deserializer::from_str(&text)
