@@ -231,3 +231,78 @@ fn a_namespace_collision_is_refused() {
         "{err}"
     );
 }
+
+/// The NAMESPACES column of a customer in the table.
+fn namespaces_of(text: &str, name: &str) -> String {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .split_whitespace()
+        .skip(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_lookalike_namespace_is_not_the_customers() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/verify/lookalike.yaml",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(namespaces_of(&text, "nova-bakery"), "nova-bakery");
+    assert!(text.contains("Undeclared paths: none"), "{text}");
+    assert!(
+        text.contains(
+            "note: namespace squat is labelled customers.dev/customer=nova-bakery but that Customer does not hold it"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn with_uids_ownership_is_by_uid() {
+    // As `kubectl get -o yaml` of a cluster gives it: the Customer with its uid, its
+    // namespace owned by that uid, and a look-alike whose ownerReference names the
+    // Customer with another uid.
+    let owner = |uid: &str| {
+        serde_json::json!([{"apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+            "name": "nova-bakery", "uid": uid, "controller": true}])
+    };
+    let namespace = |name: &str, uid: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": name, "ownerReferences": owner(uid),
+            "labels": {"customers.dev/customer": "nova-bakery", "customers.dev/group": "all",
+                       "kubernetes.io/metadata.name": name}}})
+    };
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+         "metadata": {"name": "nova-bakery", "uid": "0b5e-real"},
+         "spec": {"displayName": "Nova Bakery", "contactEmail": "it@nova-bakery.example"}},
+        namespace("nova-bakery", "0b5e-real"),
+        namespace("nova-bakery-copy", "0b5e-forged"),
+    ]});
+    let dir = std::env::temp_dir().join(format!("verify-uid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cluster.json");
+    std::fs::write(&file, serde_json::to_string(&list).unwrap()).unwrap();
+    let out = run(&["verify", "-f", file.to_str().unwrap(), "--output", "json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        report["customers"][0]["namespaces"],
+        serde_json::json!(["nova-bakery"])
+    );
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("namespace nova-bakery-copy is labelled"),
+        "{report}"
+    );
+}

@@ -29,7 +29,7 @@ pub struct Tenant {
     pub group: String,
     /// Its effective isolation; unknown when only its namespaces are known.
     pub isolation: Option<Isolation>,
-    /// Its namespaces: those labelled `customers.dev/customer=<name>`.
+    /// Its namespaces: those labelled `customers.dev/customer=<name>` that it holds.
     pub namespaces: Vec<String>,
 }
 

@@ -424,7 +424,13 @@ pub fn helm(args: &[&str]) -> String {
 #[allow(dead_code)]
 pub fn render_chart(args: &[&str]) -> Vec<serde_json::Value> {
     use serde::Deserialize;
-    let mut all = vec!["template", CHART_NAMESPACE, CHART, "--namespace", CHART_NAMESPACE];
+    let mut all = vec![
+        "template",
+        CHART_NAMESPACE,
+        CHART,
+        "--namespace",
+        CHART_NAMESPACE,
+    ];
     all.extend_from_slice(args);
     let text = helm(&all);
     serde_yaml::Deserializer::from_str(&text)
