@@ -136,7 +136,9 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// The metrics and health server could not listen on its address.
-    #[error("listening on {address}: {source}")]
+    #[error(
+        "listening on {address}: {source}; is another operator running on this machine? Give this one another address with --metrics-addr (host:port, port 0 picks a free one) or --metrics-addr off"
+    )]
     Bind {
         /// The address asked for.
         address: String,

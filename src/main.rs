@@ -27,7 +27,7 @@ enum Command {
     /// Run the controller against the cluster the kubeconfig names, until SIGTERM.
     Run {
         /// Kubeconfig file; default: in-cluster config, else $KUBECONFIG, else ~/.kube/config.
-        #[arg(long, env = "KUBECONFIG")]
+        #[arg(long)]
         kubeconfig: Option<PathBuf>,
         /// Customers reconciled at the same time.
         #[arg(long, env = "CUSTOMER_OPERATOR_CONCURRENCY", default_value_t = 8)]
@@ -67,7 +67,7 @@ enum Command {
         files: Vec<PathBuf>,
         /// Kubeconfig file, when reading the cluster; default: in-cluster config, else
         /// $KUBECONFIG, else ~/.kube/config.
-        #[arg(long, env = "KUBECONFIG")]
+        #[arg(long)]
         kubeconfig: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
@@ -270,7 +270,14 @@ async fn client(kubeconfig: Option<PathBuf>) -> Result<Client, String> {
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => Config::infer().await.map_err(|e| e.to_string())?,
+        // Config::infer reads $KUBECONFIG (a list of files) itself; set but empty, it
+        // would name no file, which is almost always a mistake of the shell.
+        None if std::env::var_os("KUBECONFIG").is_some_and(|v| v.is_empty()) => {
+            return Err("KUBECONFIG is set but empty: unset it (the in-cluster config, else ~/.kube/config, is used then), set it to a kubeconfig file, or pass --kubeconfig".into());
+        }
+        None => Config::infer().await.map_err(|e| {
+            format!("no cluster to talk to ({e}): set KUBECONFIG or pass --kubeconfig")
+        })?,
     };
     Client::try_from(config).map_err(|e| e.to_string())
 }

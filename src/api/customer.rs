@@ -38,7 +38,7 @@ pub const MAX_NAMESPACE_SUFFIX: usize = 22;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!has(oldSelf.partner) || !has(self.partner) || self.partner.name == oldSelf.partner.name || !has(self.partner.securityConsultants) || !has(oldSelf.partner.securityConsultants) || !self.partner.securityConsultants.exists(c, oldSelf.partner.securityConsultants.exists(o, o.kind == c.kind && o.name == c.name))",
-    "message": "spec.partner.name changed: the previous partner's securityConsultants lose their roles and may not be carried over; name the new partner's consultants afresh"
+    "message": "spec.partner.name changed: the previous partner's securityConsultants lose their roles and may not be carried over; remove them from securityConsultants and list the new partner's own consultants"
 }]))]
 pub struct CustomerSpec {
     /// The customer's name as people read it. Not only whitespace, and without bidirectional override

@@ -443,11 +443,11 @@ fn egress_text(egress: &Side, ports: &PortSet) -> String {
             let grants: Vec<String> = egress.grants_within(ports).map(|g| g.to_string()).collect();
             if grants.is_empty() {
                 let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
-                format!(
-                    "denied today: none of the {} policies selecting the pod allows it ({})",
-                    names.len(),
-                    names.join(", ")
-                )
+                let none_of = match names.len() {
+                    1 => "the 1 policy selecting the pod does not allow it".to_string(),
+                    n => format!("none of the {n} policies selecting the pod allows it"),
+                };
+                format!("denied today: {none_of} ({})", names.join(", "))
             } else {
                 format!("allowed by {}", grants.join("; "))
             }
