@@ -30,8 +30,11 @@ pub enum Reason {
     InvalidSubject,
     /// An `allowFrom` entry is malformed.
     InvalidAllowFrom,
-    /// A quota or limit quantity is malformed.
+    /// A quota or limit quantity is malformed, or one the apiserver refuses there.
     InvalidQuantity,
+    /// A subject is a system one (`system:` user or group, a ServiceAccount of a system
+    /// namespace) the operator is not configured to allow.
+    SystemSubject,
 }
 
 impl Reason {
@@ -51,6 +54,7 @@ impl Reason {
             Reason::InvalidSubject => "InvalidSubject",
             Reason::InvalidAllowFrom => "InvalidAllowFrom",
             Reason::InvalidQuantity => "InvalidQuantity",
+            Reason::SystemSubject => "SystemSubject",
         }
     }
 }
@@ -113,6 +117,9 @@ pub enum Error {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// Input documents `render` or `verify` cannot use, one line each.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Unusable(Vec<Error>),
     /// A call to the Kubernetes API failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
@@ -129,7 +136,9 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// The metrics and health server could not listen on its address.
-    #[error("listening on {address}: {source}")]
+    #[error(
+        "listening on {address}: {source}; is another operator running on this machine? Give this one another address with --metrics-addr (host:port, port 0 picks a free one) or --metrics-addr off"
+    )]
     Bind {
         /// The address asked for.
         address: String,
@@ -151,6 +160,7 @@ impl Error {
                 .unwrap_or("Invalid"),
             Error::Read { .. } => "ReadFailed",
             Error::Parse { .. } => "ParseFailed",
+            Error::Unusable(_) => "UnusableInput",
             Error::Kube(_) => "KubeApiError",
             Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",

@@ -10,6 +10,7 @@
 //!   for `customer-operator run`.
 //! - [`isolation`]: the NetworkPolicy evaluator and the reachability matrix behind
 //!   the `NetworkIsolated` condition and [`verify`], `customer-operator verify`.
+//! - [`text`]: counts with the right plural, for messages.
 
 pub mod api;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod isolation;
 pub mod operate;
 pub mod render;
 pub mod settings;
+pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};

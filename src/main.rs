@@ -27,7 +27,7 @@ enum Command {
     /// Run the controller against the cluster the kubeconfig names, until SIGTERM.
     Run {
         /// Kubeconfig file; default: in-cluster config, else $KUBECONFIG, else ~/.kube/config.
-        #[arg(long, env = "KUBECONFIG")]
+        #[arg(long)]
         kubeconfig: Option<PathBuf>,
         /// Customers reconciled at the same time.
         #[arg(long, env = "CUSTOMER_OPERATOR_CONCURRENCY", default_value_t = 8)]
@@ -62,7 +62,7 @@ enum Command {
         files: Vec<PathBuf>,
         /// Kubeconfig file, when reading the cluster; default: in-cluster config, else
         /// $KUBECONFIG, else ~/.kube/config.
-        #[arg(long, env = "KUBECONFIG")]
+        #[arg(long)]
         kubeconfig: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
@@ -124,6 +124,17 @@ struct SettingsArgs {
     /// may match pods in the isolation check.
     #[arg(long, env = "CUSTOMER_OPERATOR_POD_CIDRS", value_delimiter = ',', default_values_t = DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()))]
     pod_cidrs: Vec<String>,
+    /// System subjects that Customers and groups may name all the same (comma-separated),
+    /// as the apiserver names them: `system:authenticated`,
+    /// `system:serviceaccount:<namespace>:<name>`. By default every `system:` user and
+    /// group and every ServiceAccount of `kube-*`, `default` and the operator's
+    /// namespace is refused.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_ALLOW_SYSTEM_SUBJECTS",
+        value_delimiter = ','
+    )]
+    allow_system_subjects: Vec<String>,
 }
 
 /// How the operator runs as a service: logs, metrics and health, leader election.
@@ -239,6 +250,7 @@ impl SettingsArgs {
             private_cidrs: self.private_cidrs,
             operator_namespace: self.operator_namespace,
             pod_cidrs: self.pod_cidrs,
+            allowed_system_subjects: self.allow_system_subjects,
         })
     }
 }
@@ -253,7 +265,14 @@ async fn client(kubeconfig: Option<PathBuf>) -> Result<Client, String> {
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => Config::infer().await.map_err(|e| e.to_string())?,
+        // Config::infer reads $KUBECONFIG (a list of files) itself; set but empty, it
+        // would name no file, which is almost always a mistake of the shell.
+        None if std::env::var_os("KUBECONFIG").is_some_and(|v| v.is_empty()) => {
+            return Err("KUBECONFIG is set but empty: unset it (the in-cluster config, else ~/.kube/config, is used then), set it to a kubeconfig file, or pass --kubeconfig".into());
+        }
+        None => Config::infer().await.map_err(|e| {
+            format!("no cluster to talk to ({e}): set KUBECONFIG or pass --kubeconfig")
+        })?,
     };
     Client::try_from(config).map_err(|e| e.to_string())
 }
@@ -300,6 +319,12 @@ fn verify(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `render` and `verify` keep 1 for "not isolated" and say 2 for input they cannot
+    // use or any other error; `run` and `crds` fail with 1.
+    let error_code: u8 = match cli.command {
+        Command::Render { .. } | Command::Verify { .. } => 2,
+        Command::Run { .. } | Command::Crds => 1,
+    };
     let done = |text: String| (text, true);
     let result = match cli.command {
         Command::Run {
@@ -348,8 +373,10 @@ fn main() -> ExitCode {
             }
         }
         Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+            for line in message.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(error_code)
         }
     }
 }

@@ -1,12 +1,12 @@
 //! `customer-operator render`: reads Customers and CustomerGroups from files and prints,
 //! offline, every object the operator would create for them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
-use serde::Deserialize;
 
 use crate::api::{API_VERSION, Customer, CustomerGroup};
 use crate::desired::{self, Desired, MapDirectory};
@@ -25,6 +25,9 @@ pub struct Inputs {
     pub namespaces: Vec<(PathBuf, Namespace)>,
     /// NetworkPolicies (`networking.k8s.io/v1`) and their files.
     pub network_policies: Vec<(PathBuf, NetworkPolicy)>,
+    /// Policies of other kinds (AdminNetworkPolicy, Calico, Cilium), which `verify`
+    /// cannot evaluate, and their files.
+    pub unevaluated: Vec<(PathBuf, String)>,
 }
 
 impl Inputs {
@@ -36,27 +39,42 @@ impl Inputs {
         )
     }
 
-    /// Every object for every Customer read, in file order. The first invalid Customer
-    /// is an error naming its file and fields.
+    /// Every object for every Customer read, in file order. Every invalid Customer is an
+    /// error naming its file and fields, and so is every namespace two Customers ask
+    /// for (offline nothing says which of them holds it).
     pub fn desired(&self, settings: &Settings) -> Result<Vec<(&Customer, Desired)>> {
         let dir = self.directory();
-        self.customers
-            .iter()
-            .map(|(file, customer)| {
-                let desired =
-                    desired::desired(customer, &dir, settings).map_err(|e| Error::Parse {
-                        path: file.display().to_string(),
-                        object: format!("Customer/{}", customer.name_any()),
-                        message: e.to_string(),
-                    })?;
-                Ok((customer, desired))
-            })
-            .collect()
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        for (file, customer) in &self.customers {
+            let problem = |message: String| Error::Parse {
+                path: file.display().to_string(),
+                object: format!("Customer/{}", customer.name_any()),
+                message,
+            };
+            match desired::desired(customer, &dir, settings) {
+                Ok(desired) => {
+                    problems.extend(desired.conflicts.iter().map(|c| {
+                        problem(format!(
+                            "namespace {} is asked for by Customer {} too (a namespace-name collision); rename a namespace of one of them",
+                            c.namespace, c.holder
+                        ))
+                    }));
+                    out.push((customer, desired));
+                }
+                Err(e) => problems.push(problem(e.to_string())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(Error::Unusable(problems))
+        }
     }
 }
 
-/// The YAML files under `path`: the file itself, or every `.yaml`/`.yml` below a directory,
-/// in name order.
+/// The input files under `path`: the file itself, or every `.yaml`, `.yml` and `.json`
+/// below a directory, in name order.
 pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
     let read_err = |source| Error::Read {
         path: path.display().to_string(),
@@ -73,7 +91,7 @@ pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
             files.extend(yaml_files(&entry)?);
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
+            Some("yaml" | "yml" | "json")
         ) {
             files.push(entry);
         }
@@ -83,72 +101,294 @@ pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads every Customer, CustomerGroup, Namespace and NetworkPolicy in these files or
-/// directories. Documents of other kinds are skipped; a malformed one is an error naming
-/// the file, the object and the field.
+/// directories, also inside `kind: List` documents (what `kubectl get -o yaml` and `-o
+/// json` write). Documents of kinds neither tool uses are skipped. Every document that
+/// cannot be used is an error naming its file and object, all of them at once: a
+/// malformed one, one without apiVersion or kind, a kind these tools read under
+/// another apiVersion, a field kubectl would refuse, the same object twice.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
     let mut inputs = Inputs::default();
+    let mut problems = Vec::new();
     for path in paths {
         for file in yaml_files(path)? {
             let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
                 path: file.display().to_string(),
                 source,
             })?;
-            read_documents(&file, &text, &mut inputs)?;
+            read_documents(&file, &text, &mut inputs, &mut problems);
         }
     }
-    Ok(inputs)
+    problems.extend(duplicates(&inputs));
+    if problems.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(Error::Unusable(problems))
+    }
 }
 
-/// Just enough of a document to know what it is.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Header {
-    api_version: Option<String>,
-    kind: Option<String>,
-    metadata: Option<HeaderMeta>,
+/// The kinds `render` and `verify` read, under the one apiVersion each.
+const KNOWN: &[(&str, &str)] = &[
+    (API_VERSION, "Customer"),
+    (API_VERSION, "CustomerGroup"),
+    ("v1", "Namespace"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+];
+
+/// API groups of network policy kinds other than `networking.k8s.io/v1` NetworkPolicy
+/// (AdminNetworkPolicy, ClusterNetworkPolicy, Calico, Cilium): they open or close paths
+/// the evaluator does not know of.
+const OTHER_POLICY_GROUPS: &[&str] = &[
+    "policy.networking.k8s.io",
+    "crd.projectcalico.org",
+    "projectcalico.org",
+    "cilium.io",
+];
+
+fn api_group(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("")
 }
 
-#[derive(Deserialize)]
-struct HeaderMeta {
-    name: Option<String>,
-}
-
-fn read_documents(file: &Path, text: &str, inputs: &mut Inputs) -> Result<()> {
+fn read_documents(file: &Path, text: &str, inputs: &mut Inputs, problems: &mut Vec<Error>) {
     let path = file.display().to_string();
-    for (index, document) in split_documents(text).into_iter().enumerate() {
-        let parse_err = |object: String, message: String| Error::Parse {
-            path: path.clone(),
-            object,
-            message,
+    let problem = |object: String, message: String| Error::Parse {
+        path: path.clone(),
+        object,
+        message,
+    };
+    let documents: Vec<(String, std::result::Result<serde_json::Value, String>)> =
+        if file.extension().and_then(|e| e.to_str()) == Some("json") {
+            vec![(
+                "the document".to_string(),
+                serde_json::from_str(text).map_err(|e| e.to_string()),
+            )]
+        } else {
+            split_documents(text)
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        format!("document {}", i + 1),
+                        serde_yaml::from_str(d).map_err(|e| e.to_string()),
+                    )
+                })
+                .collect()
         };
-        let header: Option<Header> = serde_yaml::from_str(document)
-            .map_err(|e| parse_err(format!("document {}", index + 1), e.to_string()))?;
-        let Some(header) = header else { continue };
-        let name = header.metadata.and_then(|m| m.name).unwrap_or_default();
-        let kind = header.kind.unwrap_or_default();
-        let object = format!("{kind}/{name}");
-        let file = file.to_path_buf();
-        let parse = |e: serde_yaml::Error| parse_err(object.clone(), e.to_string());
-        match (
-            header.api_version.as_deref().unwrap_or_default(),
-            kind.as_str(),
-        ) {
-            (API_VERSION, "Customer") => inputs
-                .customers
-                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
-            (API_VERSION, "CustomerGroup") => inputs
-                .groups
-                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
-            ("v1", "Namespace") => inputs
-                .namespaces
-                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
-            ("networking.k8s.io/v1", "NetworkPolicy") => inputs
-                .network_policies
-                .push((file, serde_yaml::from_str(document).map_err(parse)?)),
-            _ => {}
+    for (position, parsed) in documents {
+        match parsed {
+            Ok(serde_json::Value::Null) => {}
+            Ok(value) => read_object(file, &position, value, inputs, problems),
+            Err(message) => problems.push(problem(position, message)),
         }
     }
-    Ok(())
+}
+
+/// One document: a List is read item by item, a known kind is decoded, others skipped.
+fn read_object(
+    file: &Path,
+    position: &str,
+    value: serde_json::Value,
+    inputs: &mut Inputs,
+    problems: &mut Vec<Error>,
+) {
+    let path = file.display().to_string();
+    let text =
+        |v: &serde_json::Value, key: &str| v.get(key).and_then(|k| k.as_str()).map(str::to_string);
+    let api_version = text(&value, "apiVersion").unwrap_or_default();
+    let kind = text(&value, "kind").unwrap_or_default();
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let object = if kind.is_empty() {
+        position.to_string()
+    } else {
+        format!("{kind}/{name}")
+    };
+    let mut refuse = |message: String| {
+        problems.push(Error::Parse {
+            path: path.clone(),
+            object: object.clone(),
+            message,
+        })
+    };
+    if !value.is_object() {
+        return refuse("not a Kubernetes object (a mapping with apiVersion and kind)".into());
+    }
+    if api_version.is_empty() || kind.is_empty() {
+        return refuse("no apiVersion or no kind: not a Kubernetes object".into());
+    }
+    // `kind: List` (kubectl), or `<Kind>List` (the API), whose items may then lack
+    // their apiVersion and kind.
+    let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+    if kind == "List" || item_kind.is_some_and(|k| KNOWN.iter().any(|(_, known)| *known == k)) {
+        let Some(items) = value.get("items").and_then(|i| i.as_array()) else {
+            return refuse("a List needs items (a list of objects)".into());
+        };
+        for (i, item) in items.iter().enumerate() {
+            let mut item = item.clone();
+            if let (Some(item_kind), Some(map)) = (item_kind, item.as_object_mut()) {
+                map.entry("apiVersion")
+                    .or_insert(api_version.clone().into());
+                map.entry("kind").or_insert(item_kind.into());
+            }
+            read_object(
+                file,
+                &format!("{object} item {}", i + 1),
+                item,
+                inputs,
+                problems,
+            );
+        }
+        return;
+    }
+    let known = KNOWN
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(version, _)| *version);
+    let group = api_group(&api_version);
+    match known {
+        Some(version) if version != api_version => {
+            return refuse(format!(
+                "apiVersion {api_version:?} is not the one render and verify read for {kind}: {version}"
+            ));
+        }
+        Some(_) => {}
+        None if group == "customers.dev" => {
+            return refuse(format!(
+                "customers.dev has no kind {kind:?} (Customer, CustomerGroup)"
+            ));
+        }
+        None if OTHER_POLICY_GROUPS.contains(&group) && kind.contains("Policy") => {
+            inputs
+                .unevaluated
+                .push((file.to_path_buf(), format!("{kind}/{name} ({api_version})")));
+            return;
+        }
+        None => return,
+    }
+    let file = file.to_path_buf();
+    let result = match kind.as_str() {
+        "Customer" => decode(&value).map(|c| inputs.customers.push((file, c))),
+        "CustomerGroup" => decode(&value).map(|g| inputs.groups.push((file, g))),
+        "Namespace" => decode(&value).map(|n| inputs.namespaces.push((file, n))),
+        _ => decode(&value).map(|p| inputs.network_policies.push((file, p))),
+    };
+    if let Err(message) = result {
+        refuse(message);
+    }
+}
+
+/// Decodes a document into its type: a field of the wrong type is an error naming it,
+/// and so is a field the type does not have (kubectl's strict field validation refuses
+/// those too), unless it is empty.
+fn decode<T: serde::de::DeserializeOwned + serde::Serialize>(
+    value: &serde_json::Value,
+) -> std::result::Result<T, String> {
+    // Through YAML text, so that an error names the path of the field.
+    let text = serde_yaml::to_string(value).map_err(|e| e.to_string())?;
+    let typed: T = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    unknown_fields(value, &back, "", &mut unknown);
+    if unknown.is_empty() {
+        Ok(typed)
+    } else {
+        Err(format!(
+            "unknown field{} {} (kubectl refuses unknown fields)",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", ")
+        ))
+    }
+}
+
+/// The paths of `input` that `decoded` (the same document read into its type and
+/// written back) does not have. Empty values (null, "", false, [], {}) do not count:
+/// the type may leave them out when it writes.
+fn unknown_fields(
+    input: &serde_json::Value,
+    decoded: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let empty = |v: &Value| match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(_) | Value::Bool(true) => false,
+    };
+    match (input, decoded) {
+        (Value::Object(fields), Value::Object(known)) => {
+            for (key, value) in fields {
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match known.get(key) {
+                    Some(back) => unknown_fields(value, back, &at, out),
+                    None if !empty(value) => out.push(at),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(known)) if items.len() == known.len() => {
+            for (i, (item, back)) in items.iter().zip(known).enumerate() {
+                unknown_fields(item, back, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The objects the files give more than once: the same kind, namespace and name.
+fn duplicates(inputs: &Inputs) -> Vec<Error> {
+    let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let keys = inputs
+        .customers
+        .iter()
+        .map(|(f, c)| (f, format!("Customer/{}", c.name_any())))
+        .chain(
+            inputs
+                .groups
+                .iter()
+                .map(|(f, g)| (f, format!("CustomerGroup/{}", g.name_any()))),
+        )
+        .chain(
+            inputs
+                .namespaces
+                .iter()
+                .map(|(f, n)| (f, format!("Namespace/{}", n.name_any()))),
+        )
+        .chain(inputs.network_policies.iter().map(|(f, p)| {
+            (
+                f,
+                format!(
+                    "NetworkPolicy/{}/{}",
+                    p.namespace().unwrap_or_default(),
+                    p.name_any()
+                ),
+            )
+        }));
+    for (file, key) in keys {
+        if let Some(first) = seen.insert(key.clone(), file) {
+            problems.push(Error::Parse {
+                path: file.display().to_string(),
+                object: key,
+                message: format!(
+                    "given twice (also in {}); which one counts is unclear, keep one",
+                    first.display()
+                ),
+            });
+        }
+    }
+    problems
 }
 
 /// Splits a multi-document YAML stream at its `---` lines.
@@ -174,18 +414,12 @@ fn split_documents(text: &str) -> Vec<&str> {
 }
 
 /// Renders every object for every Customer in `inputs` as one multi-document YAML stream,
-/// each customer's objects under a comment naming it. The first invalid Customer stops
-/// the render with an error naming its file and fields.
+/// each customer's objects under a comment naming it. Invalid Customers and namespace
+/// collisions stop the render with an error naming each file and field.
 pub fn render(inputs: &Inputs, settings: &Settings) -> Result<String> {
     let mut out = String::new();
     for (customer, desired) in inputs.desired(settings)? {
         out.push_str(&format!("# Customer {}\n", customer.name_any()));
-        for conflict in &desired.conflicts {
-            out.push_str(&format!(
-                "# Conflict: namespace {} is held by Customer {} and is left out\n",
-                conflict.namespace, conflict.holder
-            ));
-        }
         for value in desired.to_values()? {
             out.push_str("---\n");
             out.push_str(

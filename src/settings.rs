@@ -33,6 +33,11 @@ pub struct Settings {
     /// takes a pod to have some address in them when it judges whether an ipBlock may
     /// match it.
     pub pod_cidrs: Vec<String>,
+    /// System subjects (`system:` users and groups, ServiceAccounts of system
+    /// namespaces) a Customer or group may still name, by the name the apiserver
+    /// authenticates them as: `system:authenticated`, or
+    /// `system:serviceaccount:<namespace>:<name>` for a ServiceAccount. Empty: none.
+    pub allowed_system_subjects: Vec<String>,
 }
 
 /// Ranges excluded from internet egress unless told otherwise.
@@ -73,6 +78,7 @@ impl Default for Settings {
                 .collect(),
             operator_namespace: "customer-operator".into(),
             pod_cidrs: DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()).collect(),
+            allowed_system_subjects: Vec::new(),
         }
     }
 }
@@ -82,6 +88,12 @@ impl Settings {
     pub fn pod_ranges(&self) -> Result<Vec<Cidr>> {
         cidr::parse_all(&self.pod_cidrs)
             .map_err(|message| Error::Config(format!("pod CIDRs: {message}")))
+    }
+
+    /// Whether a ServiceAccount of this namespace is a system one, which no customer may
+    /// name unless allowed: `kube-*`, `default` and the operator's own namespace.
+    pub fn is_system_namespace(&self, name: &str) -> bool {
+        name.starts_with("kube-") || name == "default" || name == self.operator_namespace
     }
 
     /// Whether a namespace name is one no customer may take: `kube-*`, `default`, the

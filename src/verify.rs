@@ -9,12 +9,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
+use crate::api::LABEL_CUSTOMER;
 use crate::api::{Customer, CustomerGroup};
 use crate::controller::decode;
 use crate::desired::{self, MapDirectory};
 use crate::error::{Error, Result};
 use crate::isolation::matrix::{Tenancy, Tenant};
-use crate::isolation::{Declared, Finding, Link, Network, PortSet, analyse};
+use crate::isolation::{Declared, Finding, Labels, Link, Network, PortSet, analyse};
 use crate::render::Inputs;
 use crate::settings::Settings;
 
@@ -60,6 +61,19 @@ pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> 
             .iter()
             .map(|(_, p)| (key(p), p.clone())),
     );
+    if !inputs.unevaluated.is_empty() {
+        return Err(Error::Unusable(
+            inputs
+                .unevaluated
+                .iter()
+                .map(|(file, object)| Error::Parse {
+                    path: file.display().to_string(),
+                    object: object.clone(),
+                    message: "verify evaluates networking.k8s.io/v1 NetworkPolicies only and cannot judge what this policy opens or closes; leave it out of the input to check the NetworkPolicies alone".into(),
+                })
+                .collect(),
+        ));
+    }
     let mut notes = Vec::new();
     if inputs.customers.is_empty() {
         notes.push("no Customer in the input: nothing is declared".to_string());
@@ -174,9 +188,15 @@ pub struct Model {
     pub tenancy: Tenancy,
     /// What the Customers declare.
     pub declared: Declared,
+    /// Namespaces labelled as a customer's that it does not hold, for the report.
+    pub lookalikes: Vec<String>,
 }
 
-/// Compiles the world: policies, namespaces and their owners, declarations.
+/// Compiles the world: policies, namespaces and their owners, declarations. A namespace
+/// is a customer's when its `customers.dev/customer` label names the customer and the
+/// customer holds it ([`desired::owned_by`], the controller's rule); a namespace whose
+/// label names a Customer that does not hold it is nobody's. Without the Customer in the
+/// world (render output alone) the label is all there is to go by.
 pub fn model(world: &World, settings: &Settings) -> Result<Model> {
     let dir = MapDirectory::new(
         world.customers.iter().cloned(),
@@ -188,11 +208,28 @@ pub fn model(world: &World, settings: &Settings) -> Result<Model> {
         &world.policies,
         &settings.pod_ranges()?,
     );
+    let mut lookalikes = Vec::new();
+    let owned: Vec<(String, Labels)> = world
+        .namespaces
+        .iter()
+        .map(|n| {
+            let mut labels = n.labels().clone();
+            let claimed = labels.get(LABEL_CUSTOMER).and_then(|c| dir.customers.get(c));
+            if let Some(customer) = claimed
+                && !desired::owned_by(&n.metadata, customer.uid().as_deref().unwrap_or(""))
+            {
+                lookalikes.push(format!(
+                    "namespace {} is labelled {LABEL_CUSTOMER}={} but that Customer does not hold it (no ownerReference to it): counted as nobody's",
+                    n.name_any(),
+                    customer.name_any()
+                ));
+                labels.remove(LABEL_CUSTOMER);
+            }
+            (n.name_any(), labels)
+        })
+        .collect();
     let tenancy = Tenancy::new(
-        world
-            .namespaces
-            .iter()
-            .map(|n| (n.metadata.name.as_deref().unwrap_or_default(), n.labels())),
+        owned.iter().map(|(name, labels)| (name.as_str(), labels)),
         &dir,
         settings,
     );
@@ -202,6 +239,7 @@ pub fn model(world: &World, settings: &Settings) -> Result<Model> {
         network,
         tenancy,
         declared,
+        lookalikes,
     })
 }
 
@@ -212,6 +250,7 @@ pub fn verify(world: &World, settings: &Settings) -> Result<Report> {
         network,
         tenancy,
         declared,
+        lookalikes,
     } = model(world, settings)?;
     let analysis = analyse(&network, &tenancy, &declared, None);
     let reachable = |from: &str, to: &str| {
@@ -254,7 +293,7 @@ pub fn verify(world: &World, settings: &Settings) -> Result<Report> {
         declared: connections,
         links: analysis.links,
         undeclared: analysis.findings,
-        notes: world.notes.clone(),
+        notes: world.notes.iter().cloned().chain(lookalikes).collect(),
     })
 }
 

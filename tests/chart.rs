@@ -380,6 +380,7 @@ fn non_default_values_reach_the_deployment() {
         "--resync-seconds=120",
         "--log-format=plain",
         "--metrics-addr=0.0.0.0:9090",
+        "--allow-system-subjects=system:serviceaccount:backup:velero,system:authenticated",
     ] {
         assert!(args.contains(&want), "{want} in {args:?}");
     }
@@ -852,4 +853,104 @@ fn admission_policy_refuses_deleting_a_protected_customer_except_to_the_operator
     assert_eq!(decide(None, "alice"), (true, None));
     // The operator's own deletes (inner customers, Cascade members) go the finalizer's way.
     assert!(!decide(Some(true), &support::operator_user()).0);
+}
+
+#[test]
+fn admission_policy_refuses_external_ips_and_external_name_services_in_customer_namespaces() {
+    use kube_cel::{AdmissionRequest, VapEvaluator, VapExpression};
+    let vap = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+    let docs = support::render_chart(&["--kube-version", "v1.33.0", "--api-versions", vap]);
+    let name = "customer-operator-tenant-services";
+    let spec = &named(&docs, "ValidatingAdmissionPolicy", name)["spec"];
+    assert_eq!(spec["failurePolicy"], "Fail");
+    let constraints = &spec["matchConstraints"];
+    assert_eq!(
+        constraints["namespaceSelector"]["matchExpressions"],
+        json!([{"key": "customers.dev/customer", "operator": "Exists"}])
+    );
+    assert_eq!(
+        constraints["resourceRules"],
+        json!([{"apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["services"]}])
+    );
+    // Nobody is exempt.
+    assert!(spec.get("matchConditions").is_none());
+    let binding = &named(&docs, "ValidatingAdmissionPolicyBinding", name)["spec"];
+    assert_eq!(binding["policyName"], name);
+    assert_eq!(binding["validationActions"], json!(["Deny"]));
+    let validations: Vec<VapExpression> =
+        serde_json::from_value(spec["validations"].clone()).unwrap();
+    let service = |spec: Value| {
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web", "namespace": "astral-voyage"}, "spec": spec})
+    };
+    let refusal = |new: Value, old: Option<Value>| {
+        let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+        let mut evaluator = VapEvaluator::builder()
+            .object(new)
+            .request(AdmissionRequest {
+                operation: operation.into(),
+                username: "alice".into(),
+                name: "web".into(),
+                namespace: "astral-voyage".into(),
+                ..Default::default()
+            });
+        if let Some(old) = old {
+            evaluator = evaluator.old_object(old);
+        }
+        evaluator
+            .build()
+            .evaluate(&validations)
+            .into_iter()
+            .find(|r| !r.passed)
+            .map(|r| r.message.unwrap_or_default())
+    };
+    let plain = service(json!({"type": "ClusterIP", "selector": {"app": "web"},
+                               "ports": [{"port": 80}]}));
+    let external_ips = service(json!({"selector": {"app": "web"}, "ports": [{"port": 80}],
+                                      "externalIPs": ["192.0.2.10"]}));
+    let external_name = service(
+        json!({"type": "ExternalName", "externalName": "web.nova-bakery.svc.cluster.local"}),
+    );
+    assert_eq!(refusal(plain.clone(), None), None);
+    assert_eq!(
+        refusal(
+            service(json!({"type": "LoadBalancer", "ports": [{"port": 443}]})),
+            None
+        ),
+        None
+    );
+    let message = refusal(external_ips.clone(), None).expect("externalIPs refused");
+    assert!(message.contains("spec.externalIPs"), "{message}");
+    let message = refusal(external_name.clone(), None).expect("ExternalName refused");
+    assert!(message.contains("ExternalName"), "{message}");
+    // Changing a Service to them is refused as well.
+    assert!(refusal(external_ips.clone(), Some(plain.clone())).is_some());
+    assert!(refusal(external_name.clone(), Some(plain.clone())).is_some());
+    // One that had them before the policy may be updated unchanged, or get rid of them.
+    assert_eq!(
+        refusal(external_ips.clone(), Some(external_ips.clone())),
+        None
+    );
+    assert_eq!(
+        refusal(external_name.clone(), Some(external_name.clone())),
+        None
+    );
+    assert_eq!(refusal(plain.clone(), Some(external_ips.clone())), None);
+    let elsewhere = service(json!({"type": "ExternalName", "externalName": "evil.example"}));
+    assert!(refusal(elsewhere, Some(external_name)).is_some());
+    // Off with the value, and absent where the apiserver has no such policies.
+    let off = support::render_chart(&[
+        "--kube-version",
+        "v1.33.0",
+        "--api-versions",
+        vap,
+        "--set",
+        "admissionPolicy.tenantServices=false",
+    ]);
+    assert!(
+        of_kind(&off, "ValidatingAdmissionPolicy")
+            .iter()
+            .all(|p| p["metadata"]["name"] != name)
+    );
 }

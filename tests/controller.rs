@@ -329,7 +329,7 @@ async fn refused_spec_changes_nothing() {
     patch_spec(
         &client,
         &name,
-        json!({"group": "no-such-group", "network": {"isolation": "Off"}}),
+        json!({"group": "no-such-group", "network": {"isolation": "None"}}),
     )
     .await;
     let customers: Api<Customer> = Api::all(client.clone());

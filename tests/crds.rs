@@ -115,6 +115,46 @@ fn cel_allow_from_names_exactly_one_peer() {
 }
 
 #[test]
+fn cel_display_name_is_not_blank_and_has_no_bidi_controls() {
+    for bad in [
+        "   ",
+        "\t",
+        "\u{3000}",
+        "Acme\u{202E}evil",
+        "\u{2066}Acme\u{2069}",
+    ] {
+        let mut spec = base_spec();
+        spec["displayName"] = json!(bad);
+        let errs = errors(&customer(spec), None);
+        assert_eq!(errs.len(), 1, "{bad:?}: {errs:?}");
+        assert!(errs[0].contains("displayName"), "{errs:?}");
+    }
+    for fine in [" Astral Voyage ", "Ärger & Söhne", "東京"] {
+        let mut spec = base_spec();
+        spec["displayName"] = json!(fine);
+        assert!(errors(&customer(spec), None).is_empty(), "{fine:?}");
+    }
+}
+
+#[test]
+fn isolation_values_are_plain_words_in_every_yaml() {
+    let schema = schema_of(&api::customer_crd());
+    let values =
+        &schema["properties"]["spec"]["properties"]["network"]["properties"]["isolation"]["enum"];
+    assert_eq!(values, &json!(["Strict", "Standard", "None"]));
+    let mut spec = base_spec();
+    spec["network"] = json!({"isolation": "None"});
+    assert!(errors(&customer(spec.clone()), None).is_empty());
+    // A Customer stored with the former value still reads, as None.
+    spec["network"] = json!({"isolation": "Off"});
+    let stored: customer_operator::api::Customer = serde_json::from_value(customer(spec)).unwrap();
+    assert_eq!(
+        stored.spec.network.unwrap().isolation,
+        Some(customer_operator::api::Isolation::None)
+    );
+}
+
+#[test]
 fn crd_shape_for_kubectl() {
     let crd = api::customer_crd();
     assert_eq!(crd.spec.scope, "Cluster");

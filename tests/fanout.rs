@@ -87,7 +87,7 @@ async fn a_group_change_reconciles_its_members_only() {
                 json!({"displayName": "Member", "contactEmail": "ops@fan.example", "group": group})
             } else {
                 json!({"displayName": "Other", "contactEmail": "ops@fan.example",
-                       "network": {"isolation": "Off"}})
+                       "network": {"isolation": "None"}})
             };
             async move {
                 support::create_customer(&client, name, spec).await;

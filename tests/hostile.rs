@@ -300,7 +300,7 @@ async fn a_customer_admin_stays_inside_her_customer() {
             .patch(
                 &a,
                 &patch,
-                &merge(json!({"spec": {"network": {"isolation": "Off"}}})),
+                &merge(json!({"spec": {"network": {"isolation": "None"}}})),
             )
             .await,
     );
@@ -466,4 +466,126 @@ async fn isolation_is_in_place_before_anyone_gets_access() {
         assert_eq!(here[0].1, "NetworkPolicy", "{ns}: {here:?}");
         assert_eq!(here[0].3, "customer-default-deny", "{ns}: {here:?}");
     }
+}
+
+/// Item 10 of issue 23: RBAC lets a customer admin write Services whole, so the chart's
+/// admission policy keeps externalIPs and ExternalName Services out of customer
+/// namespaces, for her as for anyone, while ordinary Services work.
+#[tokio::test]
+async fn a_customer_admin_cannot_create_external_ip_or_external_name_services() {
+    use k8s_openapi::api::core::v1::Service;
+    let admin = support::client().await;
+    support::operator();
+    support::apply_chart_rbac(&admin).await;
+    // The chart's Service policy, as `helm install` renders it for this apiserver.
+    let name = "customer-operator-tenant-services";
+    let policies: Vec<Value> = support::render_chart_for(&admin, &[])
+        .await
+        .into_iter()
+        .filter(|d| d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        policies.len(),
+        2,
+        "the policy and its binding render on this apiserver"
+    );
+    let apply = PatchParams::apply("customer-operator-tests").force();
+    support::apply_manifests(&admin, &policies, &apply).await;
+
+    let p = support::unique("svc");
+    support::create_customer(
+        &admin,
+        &p,
+        json!({"displayName": "Services", "contactEmail": "ops@svc.example",
+               "access": {"admins": [{"kind": "User", "name": "alice"}]}}),
+    )
+    .await;
+    support::wait_condition(&admin, &p, types::READY, "True").await;
+    let services: Api<Service> = Api::namespaced(client_as("alice").await, &p);
+    let service = |name: &str, spec: Value| -> Service {
+        object(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}),
+        )
+    };
+    let external_ips = service(
+        "node-address",
+        json!({"selector": {"app": "web"}, "ports": [{"port": 80}], "externalIPs": ["192.0.2.10"]}),
+    );
+    // The policy takes effect once the apiserver has loaded it.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    support::wait_for("the Service policy in force", || {
+        let services = services.clone();
+        let external_ips = external_ips.clone();
+        let dry = dry.clone();
+        async move {
+            services
+                .create(&dry, &external_ips)
+                .await
+                .is_err()
+                .then_some(())
+        }
+    })
+    .await;
+    let pp = PostParams::default();
+    let refusal = |result: Result<Service, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => status.message,
+        other => panic!("should be refused: {other:?}"),
+    };
+    let message = refusal(services.create(&pp, &external_ips).await);
+    assert!(
+        message.contains("spec.externalIPs is not allowed"),
+        "{message}"
+    );
+    let external_name = service(
+        "elsewhere",
+        json!({"type": "ExternalName", "externalName": "web.other-customer.svc.cluster.local"}),
+    );
+    let message = refusal(services.create(&pp, &external_name).await);
+    assert!(
+        message.contains("type ExternalName is not allowed"),
+        "{message}"
+    );
+    let plain = services
+        .create(
+            &pp,
+            &service(
+                "web",
+                json!({"type": "ClusterIP", "selector": {"app": "web"}, "ports": [{"port": 80}]}),
+            ),
+        )
+        .await
+        .expect("a plain ClusterIP Service is hers to create");
+    // Nor can she turn the plain one into either afterwards.
+    let patch = |spec: Value| {
+        let services = services.clone();
+        async move {
+            services
+                .patch(
+                    "web",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": spec})),
+                )
+                .await
+        }
+    };
+    let message = refusal(patch(json!({"externalIPs": ["192.0.2.11"]})).await);
+    assert!(message.contains("spec.externalIPs"), "{message}");
+    let message = refusal(
+        patch(
+            json!({"type": "ExternalName", "externalName": "x.example", "selector": null,
+                     "ports": null, "clusterIP": null, "clusterIPs": null}),
+        )
+        .await,
+    );
+    assert!(message.contains("ExternalName"), "{message}");
+    let stored = Api::<Service>::namespaced(admin.clone(), &p)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(stored.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(plain.metadata.uid, stored.metadata.uid);
+    support::delete_customers(&admin, std::slice::from_ref(&p)).await;
 }

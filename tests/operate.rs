@@ -610,3 +610,48 @@ async fn leader_hands_over_when_killed_and_when_stopped() {
     drop(leader);
     let _ = leases.delete(&lease_name, &DeleteParams::default()).await;
 }
+
+/// Issue 23, item 18: two operators on one machine meet on the metrics port; the second
+/// says which flag to change instead of only "Address already in use".
+#[test]
+fn a_taken_metrics_port_names_the_flag_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_customer-operator"))
+        .args(["run", "--kubeconfig"])
+        .arg(support::kubeconfig())
+        .args(["--metrics-addr", &address])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the operator binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("listening on {address}"))
+            && err.contains("Address already in use")
+            && err.contains("another address with --metrics-addr"),
+        "{err}"
+    );
+}
+
+/// Issue 23, item 18: `KUBECONFIG=` (set, empty) is said to be that, for `run` and for
+/// `verify`, rather than a complaint about a flag nobody passed.
+#[test]
+fn an_empty_kubeconfig_is_named() {
+    for args in [&["run", "--metrics-addr", "off"][..], &["verify"]] {
+        let command = args[0];
+        let out = Command::new(env!("CARGO_BIN_EXE_customer-operator"))
+            .args(args)
+            .env("KUBECONFIG", "")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim(),
+            "error: KUBECONFIG is set but empty: unset it (the in-cluster config, else ~/.kube/config, is used then), set it to a kubeconfig file, or pass --kubeconfig",
+            "{command}"
+        );
+    }
+}

@@ -158,38 +158,56 @@ fn quantity() -> impl Strategy<Value = Quantity> {
     select(&["1", "500m", "8Gi", "0.5", "100", "2k", "1e3"][..]).prop_map(|q| Quantity(q.into()))
 }
 
+/// Whole numbers, for what a quota counts (pods, objects): the apiserver refuses a
+/// fraction there.
+fn whole_quantity() -> impl Strategy<Value = Quantity> {
+    select(&["1", "100", "2k", "1e3"][..]).prop_map(|q| Quantity(q.into()))
+}
+
 fn quota() -> impl Strategy<Value = Option<QuotaSpec>> {
+    let measured = select(&["requests.cpu", "limits.memory"][..]).prop_map(str::to_string);
+    let counted = select(&["pods", "count/configmaps"][..]).prop_map(str::to_string);
     proptest::option::of(
-        btree_map(
-            select(&["pods", "requests.cpu", "limits.memory", "count/configmaps"][..])
-                .prop_map(str::to_string),
-            quantity(),
-            1..3,
+        (
+            btree_map(measured, quantity(), 0..2),
+            btree_map(counted, whole_quantity(), 0..2),
         )
-        .prop_map(|hard| QuotaSpec { hard }),
+            .prop_filter("a quota limits something", |(m, c)| {
+                !m.is_empty() || !c.is_empty()
+            })
+            .prop_map(|(mut hard, counted)| {
+                hard.extend(counted);
+                QuotaSpec { hard }
+            }),
     )
 }
 
 fn limits() -> impl Strategy<Value = Option<Vec<LimitItem>>> {
-    proptest::option::of(vec(
-        (
-            select(&[LimitType::Container, LimitType::Pod][..]),
-            btree_map(
-                select(&["cpu", "memory"][..]).prop_map(str::to_string),
-                quantity(),
-                0..2,
-            ),
+    // Each type at most once, as the apiserver requires.
+    let max = || {
+        btree_map(
+            select(&["cpu", "memory"][..]).prop_map(str::to_string),
+            quantity(),
+            0..2,
         )
-            .prop_map(|(limit_type, max)| LimitItem {
-                limit_type,
-                default: BTreeMap::new(),
-                default_request: BTreeMap::new(),
-                max,
-                min: BTreeMap::new(),
-                max_limit_request_ratio: BTreeMap::new(),
-            }),
-        0..2,
-    ))
+    };
+    proptest::option::of(
+        (proptest::option::of(max()), proptest::option::of(max())).prop_map(|(container, pod)| {
+            [(LimitType::Container, container), (LimitType::Pod, pod)]
+                .into_iter()
+                .filter_map(|(limit_type, max)| {
+                    max.map(|max| LimitItem {
+                        limit_type,
+                        default: BTreeMap::new(),
+                        default_request: BTreeMap::new(),
+                        max,
+                        min: BTreeMap::new(),
+                        max_limit_request_ratio: BTreeMap::new(),
+                    })
+                })
+                .collect()
+        }),
+    )
 }
 
 fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
@@ -227,7 +245,7 @@ fn allow_from() -> impl Strategy<Value = AllowFrom> {
 
 fn isolation() -> impl Strategy<Value = Option<Isolation>> {
     proptest::option::of(select(
-        &[Isolation::Strict, Isolation::Standard, Isolation::Off][..],
+        &[Isolation::Strict, Isolation::Standard, Isolation::None][..],
     ))
 }
 

@@ -47,7 +47,7 @@ fn render_examples_prints_every_kind_for_every_customer() {
 }
 
 #[test]
-fn broken_input_gives_one_line_naming_file_object_and_field() {
+fn broken_input_gives_a_line_per_customer_naming_file_object_and_field() {
     let cases = [
         ("bad-email.yaml", "Customer/bad-email", "spec.contactEmail"),
         (
@@ -73,10 +73,12 @@ fn broken_input_gives_one_line_naming_file_object_and_field() {
     for (file, object, field) in cases {
         let path = format!("tests/fixtures/broken/{file}");
         let out = run(&["render", "-f", &path]);
-        assert!(!out.status.success(), "{file} rendered");
+        assert_eq!(out.status.code(), Some(2), "{file} rendered");
         assert!(out.stdout.is_empty(), "{file} printed objects");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.lines().count(), 1, "{err}");
+        // One line per refused Customer: both of a cycle.
+        let refused = if file == "parent-cycle.yaml" { 2 } else { 1 };
+        assert_eq!(err.lines().count(), refused, "{err}");
         for part in [path.as_str(), object, field] {
             assert!(err.contains(part), "{file}: {part:?} not in {err:?}");
         }
@@ -100,4 +102,58 @@ fn crds_command_prints_the_crds_file() {
     ))
     .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), on_disk);
+}
+
+#[test]
+fn render_reads_lists_and_json_and_reports_every_unusable_document() {
+    // The examples' Customers inside a List, in JSON, render exactly as the files do.
+    let plain = run(&["render", "-f", "examples/plain-customer.yaml"]);
+    assert!(plain.status.success());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/plain-customer.yaml"
+    ))
+    .unwrap();
+    let items: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let dir = std::env::temp_dir().join(format!("render-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("customers.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&list).unwrap()).unwrap();
+    let from_list = run(&["render", "-f", dir.to_str().unwrap()]);
+    assert!(
+        from_list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_list.stderr)
+    );
+    assert_eq!(from_list.stdout, plain.stdout);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Documents it cannot use, every one of them; then, once the documents are usable,
+    // every Customer it cannot build (here a namespace two Customers ask for).
+    for (path, parts) in [
+        (
+            "tests/fixtures/unusable/",
+            &[
+                "documents.yaml: Customer/old-version:",
+                "documents.yaml: NetworkPolicy/typo: unknown field spec.ingres",
+                "documents.yaml: NetworkPolicy/nova-bakery/twice: given twice",
+            ][..],
+        ),
+        (
+            "tests/fixtures/unusable/collision.yaml",
+            &["collision.yaml: Customer/a-b: namespace a-b-c is asked for by Customer a too"],
+        ),
+    ] {
+        let out = run(&["render", "-f", path]);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        assert!(out.stdout.is_empty(), "{path}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        for part in parts {
+            assert!(err.contains(part), "{part:?} not in\n{err}");
+        }
+    }
 }

@@ -147,8 +147,162 @@ fn render_output_with_its_customers_verifies_alike() {
 #[test]
 fn a_bad_pod_cidr_is_an_error() {
     let out = run(&["verify", "-f", "examples/", "--pod-cidrs", "10.0.0/8"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim(), "error: pod CIDRs: \"10.0.0/8\" is not a CIDR");
+}
+
+#[test]
+fn an_allow_all_policy_inside_a_list_counts_as_the_plain_document() {
+    let plain = run(BROAD);
+    assert_eq!(plain.status.code(), Some(1));
+    let plain_text = stdout(&plain);
+    assert!(plain_text.contains("Undeclared paths: 7"), "{plain_text}");
+    // As `kubectl get -o yaml` writes it (kind: List), and as the API's
+    // NetworkPolicyList in JSON (`kubectl get -o json`, items without kind).
+    for list in [
+        "tests/fixtures/verify/broad-allow-list.yaml",
+        "tests/fixtures/verify/broad-allow-list.json",
+    ] {
+        let out = run(&["verify", "-f", "examples/", "-f", list]);
+        assert_eq!(out.status.code(), Some(1), "{list}");
+        assert_eq!(stdout(&out), plain_text, "{list}");
+    }
+}
+
+#[test]
+fn every_unusable_document_is_reported_with_exit_2() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/unusable/documents.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let file = "error: tests/fixtures/unusable/documents.yaml:";
+    for part in [
+        "Customer/old-version: apiVersion \"customers.dev/v1beta1\"",
+        "Customers/plural: customers.dev has no kind \"Customers\"",
+        "NetworkPolicy/ancient: apiVersion \"extensions/v1beta1\"",
+        "NetworkPolicy/typo: unknown field spec.ingres",
+        "document 5: no apiVersion or no kind",
+        "NetworkPolicy/nova-bakery/twice: given twice",
+    ] {
+        assert!(
+            err.contains(&format!("{file} {part}")),
+            "{part:?} not in\n{err}"
+        );
+    }
+    assert_eq!(
+        err.lines().count(),
+        6,
+        "one line each, the Deployment skipped:\n{err}"
+    );
+}
+
+#[test]
+fn a_policy_kind_the_evaluator_does_not_know_is_refused() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/unusable/admin-policy.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("AdminNetworkPolicy/pass-everything (policy.networking.k8s.io/v1alpha1): verify evaluates networking.k8s.io/v1 NetworkPolicies only"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_namespace_collision_is_refused() {
+    let out = run(&["verify", "-f", "tests/fixtures/unusable/collision.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("Customer/a-b: namespace a-b-c is asked for by Customer a too"),
+        "{err}"
+    );
+}
+
+/// The NAMESPACES column of a customer in the table.
+fn namespaces_of(text: &str, name: &str) -> String {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .split_whitespace()
+        .skip(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_lookalike_namespace_is_not_the_customers() {
+    let out = run(&[
+        "verify",
+        "-f",
+        "examples/",
+        "-f",
+        "tests/fixtures/verify/lookalike.yaml",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(namespaces_of(&text, "nova-bakery"), "nova-bakery");
+    assert!(text.contains("Undeclared paths: none"), "{text}");
+    assert!(
+        text.contains(
+            "note: namespace squat is labelled customers.dev/customer=nova-bakery but that Customer does not hold it"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn with_uids_ownership_is_by_uid() {
+    // As `kubectl get -o yaml` of a cluster gives it: the Customer with its uid, its
+    // namespace owned by that uid, and a look-alike whose ownerReference names the
+    // Customer with another uid.
+    let owner = |uid: &str| {
+        serde_json::json!([{"apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+            "name": "nova-bakery", "uid": uid, "controller": true}])
+    };
+    let namespace = |name: &str, uid: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": name, "ownerReferences": owner(uid),
+            "labels": {"customers.dev/customer": "nova-bakery", "customers.dev/group": "all",
+                       "kubernetes.io/metadata.name": name}}})
+    };
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "customers.dev/v1alpha1", "kind": "Customer",
+         "metadata": {"name": "nova-bakery", "uid": "0b5e-real"},
+         "spec": {"displayName": "Nova Bakery", "contactEmail": "it@nova-bakery.example"}},
+        namespace("nova-bakery", "0b5e-real"),
+        namespace("nova-bakery-copy", "0b5e-forged"),
+    ]});
+    let dir = std::env::temp_dir().join(format!("verify-uid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cluster.json");
+    std::fs::write(&file, serde_json::to_string(&list).unwrap()).unwrap();
+    let out = run(&["verify", "-f", file.to_str().unwrap(), "--output", "json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        report["customers"][0]["namespaces"],
+        serde_json::json!(["nova-bakery"])
+    );
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("namespace nova-bakery-copy is labelled"),
+        "{report}"
+    );
 }

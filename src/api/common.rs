@@ -61,8 +61,9 @@ pub struct Access {
 
 /// Isolation level of a customer's namespaces: Strict (only its own namespaces, the
 /// cluster DNS and what is opened explicitly), Standard (Strict plus ingress from the
-/// platform namespaces, and internet egress by default) or Off (no NetworkPolicy). A
-/// customer that sets none takes its group's default, else Standard.
+/// platform namespaces, and internet egress by default) or None (no NetworkPolicy). A
+/// customer that sets none takes its group's default, else Standard. Every value can be
+/// written unquoted in YAML.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Isolation {
     /// Deny everything but traffic among the customer's own namespaces, DNS, and what
@@ -71,8 +72,11 @@ pub enum Isolation {
     /// Like Strict, plus ingress from the operator's platform namespaces (ingress
     /// controllers, monitoring) and internet egress by default.
     Standard,
-    /// No NetworkPolicy at all: the namespaces are open.
-    Off,
+    /// No NetworkPolicy at all: the namespaces are open. Formerly `Off`, which YAML 1.1
+    /// readers (kubectl, Helm) take for the boolean false; objects stored with `Off`
+    /// still read as None.
+    #[serde(alias = "Off")]
+    None,
 }
 
 /// A port (or port range) a connection may use.

@@ -38,11 +38,15 @@ pub const MAX_NAMESPACE_SUFFIX: usize = 22;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!has(oldSelf.partner) || !has(self.partner) || self.partner.name == oldSelf.partner.name || !has(self.partner.securityConsultants) || !has(oldSelf.partner.securityConsultants) || !self.partner.securityConsultants.exists(c, oldSelf.partner.securityConsultants.exists(o, o.kind == c.kind && o.name == c.name))",
-    "message": "spec.partner.name changed: the previous partner's securityConsultants lose their roles and may not be carried over; name the new partner's consultants afresh"
+    "message": "spec.partner.name changed: the previous partner's securityConsultants lose their roles and may not be carried over; remove them from securityConsultants and list the new partner's own consultants"
 }]))]
 pub struct CustomerSpec {
-    /// The customer's name as people read it.
-    #[schemars(length(min = 1, max = 100))]
+    /// The customer's name as people read it. Not only whitespace, and without bidirectional override
+    /// or isolate characters (U+202A..U+202E, U+2066..U+2069).
+    #[schemars(length(min = 1, max = 100), extend("x-kubernetes-validations" = [
+        {"rule": "!self.matches(r'^[\\s\\p{Z}]*$')", "message": "must not be only whitespace"},
+        {"rule": "!self.matches(r'[\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')", "message": "must not contain bidirectional override or isolate characters (U+202A..U+202E, U+2066..U+2069)"}
+    ]))]
     pub display_name: String,
     /// The customer's primary contact address.
     #[schemars(
@@ -135,7 +139,7 @@ pub struct CustomerNamespace {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerNetwork {
-    /// Strict, Standard or Off; unset takes the group's default, else Standard.
+    /// Strict, Standard or None (no NetworkPolicy); unset takes the group's default, else Standard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<Isolation>,
     /// Extra ingress this customer opens, to another customer, a group's members, or

@@ -27,8 +27,12 @@ use super::common::{Access, Conditions, Isolation, LimitItem, QuotaSpec};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerGroupSpec {
-    /// The group's name as people read it.
-    #[schemars(length(min = 1, max = 100))]
+    /// The group's name as people read it. Not only whitespace, and without bidirectional override
+    /// or isolate characters (U+202A..U+202E, U+2066..U+2069).
+    #[schemars(length(min = 1, max = 100), extend("x-kubernetes-validations" = [
+        {"rule": "!self.matches(r'^[\\s\\p{Z}]*$')", "message": "must not be only whitespace"},
+        {"rule": "!self.matches(r'[\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')", "message": "must not contain bidirectional override or isolate characters (U+202A..U+202E, U+2066..U+2069)"}
+    ]))]
     pub display_name: String,
     /// Free text about the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use super::status::{remove_condition, set_condition, types};
 use crate::api::{Customer, CustomerGroup, CustomerGroupStatus, DeletionPolicy, FINALIZER};
 use crate::desired;
 use crate::error::{Error, Result};
+use crate::text::count;
 
 /// What group reconciles share.
 pub struct GroupContext {
@@ -58,7 +59,7 @@ pub fn group_status(
                 types::READY,
                 true,
                 "Reconciled",
-                format!("{} members", members.len()),
+                count(members.len() as u64, "member", "members"),
                 generation,
                 now,
             );

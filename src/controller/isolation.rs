@@ -22,7 +22,7 @@ use crate::isolation::matrix::Tenancy;
 use crate::isolation::{Declared, Labels, Network, analyse};
 
 /// The openings into `customer`'s namespaces `usable` that no declaration covers, one
-/// line each, sorted; none when its isolation is Off (which declares everything). `wanted` holds the policies the reconcile just applied (the cache
+/// line each, sorted; none when its isolation is None (which declares everything). `wanted` holds the policies the reconcile just applied (the cache
 /// may not have them yet); the customer's own policies in the cache (label and
 /// ownerReference `uid`) are replaced by them, everyone else's are taken as they are.
 pub async fn undeclared_inbound(
@@ -33,7 +33,7 @@ pub async fn undeclared_inbound(
     uid: &str,
 ) -> Result<Vec<String>> {
     let settings = &ctx.options.settings;
-    if resolve::effective(customer, ctx, settings).isolation == Isolation::Off {
+    if resolve::effective(customer, ctx, settings).isolation == Isolation::None {
         return Ok(Vec::new());
     }
     // The operator's own policies admit exactly what the spec declares (the builder's

@@ -527,6 +527,10 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
                     tracing::debug!(customer = %object.name, "gone before its reconcile")
                 }
+                // error_policy has logged it, with the Customer, the reason and the retry.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
+                    tracing::debug!(customer = %object.name, "reconcile failed, retry scheduled")
+                }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         });
@@ -761,6 +765,10 @@ fn group_controller(
         match result {
             Ok((object, _)) => tracing::debug!(group = %object.name, "reconciled"),
             Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+            // group::error_policy has logged it, with the group and the reason.
+            Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
+                tracing::debug!(group = %object.name, "group reconcile failed, retry scheduled")
+            }
             Err(error) => tracing::warn!(%error, "group reconcile failed"),
         }
     })

@@ -26,13 +26,13 @@ use super::events::{self, EventType};
 use super::status::{self, Observed, Outcome, types};
 use super::{Context, inflight};
 use crate::api::{
-    ANNOTATION_ADOPT, API_VERSION, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER,
-    NamespaceStatus, Subject, Summary,
+    ANNOTATION_ADOPT, Customer, CustomerStatus, FINALIZER, LABEL_CUSTOMER, NamespaceStatus,
+    Subject, Summary,
 };
 use crate::desired::access::BINDING_NAMES;
 use crate::desired::access::CONSULTANTS_BINDING;
 use crate::desired::network::{DEFAULT_DENY, POLICY_NAMES};
-use crate::desired::{self, Desired, partner, resolve};
+use crate::desired::{self, Desired, owned_by, partner, resolve};
 use crate::desired::{LIMITS_NAME, QUOTA_NAME};
 use crate::error::{Error, Result};
 
@@ -85,13 +85,6 @@ async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option
         Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(None),
         other => other,
     }
-}
-
-fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.api_version == API_VERSION && o.kind == "Customer" && o.uid == uid)
 }
 
 fn uid_of(customer: &Customer) -> Result<String> {

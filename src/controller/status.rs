@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary};
 use crate::error::Problem;
+use crate::text::count;
 
 /// Condition types.
 pub mod types {
@@ -73,7 +74,7 @@ pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
 
 fn carried_over_message(consultants: &[String]) -> String {
     format!(
-        "spec.partner.name changed and these consultants held roles for the former partner; they get no role until the new partner's consultants are named afresh: {}",
+        "spec.partner.name changed, and these consultants held roles for the former partner, so they get no role for the new one: {}. Remove them from spec.partner.securityConsultants and list the new partner's own consultants; for someone who really works for both partners, a cluster admin clears status.formerPartner",
         consultants.join(", ")
     )
 }
@@ -157,7 +158,10 @@ pub fn compute(
                 .collect();
             let ns_ok = pending.is_empty() && observed.conflicts.is_empty();
             let ns_message = if ns_ok {
-                format!("{} namespaces active", observed.namespaces.len())
+                format!(
+                    "{} active",
+                    count(observed.namespaces.len() as u64, "namespace", "namespaces")
+                )
             } else if !observed.conflicts.is_empty() {
                 format!("not the customer's: {}", observed.conflicts.join(", "))
             } else {
@@ -178,12 +182,12 @@ pub fn compute(
                 ns_message,
             );
             match observed.isolation {
-                Some(Isolation::Off) | None => set(
+                Some(Isolation::None) | None => set(
                     &mut conditions,
                     types::NETWORK_ISOLATED,
                     false,
-                    "IsolationOff",
-                    "isolation is Off: no NetworkPolicy is written".into(),
+                    "IsolationNone",
+                    "isolation is None: no NetworkPolicy is written".into(),
                 ),
                 Some(_) if !observed.undeclared_inbound.is_empty() => {
                     let found = &observed.undeclared_inbound;
@@ -218,7 +222,14 @@ pub fn compute(
                     types::ACCESS_GRANTED,
                     true,
                     "BindingsApplied",
-                    format!("{} RoleBindings in place", observed.summary.role_bindings),
+                    format!(
+                        "{} in place",
+                        count(
+                            observed.summary.role_bindings,
+                            "RoleBinding",
+                            "RoleBindings"
+                        )
+                    ),
                 );
             } else {
                 set(
@@ -377,6 +388,42 @@ mod tests {
             }],
             isolation: Some(Isolation::Standard),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_namespace_and_one_binding_are_singular() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut one = observed();
+        one.summary.role_bindings = 1;
+        let s = compute(None, Some(1), "all", None, &Outcome::Applied(one), t);
+        let message = |type_: &str| condition(Some(&s), type_).unwrap().message.clone();
+        assert_eq!(message(types::NAMESPACES_READY), "1 namespace active");
+        assert_eq!(message(types::ACCESS_GRANTED), "1 RoleBinding in place");
+    }
+
+    #[test]
+    fn carried_over_consultants_are_told_what_to_do() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut kept = observed();
+        kept.carried_over = vec!["User carol@acme.example".into()];
+        let s = compute(
+            None,
+            Some(1),
+            "all",
+            Some("globex"),
+            &Outcome::Applied(kept),
+            t,
+        );
+        let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
+        assert_eq!(c.reason, CONSULTANTS_CARRIED_OVER);
+        for part in [
+            "User carol@acme.example",
+            "Remove them from spec.partner.securityConsultants",
+            "list the new partner's own consultants",
+            "a cluster admin clears status.formerPartner",
+        ] {
+            assert!(c.message.contains(part), "{part:?} not in {:?}", c.message);
         }
     }
 

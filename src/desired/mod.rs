@@ -126,6 +126,19 @@ pub fn owner_reference(customer: &Customer) -> OwnerReference {
     }
 }
 
+/// Whether an object is the Customer's whose uid this is: one of its ownerReferences
+/// points at that Customer. The operator's one rule of ownership: the controller
+/// prunes, cleans up and releases only what it holds, and `verify` counts a namespace
+/// as a customer's only when it holds it (labels can be copied, ownerReferences to a
+/// uid cannot be guessed). Offline, `render` writes an empty uid and file Customers
+/// have none, so they match each other.
+pub fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.api_version == API_VERSION && o.kind == "Customer" && o.uid == uid)
+}
+
 /// The namespaces of the customer that it really holds. A namespace that exists stays
 /// with the customer that holds it, whoever asks for the same name later; for one that
 /// does not exist yet, the senior customer ([`resolve::is_senior`]) wins. Those another

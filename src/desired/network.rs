@@ -82,7 +82,7 @@ pub struct NetworkPlan<'a> {
 
 /// The policies of one namespace, each named by a constant of this module, as specs.
 pub fn policy_specs(plan: &NetworkPlan<'_>) -> Vec<(&'static str, NetworkPolicySpec)> {
-    if plan.isolation == Isolation::Off {
+    if plan.isolation == Isolation::None {
         return Vec::new();
     }
     let mut out = vec![

@@ -3,7 +3,7 @@
 //!
 //! Isolation is judged on the receiving side. A customer is isolated when its
 //! namespaces admit nothing from another customer beyond what it declared (its
-//! `allowFrom`, its group's `allowWithinGroup`, or `isolation: Off`, which declares
+//! `allowFrom`, its group's `allowWithinGroup`, or `isolation: None`, which declares
 //! everything). Whether the other customer's egress would let such traffic out today is
 //! reported too, but does not make the opening declared: a customer's isolation must
 //! not rest on its neighbours' policies.
@@ -29,7 +29,7 @@ pub struct Tenant {
     pub group: String,
     /// Its effective isolation; unknown when only its namespaces are known.
     pub isolation: Option<Isolation>,
-    /// Its namespaces: those labelled `customers.dev/customer=<name>`.
+    /// Its namespaces: those labelled `customers.dev/customer=<name>` that it holds.
     pub namespaces: Vec<String>,
 }
 
@@ -111,7 +111,7 @@ pub struct Declaration {
 /// What one customer declared open to others.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inbound {
-    /// `isolation: Off`: everything is declared open.
+    /// `isolation: None`: everything is declared open.
     pub open: bool,
     /// Declarations by source customer.
     pub from: BTreeMap<String, Declaration>,
@@ -164,7 +164,7 @@ impl Declared {
     }
 
     /// Every declared connection (`from`, `to`, declaration), except the blanket
-    /// openness of `isolation: Off`.
+    /// openness of `isolation: None`.
     pub fn connections(&self) -> Vec<(&str, &str, &Declaration)> {
         let mut out: Vec<(&str, &str, &Declaration)> = self
             .into
@@ -183,7 +183,7 @@ impl Declared {
 
 /// What `customer` declares open: its group zone, its `allowFrom` entries by customer
 /// and by group (an `allowFrom.namespaceSelector` is for non-customer namespaces and
-/// declares no customer), or everything when its isolation is Off.
+/// declares no customer), or everything when its isolation is None.
 /// `members` names the member customers of a group.
 fn inbound(
     customer: &Customer,
@@ -194,7 +194,7 @@ fn inbound(
     let me = customer.name_any();
     let effective = resolve::effective(customer, dir, settings);
     let mut out = Inbound {
-        open: effective.isolation == Isolation::Off,
+        open: effective.isolation == Isolation::None,
         ..Default::default()
     };
     let mut add = |from: String, ports: PortSet, reason: String| {
@@ -443,11 +443,11 @@ fn egress_text(egress: &Side, ports: &PortSet) -> String {
             let grants: Vec<String> = egress.grants_within(ports).map(|g| g.to_string()).collect();
             if grants.is_empty() {
                 let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
-                format!(
-                    "denied today: none of the {} policies selecting the pod allows it ({})",
-                    names.len(),
-                    names.join(", ")
-                )
+                let none_of = match names.len() {
+                    1 => "the 1 policy selecting the pod does not allow it".to_string(),
+                    n => format!("none of the {n} policies selecting the pod allows it"),
+                };
+                format!("denied today: {none_of} ({})", names.join(", "))
             } else {
                 format!("allowed by {}", grants.join("; "))
             }

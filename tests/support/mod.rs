@@ -653,22 +653,33 @@ pub fn kubectl() -> Command {
     command
 }
 
-/// An apiserver message with the list indexes taken out of its field paths
-/// (`spec.namespaces[0].name` reads `spec.namespaces.name`), to look for a field in it
-/// whatever the position of the bad item.
+/// A refusal's message with field paths written with dots only: newer apiservers name
+/// `spec.access.admins[0].kind` and `spec.quota.hard[pods]`, where the corpus says
+/// `spec.access.admins.kind` and `spec.quota.hard.pods`.
 #[allow(dead_code)]
 pub fn without_indexes(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(at) = rest.find('[') {
-        let (before, after) = rest.split_at(at);
-        out.push_str(before);
-        let digits = after[1..].chars().take_while(char::is_ascii_digit).count();
-        if digits > 0 && after[1 + digits..].starts_with(']') {
-            rest = &after[digits + 2..];
-        } else {
-            out.push('[');
-            rest = &after[1..];
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let index = after
+            .find(']')
+            .map(|close| &after[..close])
+            .filter(|inside| !inside.is_empty() && !inside.contains([' ', '[', '"']));
+        match index {
+            // An index or a key of a path: `[0]` goes, `[pods]` becomes `.pods`.
+            Some(inside) => {
+                if !inside.chars().all(|c| c.is_ascii_digit()) {
+                    out.push('.');
+                    out.push_str(inside);
+                }
+                rest = &after[inside.len() + 1..];
+            }
+            None => {
+                out.push('[');
+                rest = after;
+            }
         }
     }
     out.push_str(rest);
