@@ -116,6 +116,17 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
+    /// The apiserver refused to store an object the operator applies (a value the
+    /// operator's checks let through, an object of that name someone else created).
+    #[error("the apiserver refused {object}: {message}")]
+    ApplyRefused {
+        /// The object (`RoleBinding shop/customer-admins`).
+        object: String,
+        /// What the apiserver said.
+        message: String,
+        /// The refusal.
+        source: kube::Error,
+    },
     /// The controller's caches did not fill in time (shutting down, or no apiserver).
     #[error("the {0} cache has not filled yet")]
     CachesNotReady(&'static str),
@@ -152,6 +163,7 @@ impl Error {
             Error::Read { .. } => "ReadFailed",
             Error::Parse { .. } => "ParseFailed",
             Error::Kube(_) => "KubeApiError",
+            Error::ApplyRefused { .. } => "ApplyRefused",
             Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",

@@ -100,6 +100,24 @@ where
     }
 }
 
+/// Waits (up to 90 s) until the named object is gone.
+#[allow(dead_code)]
+pub async fn gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_within(Duration::from_secs(90), &format!("{name} gone"), || {
+        let api = api.clone();
+        async move {
+            api.get_opt(name)
+                .await
+                .ok()
+                .and_then(|o| o.is_none().then_some(()))
+        }
+    })
+    .await;
+}
+
 /// A name prefix unique to this test process, so reruns against a kept cluster never
 /// meet objects of an earlier run.
 #[allow(dead_code)]
@@ -424,7 +442,13 @@ pub fn helm(args: &[&str]) -> String {
 #[allow(dead_code)]
 pub fn render_chart(args: &[&str]) -> Vec<serde_json::Value> {
     use serde::Deserialize;
-    let mut all = vec!["template", CHART_NAMESPACE, CHART, "--namespace", CHART_NAMESPACE];
+    let mut all = vec![
+        "template",
+        CHART_NAMESPACE,
+        CHART,
+        "--namespace",
+        CHART_NAMESPACE,
+    ];
     all.extend_from_slice(args);
     let text = helm(&all);
     serde_yaml::Deserializer::from_str(&text)
