@@ -387,3 +387,55 @@ async fn a_removed_customer_label_comes_back() {
     .await;
     support::delete_customers(&client, &[name]).await;
 }
+
+/// Issue 23, item 15: while a ClusterRole the bindings refer to is missing,
+/// `AccessGranted` is False with reason RolesMissing naming it; it turns True when the
+/// role appears.
+#[tokio::test]
+async fn access_is_not_granted_while_a_bound_role_is_missing() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let client = setup().await;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let kept = roles.get("customer-view").await.unwrap();
+    roles
+        .delete("customer-view", &DeleteParams::default())
+        .await
+        .unwrap();
+    let name = support::unique("roles");
+    let mut with_viewer = spec(&[""], false);
+    with_viewer["access"]["viewers"] = json!([{"kind": "User", "name": "vic"}]);
+    create(&client, &name, with_viewer).await;
+    let c = wait_condition(&client, &name, types::ACCESS_GRANTED, "False").await;
+    let granted = condition(c.status.as_ref(), types::ACCESS_GRANTED).unwrap();
+    assert_eq!(granted.reason, "RolesMissing", "{granted:?}");
+    assert!(
+        granted.message.contains("customer-view"),
+        "{}",
+        granted.message
+    );
+    assert!(
+        !granted.message.contains("customer-admin"),
+        "{}",
+        granted.message
+    );
+    support::event_seen(&client, &name, "Warning", "RolesMissing").await;
+    let mut restored = kept.clone();
+    restored.metadata = kube::api::ObjectMeta {
+        name: kept.metadata.name.clone(),
+        labels: kept.metadata.labels.clone(),
+        annotations: kept.metadata.annotations.clone(),
+        ..Default::default()
+    };
+    roles
+        .create(&PostParams::default(), &restored)
+        .await
+        .unwrap();
+    let c = wait_condition(&client, &name, types::ACCESS_GRANTED, "True").await;
+    assert_eq!(
+        condition(c.status.as_ref(), types::ACCESS_GRANTED)
+            .unwrap()
+            .reason,
+        "BindingsApplied"
+    );
+    support::delete_customers(&client, &[name]).await;
+}

@@ -106,6 +106,8 @@ pub struct Context {
     pub progress: inflight::Progresses,
     /// Writes the caches have not seen yet.
     pub in_flight: inflight::InFlight,
+    /// The customer ClusterRoles that do not exist ([`missing_roles`]).
+    pub missing_roles: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
 }
 
 impl Context {
@@ -486,6 +488,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         sync: sync.clone(),
         progress: progresses,
         in_flight: Default::default(),
+        missing_roles: Default::default(),
     });
     let weak = Arc::downgrade(&context);
     hooks
@@ -571,6 +574,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(ticks(resync))
+        .reconcile_all_on(missing_roles(client.clone(), context.missing_roles.clone()))
         .graceful_shutdown_on(hooks.shutdown.clone())
         .run(
             hooks.metrics.measured(reconcile::reconcile),
@@ -771,6 +775,47 @@ fn sweep_times(
             }
         },
     )
+}
+
+/// How often the customer ClusterRoles are looked up.
+const ROLES_CHECK: Duration = Duration::from_secs(5);
+
+/// Looks up the four customer ClusterRoles every [`ROLES_CHECK`], keeps the names of
+/// those that do not exist in `missing`, and yields when that set changes (every
+/// Customer's `AccessGranted` depends on it). A role that cannot be read (the
+/// operator's RBAC does not allow it) counts as present.
+fn missing_roles(
+    client: Client,
+    missing: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    use crate::desired::access::{ROLE_ADMIN, ROLE_EDIT, ROLE_SECURITY_CONSULTANT, ROLE_VIEW};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let api: Api<ClusterRole> = Api::all(client);
+    futures::stream::unfold((api, missing), |(api, missing)| async move {
+        loop {
+            let mut now = std::collections::BTreeSet::new();
+            for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
+                match api.get_metadata_opt(role).await {
+                    Ok(None) => {
+                        now.insert(role.to_string());
+                    }
+                    Ok(Some(_)) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, role, "looking up a customer ClusterRole")
+                    }
+                }
+            }
+            let changed = *missing.read().expect("roles lock") != now;
+            if changed {
+                if !now.is_empty() {
+                    tracing::warn!(roles = ?now, "customer ClusterRoles missing: the RoleBindings to them grant nothing");
+                }
+                *missing.write().expect("roles lock") = now;
+                return Some(((), (api, missing)));
+            }
+            tokio::time::sleep(ROLES_CHECK).await;
+        }
+    })
 }
 
 /// A stream that yields once every `period`.

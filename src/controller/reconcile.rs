@@ -202,6 +202,7 @@ async fn announce(
         types::DELETION_BLOCKED,
         types::CONNECTIONS_PENDING,
         types::NETWORK_ISOLATED,
+        types::ACCESS_GRANTED,
     ] {
         if let Some(c) = changed(type_).filter(|c| status::is_warning(c)) {
             events::publish(
@@ -473,6 +474,17 @@ async fn converge_now(customer: &Customer, ctx: &Context) -> Result<Action> {
     observed.kept = wanted.kept.clone();
     observed.waiting_peers = wanted.waiting_peers.clone();
     observed.carried_over = wanted.carried_over.clone();
+    let missing = ctx.missing_roles.read().expect("roles lock").clone();
+    let mut referred: Vec<String> = wanted
+        .role_bindings
+        .iter()
+        .filter(|b| usable.contains(&b.namespace().unwrap_or_default()))
+        .map(|b| b.role_ref.name.clone())
+        .filter(|role| missing.contains(role))
+        .collect();
+    referred.sort();
+    referred.dedup();
+    observed.missing_roles = referred;
     let settled = observed.conflicts.is_empty()
         && observed.waiting_peers.is_empty()
         && observed.namespaces.iter().all(|n| n.phase == "Active");

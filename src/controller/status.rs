@@ -44,6 +44,8 @@ pub struct Observed {
     pub isolation: Option<Isolation>,
     /// Consultants refused because they held roles for the former partner.
     pub carried_over: Vec<String>,
+    /// ClusterRoles the customer's RoleBindings refer to that do not exist.
+    pub missing_roles: Vec<String>,
     /// Openings into the customer's namespaces from other customers that no
     /// declaration covers, one line each (policy and peer named).
     pub undeclared_inbound: Vec<String>,
@@ -74,6 +76,9 @@ pub enum Outcome {
     /// really are (Active, Terminating, or Gone when protection came too late for them).
     DeletionBlocked(Vec<NamespaceStatus>),
 }
+
+/// Reason of `AccessGranted=False` while a ClusterRole the bindings refer to is missing.
+pub const ROLES_MISSING: &str = "RolesMissing";
 
 /// Reason of a partner change that kept the former partner's consultants.
 pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
@@ -275,21 +280,32 @@ pub fn compute(
                     ),
                 ),
             }
-            if observed.carried_over.is_empty() {
-                set(
-                    &mut conditions,
-                    types::ACCESS_GRANTED,
-                    true,
-                    "BindingsApplied",
-                    format!("{} RoleBindings in place", observed.summary.role_bindings),
-                );
-            } else {
+            if !observed.carried_over.is_empty() {
                 set(
                     &mut conditions,
                     types::ACCESS_GRANTED,
                     false,
                     CONSULTANTS_CARRIED_OVER,
                     carried_over_message(&observed.carried_over),
+                );
+            } else if !observed.missing_roles.is_empty() {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    false,
+                    ROLES_MISSING,
+                    format!(
+                        "the RoleBindings refer to ClusterRoles that do not exist, so they grant nothing: {}; install them (the chart's customer roles)",
+                        observed.missing_roles.join(", ")
+                    ),
+                );
+            } else {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    true,
+                    "BindingsApplied",
+                    format!("{} RoleBindings in place", observed.summary.role_bindings),
                 );
             }
             if observed.conflicts.is_empty() {
@@ -441,7 +457,8 @@ pub fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_js
 
 /// Whether a condition reports something a person must act on, which gets a Warning
 /// Event when it appears or changes: Conflict, DeletionBlocked or ConnectionsPending
-/// True, or NetworkIsolated False because of an undeclared path.
+/// True, NetworkIsolated False because of an undeclared path, or AccessGranted False
+/// because a ClusterRole is missing.
 pub fn is_warning(condition: &Condition) -> bool {
     match condition.type_.as_str() {
         types::CONFLICT | types::DELETION_BLOCKED | types::CONNECTIONS_PENDING => {
@@ -450,6 +467,7 @@ pub fn is_warning(condition: &Condition) -> bool {
         types::NETWORK_ISOLATED => {
             condition.status == "False" && condition.reason == UNDECLARED_INBOUND
         }
+        types::ACCESS_GRANTED => condition.status == "False" && condition.reason == ROLES_MISSING,
         _ => false,
     }
 }
@@ -564,6 +582,31 @@ mod tests {
         let c = condition(Some(&s), types::NETWORK_ISOLATED).unwrap();
         assert_eq!(c.status, "True");
         assert!(!is_warning(c));
+    }
+
+    #[test]
+    fn a_missing_role_keeps_access_from_being_granted() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut without = observed();
+        without.missing_roles = vec!["customer-view".into()];
+        let s = compute(None, Some(1), "all", None, &Outcome::Applied(without), t);
+        let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", ROLES_MISSING)
+        );
+        assert!(c.message.contains("customer-view"), "{}", c.message);
+        assert!(is_warning(c));
+        let s = compute(
+            Some(&s),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t,
+        );
+        let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
+        assert_eq!(c.status, "True");
     }
 
     #[test]
