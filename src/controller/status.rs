@@ -493,6 +493,18 @@ mod tests {
         }
     }
 
+    /// The status after `old` once everything is in place again.
+    fn applied_again(old: &CustomerStatus, t: Timestamp) -> CustomerStatus {
+        compute(
+            Some(old),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t,
+        )
+    }
+
     #[test]
     fn unchanged_outcome_gives_identical_status() {
         let t0 = Timestamp::from_second(1_000).unwrap();
@@ -571,14 +583,7 @@ mod tests {
             ("False", UNDECLARED_INBOUND),
             "a breached customer is not Ready"
         );
-        let s = compute(
-            Some(&s),
-            Some(1),
-            "all",
-            None,
-            &Outcome::Applied(observed()),
-            t,
-        );
+        let s = applied_again(&s, t);
         let c = condition(Some(&s), types::NETWORK_ISOLATED).unwrap();
         assert_eq!(c.status, "True");
         assert!(!is_warning(c));
@@ -597,14 +602,7 @@ mod tests {
         );
         assert!(c.message.contains("customer-view"), "{}", c.message);
         assert!(is_warning(c));
-        let s = compute(
-            Some(&s),
-            Some(1),
-            "all",
-            None,
-            &Outcome::Applied(observed()),
-            t,
-        );
+        let s = applied_again(&s, t);
         let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
         assert_eq!(c.status, "True");
     }
