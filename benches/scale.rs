@@ -690,7 +690,7 @@ fn customer(name: &str, i: usize) -> Customer {
 }
 
 /// What `render` makes for N customers named `<prefix>-<i>`: namespaces, and everything
-/// inside them, as JSON. No ownerReferences (no Customer exists to own them) and another
+/// inside them, as JSON. No owner recorded (no Customer exists to own them) and another
 /// `managed-by`, so the operator's caches never hold them.
 fn baseline_objects(prefix: &str, n: usize) -> (Vec<Value>, Vec<Value>) {
     let customers: Vec<Customer> = (0..n)
@@ -699,7 +699,7 @@ fn baseline_objects(prefix: &str, n: usize) -> (Vec<Value>, Vec<Value>) {
     let (mut namespaces, mut inside) = rendered(&customers);
     for value in namespaces.iter_mut().chain(inside.iter_mut()) {
         let meta = value["metadata"].as_object_mut().expect("metadata");
-        meta.remove("ownerReferences");
+        meta.remove("annotations");
         meta["labels"][LABEL_MANAGED_BY] = BASELINE_MANAGER.into();
     }
     (namespaces, inside)

@@ -123,6 +123,17 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
+    /// The apiserver refused to store an object the operator applies (a value the
+    /// operator's checks let through, an object of that name someone else created).
+    #[error("the apiserver refused {object}: {message}")]
+    ApplyRefused {
+        /// The object (`RoleBinding shop/customer-admins`).
+        object: String,
+        /// What the apiserver said.
+        message: String,
+        /// The refusal.
+        source: kube::Error,
+    },
     /// The controller's caches did not fill in time (shutting down, or no apiserver).
     #[error("the {0} cache has not filled yet")]
     CachesNotReady(&'static str),
@@ -162,6 +173,7 @@ impl Error {
             Error::Parse { .. } => "ParseFailed",
             Error::Unusable(_) => "UnusableInput",
             Error::Kube(_) => "KubeApiError",
+            Error::ApplyRefused { .. } => "ApplyRefused",
             Error::CachesNotReady(_) => "CachesNotReady",
             Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",

@@ -194,7 +194,7 @@ pub struct Model {
 
 /// Compiles the world: policies, namespaces and their owners, declarations. A namespace
 /// is a customer's when its `customers.dev/customer` label names the customer and the
-/// customer holds it ([`desired::owned_by`], the controller's rule); a namespace whose
+/// customer holds it ([`desired::ownership`], the controller's rule); a namespace whose
 /// label names a Customer that does not hold it is nobody's. Without the Customer in the
 /// world (render output alone) the label is all there is to go by.
 pub fn model(world: &World, settings: &Settings) -> Result<Model> {
@@ -216,10 +216,10 @@ pub fn model(world: &World, settings: &Settings) -> Result<Model> {
             let mut labels = n.labels().clone();
             let claimed = labels.get(LABEL_CUSTOMER).and_then(|c| dir.customers.get(c));
             if let Some(customer) = claimed
-                && !desired::owned_by(&n.metadata, customer.uid().as_deref().unwrap_or(""))
+                && !desired::ownership::is_recorded_owner(&n.metadata, customer.uid().as_deref())
             {
                 lookalikes.push(format!(
-                    "namespace {} is labelled {LABEL_CUSTOMER}={} but that Customer does not hold it (no ownerReference to it): counted as nobody's",
+                    "namespace {} is labelled {LABEL_CUSTOMER}={} but that Customer does not hold it (it records no ownership by it): counted as nobody's",
                     n.name_any(),
                     customer.name_any()
                 ));

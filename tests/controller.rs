@@ -253,7 +253,10 @@ async fn foreign_namespace_is_untouched_until_handed_over() {
     let customer = wait_condition(&client, &name, types::READY, "True").await;
     assert!(condition(customer.status.as_ref(), types::CONFLICT).is_none());
     let adopted = namespaces.get(&format!("{name}-prod")).await.unwrap();
-    assert_eq!(adopted.owner_references()[0].uid, customer.uid().unwrap());
+    assert_eq!(
+        adopted.annotations().get("customers.dev/owner-uid"),
+        customer.uid().as_ref()
+    );
     assert_eq!(adopted.labels()["team"], "someone-else");
 }
 

@@ -290,10 +290,8 @@ async fn sigkill_at_random_moments_loses_nothing() {
     {
         let owner = ns.labels().get(LABEL_CUSTOMER).cloned().unwrap_or_default();
         let owner_uid = dir.customers.get(&owner).and_then(|c| c.uid());
-        let named = ns
-            .owner_references()
-            .iter()
-            .any(|o| Some(&o.uid) == owner_uid.as_ref());
+        let named = owner_uid
+            .is_some_and(|uid| customer_operator::desired::ownership::is_owned_by(ns.meta(), &uid));
         if !living.contains(&owner) || !named || ns.meta().deletion_timestamp.is_some() {
             orphans.push(ns.name_any());
         }

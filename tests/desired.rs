@@ -358,7 +358,7 @@ fn longest_names_give_valid_names_and_labels() {
             assert!(is_qualified_name(key), "{key}");
             assert!(is_label_value(value.as_str().unwrap()), "{key}={value}");
         }
-        assert_eq!(meta["ownerReferences"][0]["kind"], "Customer");
+        assert!(meta.get("ownerReferences").is_none(), "{meta}");
     }
     assert!(
         d.role_bindings
@@ -370,17 +370,22 @@ fn longest_names_give_valid_names_and_labels() {
 
 #[test]
 fn every_object_is_labelled_and_owned() {
-    let dir = directory("connection.yaml");
+    let mut dir = directory("connection.yaml");
+    let mut shop = (*dir.customers["shop"]).clone();
+    shop.metadata.uid = Some("uid-shop".into());
+    dir.customers
+        .insert("shop".into(), std::sync::Arc::new(shop));
     let d = build(&dir, "shop");
     for object in d.to_values().unwrap() {
         let labels = &object["metadata"]["labels"];
         assert_eq!(labels["customers.dev/customer"], "shop");
         assert_eq!(labels["customers.dev/group"], "all");
         assert_eq!(labels["app.kubernetes.io/managed-by"], "customer-operator");
-        let owner = &object["metadata"]["ownerReferences"][0];
-        assert_eq!(owner["apiVersion"], "customers.dev/v1alpha1");
-        assert_eq!(owner["name"], "shop");
-        assert_eq!(owner["controller"], true);
+        // Ownership is recorded in an annotation with the Customer's uid, never an
+        // ownerReference the garbage collector would follow.
+        let meta = &object["metadata"];
+        assert!(meta.get("ownerReferences").is_none(), "{meta}");
+        assert_eq!(meta["annotations"]["customers.dev/owner-uid"], "uid-shop");
     }
 }
 

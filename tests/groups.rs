@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::gone;
+
 use std::time::Duration;
 
 use customer_operator::api::{Customer, CustomerGroup};
@@ -62,22 +64,6 @@ async fn wait_members(client: &Client, group: &str, count: u32) {
     support::wait_for(&format!("{group} has {count} members"), || {
         let api = api.clone();
         async move { (api.get(group).await.ok()?.status?.members == count).then_some(()) }
-    })
-    .await;
-}
-
-async fn gone<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    support::wait_within(Duration::from_secs(60), &format!("{name} gone"), || {
-        let api = api.clone();
-        async move {
-            api.get_opt(name)
-                .await
-                .ok()
-                .and_then(|o| o.is_none().then_some(()))
-        }
     })
     .await;
 }
@@ -421,4 +407,175 @@ async fn group_defaults_and_zone_follow_a_member_between_groups() {
     );
     wait_members(&client, &zone, 2).await;
     wait_members(&client, &plain, 2).await;
+}
+
+/// Every namespace name a policy in `ns` selects (ingress sources and egress
+/// destinations), or `None` without that policy.
+async fn selected_names(client: &Client, ns: &str, policy: &str) -> Option<Vec<String>> {
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .get_opt(policy)
+        .await
+        .ok()??;
+    let spec = policy.spec?;
+    let peers = spec
+        .ingress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.from.iter().flatten())
+        .chain(
+            spec.egress
+                .iter()
+                .flatten()
+                .flat_map(|r| r.to.iter().flatten()),
+        );
+    let mut names: Vec<String> = peers
+        .filter_map(|p| p.namespace_selector.as_ref()?.match_expressions.clone())
+        .flatten()
+        .flat_map(|e| e.values.unwrap_or_default())
+        .collect();
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+/// Issue 23, item 4: someone else's namespace `<squatter>-prod` exists; Customer
+/// `squatter` asks for `prod` and gets Conflict, and that namespace is selected by no
+/// policy at all: not squatter's same-customer policy, not a peer's `allowFrom:
+/// {customer: squatter}`, not the group zone.
+#[tokio::test]
+async fn a_foreign_namespace_a_customer_claims_is_nobodys_peer() {
+    let client = setup().await;
+    let group = support::unique("zone");
+    create_group(
+        &client,
+        &group,
+        json!({"displayName": "Zone", "network": {"allowWithinGroup": true}}),
+    )
+    .await;
+    let squatter = support::unique("sq");
+    let foreign = format!("{squatter}-prod");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": foreign}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    support::create_customer(
+        &client,
+        &squatter,
+        json!({"displayName": "Squatter", "contactEmail": "ops@sq.example", "group": group,
+               "namespaces": [{"name": ""}, {"name": "prod"}]}),
+    )
+    .await;
+    let peer = support::unique("peer");
+    support::create_customer(
+        &client,
+        &peer,
+        json!({"displayName": "Peer", "contactEmail": "ops@peer.example", "group": group,
+               "network": {"allowFrom": [{"customer": squatter}]}}),
+    )
+    .await;
+    let conflicted = support::wait_condition(&client, &squatter, types::CONFLICT, "True").await;
+    let message = &condition(conflicted.status.as_ref(), types::CONFLICT)
+        .unwrap()
+        .message;
+    assert!(message.contains(&foreign), "{message}");
+    wait_ready(&client, &peer).await;
+    let checks = [
+        (
+            squatter.clone(),
+            "customer-allow-same-customer",
+            squatter.clone(),
+        ),
+        (peer.clone(), "customer-allow-from", squatter.clone()),
+        (peer.clone(), "customer-allow-group", squatter.clone()),
+        (squatter.clone(), "customer-allow-group", peer.clone()),
+    ];
+    for (ns, policy, expected) in &checks {
+        let names = support::wait_for(&format!("{policy} in {ns} selects {expected}"), || {
+            let client = client.clone();
+            async move {
+                let names = selected_names(&client, ns, policy).await?;
+                names.contains(expected).then_some(names)
+            }
+        })
+        .await;
+        assert!(
+            !names.contains(&foreign),
+            "{policy} in {ns} selects the foreign {foreign}: {names:?}"
+        );
+    }
+    let untouched = namespaces.get(&foreign).await.unwrap();
+    assert!(untouched.labels().get("customers.dev/customer").is_none());
+    let customers: Api<Customer> = Api::all(client.clone());
+    for name in [&squatter, &peer] {
+        customers
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        gone(&customers, name).await;
+    }
+    assert!(
+        namespaces
+            .get(&foreign)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    namespaces
+        .delete(&foreign, &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<CustomerGroup>::all(client.clone())
+        .delete(&group, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// Issue 23, item 14: a group whose defaults make the operator refuse every member is
+/// not Ready, and says which members and why.
+#[tokio::test]
+async fn a_group_whose_defaults_refuse_its_members_is_not_ready() {
+    let client = setup().await;
+    let group = support::unique("refusing");
+    create_group(
+        &client,
+        &group,
+        json!({"displayName": "Refusing",
+               "defaults": {"namespaceLabels": {"customers.dev/customer": "someone-else"}}}),
+    )
+    .await;
+    let member = support::unique("rm");
+    create_member(&client, &member, &group).await;
+    let groups: Api<CustomerGroup> = Api::all(client.clone());
+    let ready = support::wait_for("the group reports its refused member", || {
+        let (groups, group) = (groups.clone(), group.clone());
+        async move {
+            let g = groups.get(&group).await.ok()?;
+            let status = g.status?;
+            let ready = status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == types::READY)?;
+            (status.members == 1 && ready.reason == "MembersRefused").then_some(ready)
+        }
+    })
+    .await;
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains(&member), "{}", ready.message);
+    let customers: Api<Customer> = Api::all(client.clone());
+    customers
+        .delete(&member, &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&customers, &member).await;
+    groups
+        .delete(&group, &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&groups, &group).await;
 }

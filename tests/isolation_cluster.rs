@@ -102,6 +102,13 @@ async fn a_foreign_allow_all_policy_breaks_isolation_until_it_is_removed() {
     assert!(message.contains("from customer "), "{message}");
     // The other namespace is not affected, so it is not named.
     assert!(!message.contains(&format!("{fenced}-db ")), "{message}");
+    // A breached customer is not Ready (issue 23, item 14).
+    let ready = condition(broken.status.as_ref(), types::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", UNDECLARED_INBOUND),
+        "{ready:?}"
+    );
     support::event_seen(&client, &fenced, "Warning", UNDECLARED_INBOUND).await;
     // The neighbour's own isolation does not depend on the fenced customer's policies.
     let neighbour_now: Customer = Api::all(client.clone()).get(&neighbour).await.unwrap();

@@ -1,5 +1,6 @@
 //! Inner customers and partners against the real test control plane: parent admins all
-//! the way down a three-level hierarchy, a refused cycle that changes nothing, deletion
+//! the way down a three-level hierarchy, a refused cycle that takes back what it granted
+//! and changes nothing else, deletion
 //! from the bottom up, and a partner change that takes every role from the old
 //! partner's consultants. One operator in this test process.
 
@@ -134,9 +135,11 @@ async fn three_levels_grant_top_admins_all_the_way_down_refuse_a_cycle_and_delet
         .unwrap();
     assert_eq!(binding.role_ref.name, "customer-admin");
 
-    // A cycle (top under leaf) is refused and changes nothing that exists.
+    // A cycle (top under leaf) is refused; it takes back what the refused parents
+    // granted (the parent admins' bindings of mid and leaf) and changes nothing else.
     let all = [top.as_str(), mid.as_str(), leaf.as_str()];
-    let before = snapshot(&client, &all).await;
+    let mut before = snapshot(&client, &all).await;
+    before.retain(|key, _| !key.ends_with(&format!("/{parents}")));
     patch_customer_spec(&client, &top, json!({"parent": leaf})).await;
     let refused = support::wait_for("top refused as a cycle", || {
         let customers = customers.clone();
@@ -155,9 +158,13 @@ async fn three_levels_grant_top_admins_all_the_way_down_refuse_a_cycle_and_delet
     support::event_seen(&client, &top, "Warning", "ParentCycle").await;
     // Several resyncs (3 s each) pass over the refused spec.
     tokio::time::sleep(Duration::from_secs(7)).await;
+    for name in [&mid, &leaf] {
+        wait_subjects(&client, name, parents, None).await;
+    }
     assert_eq!(snapshot(&client, &all).await, before);
     patch_customer_spec(&client, &top, json!({"parent": null})).await;
     wait_condition(&client, &top, types::READY, "True").await;
+    wait_subjects(&client, &mid, parents, Some(vec!["User hanna"])).await;
 
     // Deleting the top removes the leaf's namespace, then the middle's, then its own.
     let selector = format!("{LABEL_CUSTOMER} in ({top},{mid},{leaf})");
@@ -331,4 +338,125 @@ async fn a_partner_change_takes_every_role_from_the_old_partners_consultants() {
         let namespace = Api::<Namespace>::all(client.clone()).get(ns).await.unwrap();
         assert_eq!(namespace.labels()[LABEL_PARTNER], "beta");
     }
+}
+
+/// Issue 23, item 8: a parent cycle made by two edits (child under parent is accepted,
+/// then parent under child: what two concurrent edits leave when the operator sees one
+/// first) takes back the parent admins' binding it had granted, and
+/// once the parent is deleted no binding of its admins is left in the survivor.
+#[tokio::test]
+async fn a_cycle_made_by_two_edits_takes_back_what_it_granted() {
+    let client = setup().await;
+    let customers: Api<Customer> = Api::all(client.clone());
+    let (upper, lower) = (support::unique("cyup"), support::unique("cylow"));
+    create_customer(
+        &client,
+        &upper,
+        json!({"displayName": "Upper", "contactEmail": "ops@up.example",
+               "access": {"admins": [{"kind": "User", "name": "uma"}]}}),
+    )
+    .await;
+    create_customer(
+        &client,
+        &lower,
+        json!({"displayName": "Lower", "contactEmail": "ops@low.example",
+               "access": {"admins": [{"kind": "User", "name": "lars"}]}}),
+    )
+    .await;
+    wait_condition(&client, &upper, types::READY, "True").await;
+    wait_condition(&client, &lower, types::READY, "True").await;
+    let parents = "customer-parent-admins";
+    // Two concurrent edits: the operator sees one first and accepts it (lower under
+    // upper, uma bound in lower), then the other closes the cycle.
+    patch_customer_spec(&client, &lower, json!({"parent": upper})).await;
+    wait_subjects(&client, &lower, parents, Some(vec!["User uma"])).await;
+    patch_customer_spec(&client, &upper, json!({"parent": lower})).await;
+    for name in [&upper, &lower] {
+        support::wait_for(&format!("{name} refused as a cycle"), || {
+            let customers = customers.clone();
+            async move {
+                let c = customers.get(name).await.ok()?;
+                let ready = condition(c.status.as_ref(), types::READY)?;
+                (ready.reason == "ParentCycle").then_some(())
+            }
+        })
+        .await;
+    }
+    for name in [&upper, &lower] {
+        wait_subjects(&client, name, parents, None).await;
+    }
+    customers
+        .delete(&upper, &DeleteParams::default())
+        .await
+        .unwrap();
+    support::wait_for("upper gone", || {
+        let customers = customers.clone();
+        let upper = upper.clone();
+        async move {
+            customers
+                .get_opt(&upper)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    // Several resyncs pass: nothing grants uma anything in the survivor.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &lower)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    for b in &bindings.items {
+        let names: Vec<&str> = b
+            .subjects
+            .iter()
+            .flatten()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert!(!names.contains(&"uma"), "{} still binds uma", b.name_any());
+    }
+    support::delete_customers(&client, &[lower]).await;
+}
+
+/// Issue 23, item 13: going back to the former partner (alpha, then beta with no
+/// consultants, then alpha again with the same consultant) grants her again, and
+/// `status.formerPartner` names beta with no consultants.
+#[tokio::test]
+async fn going_back_to_the_former_partner_grants_her_again() {
+    let client = setup().await;
+    let name = support::unique("back");
+    let consultants = "customer-security-consultants";
+    let alpha = json!({"partner": {"name": "alpha",
+        "securityConsultants": [{"kind": "User", "name": "carol"}]}});
+    create_customer(
+        &client,
+        &name,
+        json!({"displayName": "Back", "contactEmail": "ops@back.example",
+               "partner": alpha["partner"]}),
+    )
+    .await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    wait_subjects(&client, &name, consultants, Some(vec!["User carol"])).await;
+    patch_customer_spec(
+        &client,
+        &name,
+        json!({"partner": {"name": "beta", "securityConsultants": null}}),
+    )
+    .await;
+    let c = wait_condition(&client, &name, types::READY, "True").await;
+    assert_eq!(c.status.unwrap().partner.as_deref(), Some("beta"));
+    wait_subjects(&client, &name, consultants, None).await;
+    patch_customer_spec(&client, &name, alpha.clone()).await;
+    let c = wait_condition(&client, &name, types::READY, "True").await;
+    let granted = condition(c.status.as_ref(), types::ACCESS_GRANTED).unwrap();
+    assert_eq!(granted.status, "True", "{granted:?}");
+    let status = c.status.unwrap();
+    assert_eq!(status.partner.as_deref(), Some("alpha"));
+    let former = status.former_partner.expect("a former partner");
+    assert_eq!(former.name, "beta");
+    assert!(former.security_consultants.is_empty(), "{former:?}");
+    wait_subjects(&client, &name, consultants, Some(vec!["User carol"])).await;
+    support::delete_customers(&client, &[name]).await;
 }

@@ -1,7 +1,8 @@
 //! Uninstall: deleting the Customer CRD while Customers exist leaves every customer
-//! namespace and its policies in place, released from their owner so the garbage
-//! collector keeps them, and marked so that a Customer of the same name adopts them
-//! again. Its own test binary: it deletes the CRD, which removes every Customer.
+//! namespace and its policies in place, released from their owner, and marked so that
+//! a Customer of the same name adopts them again; while the CRDs are gone the operator
+//! is not ready and does not flood its log. Its own test binary: it deletes the CRD,
+//! which removes every Customer. The operator runs as its binary, for `/readyz`.
 
 mod support;
 
@@ -43,10 +44,44 @@ async fn create(client: &Client, name: &str) {
         .unwrap();
 }
 
+/// The status code and body of `GET /readyz`, or `None` while nothing answers.
+fn readyz(address: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let code = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((code, body))
+}
+
 #[tokio::test]
 async fn deleting_the_crd_leaves_namespaces_in_place() {
     let client = support::client().await;
-    support::operator();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!("{}.log", support::unique("uninstall")));
+    let _operator = support::process::OperatorProcess::start_with(
+        &support::kubeconfig(),
+        &log,
+        &["--metrics-addr", &address],
+    );
+    support::wait_for("/readyz 200", || {
+        let ready = readyz(&address).map(|(code, _)| code == 200);
+        async move { ready.filter(|r| *r).map(|_| ()) }
+    })
+    .await;
     let name = support::unique("keep");
     create(&client, &name).await;
     let api: Api<Customer> = Api::all(client.clone());
@@ -69,8 +104,24 @@ async fn deleting_the_crd_leaves_namespaces_in_place() {
         }
     })
     .await;
-    // Give the garbage collector time to act on anything still owned.
+    // Give the garbage collector time to act on anything still owned; meanwhile the
+    // operator says it is not ready and logs the missing API once, not at every retry.
+    let logged_before = std::fs::read_to_string(&log).unwrap().lines().count();
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let (code, body) = readyz(&address).expect("/readyz answers");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not served"), "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .skip(logged_before)
+        .filter(|l| l.contains("WARN"))
+        .collect();
+    assert!(
+        warnings.len() <= 2,
+        "{} warnings in 8 s: {warnings:#?}",
+        warnings.len()
+    );
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for suffix in ["a", "b"] {
         let ns_name = format!("{name}-{suffix}");
@@ -80,16 +131,24 @@ async fn deleting_the_crd_leaves_namespaces_in_place() {
             "{ns_name} is being deleted"
         );
         assert!(ns.owner_references().is_empty(), "{ns_name} still owned");
+        assert!(
+            !ns.annotations().contains_key("customers.dev/owner-uid"),
+            "{ns_name} still records its owner"
+        );
         assert_eq!(ns.annotations().get(ANNOTATION_ADOPT), Some(&name));
         let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns_name);
         let deny = policies.get("customer-default-deny").await.unwrap();
         assert!(deny.owner_references().is_empty());
     }
 
-    // Reinstall: the same Customer takes its namespaces back.
+    // Reinstall: the same Customer takes its namespaces back, and the operator is ready.
     support::install_crds(&client).await;
     create(&client, &name).await;
     let customer = wait_ready(&api, &name).await;
+    assert_eq!(readyz(&address).map(|(code, _)| code), Some(200));
     let ns = namespaces.get(&format!("{name}-a")).await.unwrap();
-    assert_eq!(ns.owner_references()[0].uid, customer.uid().unwrap());
+    assert_eq!(
+        ns.annotations().get("customers.dev/owner-uid"),
+        customer.uid().as_ref()
+    );
 }

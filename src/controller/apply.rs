@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::FIELD_MANAGER;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Annotation holding a hash of the object as the operator last applied it, so a spec
 /// that drops a field is applied again (and server-side apply removes the field).
@@ -114,6 +114,27 @@ where
             &Patch::Apply(applied),
         )
         .await?)
+}
+
+/// An apply the apiserver refused for the object itself (400, 403, 422: not a conflict,
+/// an overload or an outage) as [`Error::ApplyRefused`], naming the object; any other
+/// error as it is.
+pub fn refusal<K: Resource>(error: Error, kind: &str, object: &K) -> Error {
+    match error {
+        Error::Kube(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+            let name = object.meta().name.clone().unwrap_or_default();
+            let object = match &object.meta().namespace {
+                Some(ns) => format!("{kind} {ns}/{name}"),
+                None => format!("{kind} {name}"),
+            };
+            Error::ApplyRefused {
+                object,
+                message: status.message.clone(),
+                source: kube::Error::Api(status),
+            }
+        }
+        other => other,
+    }
 }
 
 /// A hash of any text (FNV-1a), for the applied-hash and the in-flight record.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::apply::APPLIED_HASH;
+use crate::desired::ownership::ANNOTATION_OWNER_UID;
 use crate::error::{Error, Result};
 
 /// A child of kind `K` as a cache keeps it: see the module documentation.
@@ -38,7 +39,7 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
     /// The compact form of `object`: what the operator never reads (`managedFields`,
-    /// every annotation but the applied-hash, the creation time, the generation, the
+    /// every annotation but the applied-hash and the owner uid, the creation time, the generation, the
     /// status) is left out.
     pub fn new(object: &K) -> Result<Self> {
         let mut value = serde_json::to_value(object)?;
@@ -54,7 +55,13 @@ where
             .as_ref()
             .and_then(|a| a.get(APPLIED_HASH))
             .map(|h| h.as_str().into());
+        let owner = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get_key_value(ANNOTATION_OWNER_UID))
+            .map(|(k, v)| [(k.clone(), v.clone())].into());
         let metadata = ObjectMeta {
+            annotations: owner,
             name: meta.name.clone(),
             namespace: meta.namespace.clone(),
             uid: meta.uid.clone(),

@@ -28,17 +28,31 @@ pub struct GroupContext {
     pub default_group: String,
     /// How often an unchanged group is checked again.
     pub resync: Duration,
+    /// The Customer controller's caches and settings, to judge members' specs.
+    pub directory: Arc<super::Context>,
 }
 
 /// What a group reconcile found, for its status.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupOutcome {
-    /// The group is in use by these members.
-    Active(Vec<String>),
+    /// The group is in use by these members; `refused` are those whose spec the
+    /// group's defaults or access make the operator refuse, with why.
+    Active {
+        /// Every member.
+        members: Vec<String>,
+        /// Members refused because of the group, one line each.
+        refused: Vec<String>,
+    },
     /// Deletion waits: Block with these members left.
     Blocked(Vec<String>),
-    /// Deletion under way: members being moved or deleted.
-    Terminating(String),
+    /// Deletion under way: members being moved or deleted (`members` is how many are
+    /// left).
+    Terminating {
+        /// What is happening, for the condition.
+        message: String,
+        /// Members left.
+        members: u32,
+    },
 }
 
 /// The group's new status; transition times stay when a condition's status does.
@@ -52,17 +66,34 @@ pub fn group_status(
     status.observed_generation = generation;
     let conditions = &mut status.conditions;
     match outcome {
-        GroupOutcome::Active(members) => {
+        GroupOutcome::Active { members, refused } => {
             status.members = members.len() as u32;
-            set_condition(
-                conditions,
-                types::READY,
-                true,
-                "Reconciled",
-                count(members.len() as u64, "member", "members"),
-                generation,
-                now,
-            );
+            if refused.is_empty() {
+                set_condition(
+                    conditions,
+                    types::READY,
+                    true,
+                    "Reconciled",
+                    count(members.len() as u64, "member", "members"),
+                    generation,
+                    now,
+                );
+            } else {
+                set_condition(
+                    conditions,
+                    types::READY,
+                    false,
+                    "MembersRefused",
+                    format!(
+                        "the group's defaults or access make the operator refuse {} of {}: {}",
+                        refused.len(),
+                        count(members.len() as u64, "member", "members"),
+                        refused.join("; ")
+                    ),
+                    generation,
+                    now,
+                );
+            }
             remove_condition(conditions, types::DELETION_BLOCKED);
             remove_condition(conditions, types::TERMINATING);
         }
@@ -81,7 +112,8 @@ pub fn group_status(
                 now,
             );
         }
-        GroupOutcome::Terminating(message) => {
+        GroupOutcome::Terminating { message, members } => {
+            status.members = *members;
             set_condition(
                 conditions,
                 types::TERMINATING,
@@ -108,7 +140,8 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
             add_finalizer(&api, &*group).await?;
             return Ok(Action::await_change());
         }
-        write_status(&api, &group, &GroupOutcome::Active(members)).await?;
+        let refused = refused_members(&group, &members, &ctx);
+        write_status(&api, &group, &GroupOutcome::Active { members, refused }).await?;
         return Ok(Action::requeue(ctx.resync));
     }
     if !group.finalizers().iter().any(|f| f == FINALIZER) {
@@ -117,7 +150,9 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
     let customers: Api<Customer> = Api::all(ctx.client.clone());
     let outcome = match group.spec.deletion_policy {
         DeletionPolicy::Block if !members.is_empty() => GroupOutcome::Blocked(members),
-        DeletionPolicy::Orphan => {
+        DeletionPolicy::Orphan | DeletionPolicy::Cascade => {
+            // Only the Customers that name this group: those that name none are members
+            // of the default group, whatever a group object of that name says.
             let named: Vec<Arc<Customer>> = ctx
                 .customers
                 .state()
@@ -128,38 +163,44 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
                 remove_finalizer(&api, &*group).await?;
                 return Ok(Action::await_change());
             }
-            let patch = json!({"spec": {"group": null}});
-            for customer in &named {
-                customers
-                    .patch(
-                        &customer.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?;
-            }
             let names: Vec<String> = named.iter().map(|c| c.name_any()).collect();
-            GroupOutcome::Terminating(format!(
-                "moving members to the default group {}: {}",
-                ctx.default_group,
-                names.join(", ")
-            ))
-        }
-        DeletionPolicy::Cascade if !members.is_empty() => {
-            for customer in ctx
-                .customers
-                .state()
-                .iter()
-                .filter(|c| members.contains(&c.name_any()))
-            {
-                if customer.meta().deletion_timestamp.is_none() {
+            let message = if group.spec.deletion_policy == DeletionPolicy::Orphan {
+                let patch = json!({"spec": {"group": null}});
+                for customer in &named {
+                    customers
+                        .patch(
+                            &customer.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await?;
+                }
+                format!(
+                    "moving members to the default group {}: {}",
+                    ctx.default_group,
+                    names.join(", ")
+                )
+            } else {
+                for customer in named
+                    .iter()
+                    .filter(|c| c.meta().deletion_timestamp.is_none())
+                {
                     delete_exactly(&customers, &customer.name_any(), customer.uid()).await?;
                 }
+                let spared = if name == ctx.default_group {
+                    "; Customers that set no spec.group are members of the default group and are not deleted"
+                } else {
+                    ""
+                };
+                format!(
+                    "waiting for members to be deleted: {}{spared}",
+                    names.join(", ")
+                )
+            };
+            GroupOutcome::Terminating {
+                message,
+                members: named.len() as u32,
             }
-            GroupOutcome::Terminating(format!(
-                "waiting for members to be deleted: {}",
-                members.join(", ")
-            ))
         }
         _ => {
             remove_finalizer(&api, &*group).await?;
@@ -168,6 +209,28 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
     };
     write_status(&api, &group, &outcome).await?;
     Ok(Action::requeue(Duration::from_secs(2)))
+}
+
+/// The members whose spec the operator refuses because of this group (its defaults or
+/// access), each with the problems.
+fn refused_members(group: &CustomerGroup, members: &[String], ctx: &GroupContext) -> Vec<String> {
+    let about_group = format!("CustomerGroup {}", group.name_any());
+    let dir = &*ctx.directory;
+    members
+        .iter()
+        .filter_map(|name| {
+            let customer = ctx
+                .customers
+                .get(&kube::runtime::reflector::ObjectRef::new(name))?;
+            let problems: Vec<String> =
+                desired::validate::validate_customer(&customer, dir, &dir.options.settings)
+                    .into_iter()
+                    .filter(|p| p.field.starts_with(&about_group))
+                    .map(|p| p.to_string())
+                    .collect();
+            (!problems.is_empty()).then(|| format!("{name}: {}", problems.join(", ")))
+        })
+        .collect()
 }
 
 async fn write_status(
@@ -206,7 +269,10 @@ mod tests {
         let active = group_status(
             None,
             Some(1),
-            &GroupOutcome::Active(vec!["a".into(), "b".into()]),
+            &GroupOutcome::Active {
+                members: vec!["a".into(), "b".into()],
+                refused: vec![],
+            },
             t,
         );
         assert_eq!(active.members, 2);
@@ -226,9 +292,40 @@ mod tests {
         let again = group_status(
             Some(&active),
             Some(1),
-            &GroupOutcome::Active(vec!["a".into(), "b".into()]),
+            &GroupOutcome::Active {
+                members: vec!["a".into(), "b".into()],
+                refused: vec![],
+            },
             t,
         );
         assert_eq!(again, active);
+        let refused = group_status(
+            Some(&active),
+            Some(1),
+            &GroupOutcome::Active {
+                members: vec!["a".into(), "b".into()],
+                refused: vec!["a: bad".into(), "b: bad".into()],
+            },
+            t,
+        );
+        let ready = refused
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "MembersRefused")
+        );
+        let terminating = group_status(
+            Some(&active),
+            Some(1),
+            &GroupOutcome::Terminating {
+                message: "waiting".into(),
+                members: 1,
+            },
+            t,
+        );
+        assert_eq!(terminating.members, 1, "the count follows a Cascade");
     }
 }

@@ -75,7 +75,7 @@ pub async fn undeclared_inbound(
     }
     let own = |p: &Compact<NetworkPolicy>| {
         p.labels().get(LABEL_CUSTOMER) == Some(&me)
-            && p.owner_references().iter().any(|o| o.uid == uid)
+            && crate::desired::ownership::is_owned_by(kube::Resource::meta(p), uid)
     };
     // In the customer's namespaces: the operator's policies that are not this
     // customer's (left from an earlier holder), and everyone else's, read fresh.

@@ -31,7 +31,9 @@ use kube::runtime::watcher::{self, Config as WatcherConfig, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::api::{
+    ANNOTATION_ADOPT, Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY,
+};
 use crate::desired::{self, Directory, resolve};
 use crate::error::Error;
 use crate::isolation::cidr::Cidr;
@@ -75,7 +77,7 @@ pub struct Context {
     pub customers: Store<Customer>,
     /// All CustomerGroups.
     pub groups: Store<CustomerGroup>,
-    /// Namespaces the operator labelled (metadata only).
+    /// Every namespace (metadata only): the customers' and everyone else's.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// NetworkPolicies the operator labelled.
     pub policies: Store<Compact<NetworkPolicy>>,
@@ -104,6 +106,8 @@ pub struct Context {
     pub progress: inflight::Progresses,
     /// Writes the caches have not seen yet.
     pub in_flight: inflight::InFlight,
+    /// The customer ClusterRoles that do not exist ([`missing_roles`]).
+    pub missing_roles: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
 }
 
 impl Context {
@@ -149,7 +153,8 @@ impl Context {
                 content,
                 apply::send(api, &object.name_any(), &applied),
             )
-            .await?;
+            .await
+            .map_err(|error| apply::refusal(error, &kind, object))?;
         if sent.is_none() {
             return Ok(apply::Applied::InFlight);
         }
@@ -200,15 +205,46 @@ impl Directory for Context {
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.state()
     }
-    fn namespace_holder(&self, namespace: &str) -> Option<String> {
-        let ns = self.namespaces.get(&ObjectRef::new(namespace))?;
-        let holder = ns.labels().get(LABEL_CUSTOMER)?;
-        ns.metadata
-            .owner_references
+    fn namespace(&self, namespace: &str) -> desired::Existing {
+        use desired::Existing;
+        let Some(ns) = self.namespaces.get(&ObjectRef::new(namespace)) else {
+            return Existing::Absent;
+        };
+        if let Some(uid) = desired::ownership::owner_uid(&ns.metadata) {
+            // The customer it records, found by its label or, when the label was
+            // removed or changed, by the namespace's name; or the customer its label
+            // names that is gone (its namespace still waits for deletion). Not a former
+            // incarnation's leftover.
+            let label = ns.labels().get(LABEL_CUSTOMER);
+            let named = label.map(|l| ObjectRef::new(l));
+            let recorded = named
+                .iter()
+                .cloned()
+                .chain(claimants(namespace, &self.customers))
+                .find(|c| {
+                    self.customers
+                        .get(c)
+                        .is_some_and(|c| c.uid().as_deref() == Some(uid))
+                });
+            if let Some(holder) = recorded {
+                return Existing::HeldBy(holder.name);
+            }
+            if let Some(holder) =
+                label.filter(|_| named.is_some_and(|n| self.customers.get(&n).is_none()))
+            {
+                return Existing::HeldBy(holder.clone());
+            }
+        }
+        match ns.annotations().get(ANNOTATION_ADOPT) {
+            Some(to) => Existing::HandedTo(to.clone()),
+            None => Existing::Foreign,
+        }
+    }
+    fn owned_namespaces(&self, customer: &str, uid: &str) -> Vec<String> {
+        reconcile::own_namespaces(self, customer, uid)
             .iter()
-            .flatten()
-            .any(|o| o.kind == "Customer" && &o.name == holder)
-            .then(|| holder.clone())
+            .map(|ns| ns.name_any())
+            .collect()
     }
 }
 
@@ -245,6 +281,19 @@ fn owner_of<K: Resource>(child: &K) -> Option<ObjectRef<Customer>> {
         .as_ref()?
         .get(LABEL_CUSTOMER)
         .map(|name| ObjectRef::new(name))
+}
+
+/// The cached Customers whose names could begin a namespace's name (`a` and `a-b` for
+/// `a-b-c`): the ones that may ask for it. A namespace whose customer label was removed
+/// or changed, or a foreign one that appears or goes, concerns them.
+fn claimants(namespace: &str, customers: &Store<Customer>) -> Vec<ObjectRef<Customer>> {
+    namespace
+        .match_indices('-')
+        .map(|(at, _)| &namespace[..at])
+        .chain([namespace])
+        .map(ObjectRef::new)
+        .filter(|candidate| customers.get(candidate).is_some())
+        .collect()
 }
 
 /// A reflector over the children of one kind that `config` selects, kept in compact
@@ -312,9 +361,12 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
             "Namespaces",
             namespaces_by_customer.follow(inflight::follow(
                 progresses.of::<Namespace>(),
+                // Every namespace, not only the labelled ones: a namespace that exists
+                // and is no customer's must be known to be foreign (never a peer), and
+                // one whose label was removed must stay in view to be repaired.
                 watcher(
                     Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                    managed(),
+                    WatcherConfig::default(),
                 )
                 .backoff(WatchBackoff::default())
                 .modify(forget_managed_fields)
@@ -436,6 +488,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         sync: sync.clone(),
         progress: progresses,
         in_flight: Default::default(),
+        missing_roles: Default::default(),
     });
     let weak = Arc::downgrade(&context);
     hooks
@@ -455,7 +508,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let group_controller = group_controller(
         &client,
         member_stream,
-        customers.clone(),
+        context.clone(),
         default_group.clone(),
         resync,
         &hooks,
@@ -474,6 +527,8 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let (policies_for_namespaces, customers_for_namespaces) =
         (context.foreign_policies.clone(), customers.clone());
     let ns_for_foreign = context.namespaces.clone();
+    let customers_for_claims = customers.clone();
+    let presence = ApiPresence::new(&hooks.health);
     let customer_controller = controller
         .watches_stream(namespace_stream, move |ns| {
             let exposed = isolation::customers_exposed_to_new_namespaces(
@@ -481,7 +536,11 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 &ns_by_customer,
                 &customers_for_namespaces,
             );
-            owner_of(&ns).into_iter().chain(exposed).collect::<Vec<_>>()
+            owner_of(&ns)
+                .into_iter()
+                .chain(claimants(&ns.name_any(), &customers_for_claims))
+                .chain(exposed)
+                .collect::<Vec<_>>()
         })
         .watches_stream(policy_stream, move |p| {
             isolation::customers_of_policy(p.meta(), &ns_for_policies)
@@ -515,15 +574,19 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(ticks(resync))
+        .reconcile_all_on(missing_roles(client.clone(), context.missing_roles.clone()))
         .graceful_shutdown_on(hooks.shutdown.clone())
         .run(
             hooks.metrics.measured(reconcile::reconcile),
             error_policy,
             context,
         )
-        .for_each(|result| async move {
+        .for_each(move |result| {
             match result {
-                Ok((object, _)) => tracing::debug!(customer = %object.name, "reconciled"),
+                Ok((object, _)) => {
+                    presence.served();
+                    tracing::debug!(customer = %object.name, "reconciled")
+                }
                 Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
                     tracing::debug!(customer = %object.name, "gone before its reconcile")
                 }
@@ -531,8 +594,11 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
                 Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
                     tracing::debug!(customer = %object.name, "reconcile failed, retry scheduled")
                 }
+                Err(kube::runtime::controller::Error::QueueError(error))
+                    if presence.missing(&error) => {}
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
+            futures::future::ready(())
         });
     futures::join!(customer_controller, group_controller);
     synced.abort();
@@ -715,6 +781,47 @@ fn sweep_times(
     )
 }
 
+/// How often the customer ClusterRoles are looked up.
+const ROLES_CHECK: Duration = Duration::from_secs(5);
+
+/// Looks up the four customer ClusterRoles every [`ROLES_CHECK`], keeps the names of
+/// those that do not exist in `missing`, and yields when that set changes (every
+/// Customer's `AccessGranted` depends on it). A role that cannot be read (the
+/// operator's RBAC does not allow it) counts as present.
+fn missing_roles(
+    client: Client,
+    missing: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    use crate::desired::access::{ROLE_ADMIN, ROLE_EDIT, ROLE_SECURITY_CONSULTANT, ROLE_VIEW};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let api: Api<ClusterRole> = Api::all(client);
+    futures::stream::unfold((api, missing), |(api, missing)| async move {
+        loop {
+            let mut now = std::collections::BTreeSet::new();
+            for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
+                match api.get_metadata_opt(role).await {
+                    Ok(None) => {
+                        now.insert(role.to_string());
+                    }
+                    Ok(Some(_)) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, role, "looking up a customer ClusterRole")
+                    }
+                }
+            }
+            let changed = *missing.read().expect("roles lock") != now;
+            if changed {
+                if !now.is_empty() {
+                    tracing::warn!(roles = ?now, "customer ClusterRoles missing: the RoleBindings to them grant nothing");
+                }
+                *missing.write().expect("roles lock") = now;
+                return Some(((), (api, missing)));
+            }
+            tokio::time::sleep(ROLES_CHECK).await;
+        }
+    })
+}
+
 /// A stream that yields once every `period`.
 fn ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
     futures::stream::unfold((), move |()| async move {
@@ -728,22 +835,26 @@ fn ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
 fn group_controller(
     client: &Client,
     member_stream: impl futures::Stream<Item = Result<Customer, watcher::Error>> + Send + 'static,
-    customers: Store<Customer>,
+    directory: Arc<Context>,
     default_group: String,
     resync: Duration,
     hooks: &Hooks,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let context = Arc::new(group::GroupContext {
         client: client.clone(),
-        customers,
+        customers: directory.customers.clone(),
         default_group: default_group.clone(),
         resync,
+        directory,
     });
+    let presence = ApiPresence::new(&hooks.health);
     Controller::new(
         Api::<CustomerGroup>::all(client.clone()),
         WatcherConfig::default(),
     )
-    .trigger_backoff(BriefPause)
+    // Its own watch of groups backs off like every other watch: a shorter pause sent a
+    // request (and a warning) five times a second while the CRD was gone.
+    .trigger_backoff(WatchBackoff::default())
     .watches_stream(member_stream, move |customer: Customer| {
         // The group it is in, and the one its status still names (the one it leaves).
         let mut groups = vec![resolve::group_name_or(&customer, &default_group)];
@@ -761,17 +872,72 @@ fn group_controller(
         group::error_policy,
         context,
     )
-    .for_each(|result| async move {
+    .for_each(move |result| {
         match result {
-            Ok((object, _)) => tracing::debug!(group = %object.name, "reconciled"),
+            Ok((object, _)) => {
+                presence.served();
+                tracing::debug!(group = %object.name, "reconciled")
+            }
             Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
             // group::error_policy has logged it, with the group and the reason.
             Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
                 tracing::debug!(group = %object.name, "group reconcile failed, retry scheduled")
             }
+            Err(kube::runtime::controller::Error::QueueError(error))
+                if presence.missing(&error) => {}
             Err(error) => tracing::warn!(%error, "group reconcile failed"),
         }
+        futures::future::ready(())
     })
+}
+
+/// Whether the apiserver serves the operator's API, as the controllers' watches find it:
+/// while it does not (the CRDs were deleted, an uninstall), `/readyz` reports not ready
+/// and the watches' 404s are logged once, not at every retry.
+#[derive(Clone)]
+struct ApiPresence {
+    health: crate::operate::health::Health,
+    missing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ApiPresence {
+    fn new(health: &crate::operate::health::Health) -> Self {
+        ApiPresence {
+            health: health.clone(),
+            missing: Default::default(),
+        }
+    }
+
+    /// Whether a watch error says the API is not served (404); the first one of an
+    /// absence is logged and makes the replica not ready.
+    fn missing(&self, error: &watcher::Error) -> bool {
+        let not_found = match error {
+            watcher::Error::InitialListFailed(kube::Error::Api(s))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+            | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 404,
+            watcher::Error::WatchError(s) => s.code == 404,
+            _ => false,
+        };
+        if not_found {
+            use std::sync::atomic::Ordering;
+            if !self.missing.swap(true, Ordering::SeqCst) {
+                tracing::warn!(
+                    "the apiserver does not serve the customers.dev API (its CRDs were deleted?): waiting for it, not ready meanwhile"
+                );
+            }
+            self.health.advance(Phase::Ready, Phase::ApiMissing);
+        }
+        not_found
+    }
+
+    /// A reconcile succeeded: the API is served.
+    fn served(&self) {
+        use std::sync::atomic::Ordering;
+        if self.missing.swap(false, Ordering::SeqCst) {
+            tracing::info!("the customers.dev API is served again");
+            self.health.advance(Phase::ApiMissing, Phase::Ready);
+        }
+    }
 }
 
 /// The pause of all triggers after a watch error. Each watch already backs off on its

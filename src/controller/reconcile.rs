@@ -30,11 +30,12 @@ use crate::api::{
     Subject, Summary,
 };
 use crate::desired::access::BINDING_NAMES;
-use crate::desired::access::CONSULTANTS_BINDING;
+use crate::desired::access::{CONSULTANTS_BINDING, PARENT_ADMINS_BINDING};
 use crate::desired::network::{DEFAULT_DENY, POLICY_NAMES};
-use crate::desired::{self, Desired, owned_by, partner, resolve};
+use crate::desired::ownership::{ANNOTATION_OWNER_UID, is_owned_by};
+use crate::desired::{self, Desired, partner, resolve};
 use crate::desired::{LIMITS_NAME, QUOTA_NAME};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// Requeue while something is still on its way (namespaces terminating, conflicts).
 const SOON: Duration = Duration::from_secs(5);
@@ -156,7 +157,8 @@ async fn write_status(customer: &Customer, ctx: &Context, outcome: &Outcome) -> 
     let write = async {
         tracing::debug!(customer = %name, ?old, ?new, "status changed");
         announce(customer, ctx, old, &new).await;
-        let patch = json!({"status": new});
+        let before = serde_json::to_value(old)?;
+        let patch = json!({"status": status::merge_patch(&before, &serde_json::to_value(&new)?)});
         Ok(Api::<Customer>::all(ctx.client.clone())
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?)
@@ -200,6 +202,7 @@ async fn announce(
         types::DELETION_BLOCKED,
         types::CONNECTIONS_PENDING,
         types::NETWORK_ISOLATED,
+        types::ACCESS_GRANTED,
     ] {
         if let Some(c) = changed(type_).filter(|c| status::is_warning(c)) {
             events::publish(
@@ -220,6 +223,7 @@ async fn announce(
                 | "Terminating"
                 | "DeletionBlocked"
                 | "ConnectionsPending"
+                | status::UNDECLARED_INBOUND
         );
         if refused {
             events::publish(
@@ -257,7 +261,7 @@ async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<C
             ctx.bindings
                 .get(&ObjectRef::new(CONSULTANTS_BINDING).within(ns))
         })
-        .filter(|b| b.labels().get(LABEL_CUSTOMER) == Some(&name) && owned_by(b.meta(), &uid))
+        .filter(|b| b.labels().get(LABEL_CUSTOMER) == Some(&name) && is_owned_by(b.meta(), &uid))
         .map(|b| b.expand())
         .collect::<Result<Vec<RoleBinding>>>()?;
     let holders: BTreeSet<Subject> = bindings
@@ -276,7 +280,11 @@ async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<C
         return Ok(customer);
     }
     let named = customer.spec.partner.as_ref().map(|p| p.name.clone());
-    let patch = json!({"status": {"partner": named, "formerPartner": former}});
+    let recorded = status::merge_patch(
+        &serde_json::to_value(&status.former_partner)?,
+        &serde_json::to_value(&former)?,
+    );
+    let patch = json!({"status": {"partner": named, "formerPartner": recorded}});
     Api::<Customer>::all(ctx.client.clone())
         .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
@@ -285,12 +293,37 @@ async fn remember_former_partner(customer: &Customer, ctx: &Context) -> Result<C
     Ok(customer)
 }
 
+/// Converges a Customer; when the apiserver refuses one of its objects, says so in the
+/// status (Ready=False, reason ApplyRefused, naming the object; an Event) before the
+/// error goes to the retry with backoff.
 async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
+    match converge_now(customer, ctx).await {
+        Err(Error::ApplyRefused {
+            object,
+            message,
+            source,
+        }) => {
+            let refused = format!("the apiserver refused {object}: {message}");
+            write_status(customer, ctx, &Outcome::Refused(refused)).await?;
+            Err(Error::ApplyRefused {
+                object,
+                message,
+                source,
+            })
+        }
+        other => other,
+    }
+}
+
+async fn converge_now(customer: &Customer, ctx: &Context) -> Result<Action> {
     let customer = &remember_former_partner(customer, ctx).await?;
     let settings = &ctx.options.settings;
     let wanted = match desired::desired(customer, ctx, settings) {
         Ok(wanted) => wanted,
         Err(Error::Invalid(problems)) => {
+            if problems.iter().any(|p| is_parent_problem(p.reason)) {
+                withdraw_parent_admins(customer, ctx).await?;
+            }
             write_status(customer, ctx, &Outcome::Invalid(problems)).await?;
             return Ok(Action::requeue(ctx.options.resync));
         }
@@ -309,6 +342,15 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         ));
         observed.namespaces.push(NamespaceStatus {
             name: conflict.namespace.clone(),
+            phase: "Conflict".into(),
+        });
+    }
+    for foreign in &wanted.foreign {
+        observed
+            .conflicts
+            .push(format!("{foreign} (exists, not the customer's)"));
+        observed.namespaces.push(NamespaceStatus {
+            name: foreign.clone(),
             phase: "Conflict".into(),
         });
     }
@@ -337,7 +379,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
                 "Active"
             }
             Some(meta) => {
-                let ours = owned_by(&meta.metadata, &uid);
+                let ours = is_owned_by(&meta.metadata, &uid);
                 let handed_over = meta.annotations().get(ANNOTATION_ADOPT) == Some(&name);
                 if !(ours || handed_over) {
                     observed
@@ -363,9 +405,20 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         });
     }
 
+    // Kept namespaces (no longer listed, deletionProtection) are managed like listed ones.
+    for kept in &wanted.kept {
+        let terminating = ctx
+            .namespaces
+            .get(&ObjectRef::new(kept))
+            .is_none_or(|ns| ns.metadata.deletion_timestamp.is_some());
+        if !terminating {
+            usable.insert(kept.clone());
+        }
+    }
+
     // The default-deny policy of every namespace goes first, before any policy that
-    // allows something: a new namespace is never open while it converges. Then
-    // everything else, the four kinds side by side.
+    // allows something: a new namespace is never open while it converges. Then the
+    // other policies, the quota and the limits side by side, then the RoleBindings.
     let scope = Scope {
         ctx,
         usable: &usable,
@@ -377,18 +430,14 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     scope
         .converge(&ctx.policies, policies, deny, Prune::No)
         .await?;
-    let (policies, bindings, quotas, limits) = futures::try_join!(
+    // Access comes last: nobody is granted a role in a namespace whose policies, quota
+    // and limits are not in place (an apply the apiserver refuses stops here).
+    let (policies, quotas, limits) = futures::try_join!(
         scope.converge(
             &ctx.policies,
             policies,
             |p| !deny(p),
             Prune::Names(&POLICY_NAMES)
-        ),
-        scope.converge(
-            &ctx.bindings,
-            &wanted.role_bindings,
-            |_| true,
-            Prune::Names(&BINDING_NAMES)
         ),
         scope.converge(
             &ctx.quotas,
@@ -403,6 +452,14 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
             Prune::Names(&[LIMITS_NAME])
         ),
     )?;
+    let bindings = scope
+        .converge(
+            &ctx.bindings,
+            &wanted.role_bindings,
+            |_| true,
+            Prune::Names(&BINDING_NAMES),
+        )
+        .await?;
     let summary = Summary {
         namespaces: usable.len() as u32,
         network_policies: policies,
@@ -413,9 +470,21 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     observed.undeclared_inbound =
         super::isolation::undeclared_inbound(ctx, customer, &wanted, &usable, &uid).await?;
 
-    observed.kept = prune_namespaces(customer, ctx, &wanted, &uid).await?;
+    prune_namespaces(customer, ctx, &wanted, &uid).await?;
+    observed.kept = wanted.kept.clone();
     observed.waiting_peers = wanted.waiting_peers.clone();
     observed.carried_over = wanted.carried_over.clone();
+    let missing = ctx.missing_roles.read().expect("roles lock").clone();
+    let mut referred: Vec<String> = wanted
+        .role_bindings
+        .iter()
+        .filter(|b| usable.contains(&b.namespace().unwrap_or_default()))
+        .map(|b| b.role_ref.name.clone())
+        .filter(|role| missing.contains(role))
+        .collect();
+    referred.sort();
+    referred.dedup();
+    observed.missing_roles = referred;
     let settled = observed.conflicts.is_empty()
         && observed.waiting_peers.is_empty()
         && observed.namespaces.iter().all(|n| n.phase == "Active");
@@ -425,6 +494,38 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     } else {
         SOON
     }))
+}
+
+/// Whether a refusal is about the customer's parent: then what the parent granted
+/// before (its admins' binding) must not outlive the refusal.
+fn is_parent_problem(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::ParentCycle | Reason::UnknownParent | Reason::ParentTooDeep
+    )
+}
+
+/// A refused parent (a cycle made by two edits, a parent deleted) grants nothing: deletes
+/// the parent admins' binding in the customer's own namespaces. The rest of the
+/// customer's objects stay as they were.
+async fn withdraw_parent_admins(customer: &Customer, ctx: &Context) -> Result<()> {
+    let (name, uid) = (customer.name_any(), uid_of(customer)?);
+    for ns in own_namespaces(ctx, &name, &uid) {
+        let ns = ns.name_any();
+        let Some(live) = ctx
+            .bindings
+            .get(&ObjectRef::new(PARENT_ADMINS_BINDING).within(&ns))
+        else {
+            continue;
+        };
+        let mine =
+            live.labels().get(LABEL_CUSTOMER) == Some(&name) && is_owned_by(live.meta(), &uid);
+        if mine && live.meta().deletion_timestamp.is_none() {
+            let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+            delete_exactly(&api, PARENT_ADMINS_BINDING, live.uid()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Requests one reconcile sends at the same time for one kind of object.
@@ -501,7 +602,7 @@ impl Scope<'_> {
                     continue;
                 };
                 let mine = live.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
-                    && owned_by(live.meta(), uid);
+                    && is_owned_by(live.meta(), uid);
                 if mine && live.meta().deletion_timestamp.is_none() {
                     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
                     delete_exactly(&api, name, live.uid()).await?;
@@ -553,8 +654,9 @@ where
     }
 }
 
-/// The customer's own namespaces (label and ownerReference), from the cache.
-fn own_namespaces(
+/// The customer's own namespaces (its label, and recorded as owned by it), from the
+/// cache.
+pub(crate) fn own_namespaces(
     ctx: &Context,
     customer: &str,
     uid: &str,
@@ -565,33 +667,61 @@ fn own_namespaces(
         .filter_map(|name| ctx.namespaces.get(&ObjectRef::new(name)))
         .filter(|ns| {
             ns.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
-                && owned_by(&ns.metadata, uid)
+                && is_owned_by(&ns.metadata, uid)
         })
         .collect()
 }
 
-/// Deletes the customer's own namespaces that the spec no longer lists, unless
-/// `deletionProtection` holds them; returns the ones kept.
+/// Deletes the customer's own namespaces that the spec no longer lists and
+/// `deletionProtection` does not keep ([`Desired::kept`]).
 async fn prune_namespaces(
     customer: &Customer,
     ctx: &Context,
     wanted: &Desired,
     uid: &str,
-) -> Result<Vec<String>> {
-    let wanted: BTreeSet<String> = wanted.namespaces.iter().map(|n| n.name_any()).collect();
+) -> Result<()> {
+    let keep: BTreeSet<String> = wanted
+        .namespaces
+        .iter()
+        .map(|n| n.name_any())
+        .chain(wanted.kept.iter().cloned())
+        .collect();
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let mut kept = Vec::new();
     for ns in own_namespaces(ctx, &customer.name_any(), uid) {
-        if wanted.contains(&ns.name_any()) || ns.metadata.deletion_timestamp.is_some() {
+        if keep.contains(&ns.name_any()) || ns.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        if customer.spec.deletion_protection {
-            kept.push(ns.name_any());
-        } else {
-            delete_exactly(&api, &ns.name_any(), ns.uid()).await?;
+        delete_exactly(&api, &ns.name_any(), ns.uid()).await?;
+    }
+    Ok(())
+}
+
+/// The customer's namespaces during a blocked deletion, as they really are: those it
+/// owns (Active or Terminating) and those its status listed that are gone.
+fn namespaces_as_they_are(customer: &Customer, ctx: &Context, uid: &str) -> Vec<NamespaceStatus> {
+    let mut out: Vec<NamespaceStatus> = own_namespaces(ctx, &customer.name_any(), uid)
+        .iter()
+        .map(|ns| NamespaceStatus {
+            name: ns.name_any(),
+            phase: if ns.metadata.deletion_timestamp.is_some() {
+                "Terminating"
+            } else {
+                "Active"
+            }
+            .into(),
+        })
+        .collect();
+    let listed = customer.status.iter().flat_map(|s| &s.namespaces);
+    for earlier in listed.filter(|n| n.phase != "Conflict") {
+        if !out.iter().any(|n| n.name == earlier.name) {
+            out.push(NamespaceStatus {
+                name: earlier.name.clone(),
+                phase: "Gone".into(),
+            });
         }
     }
-    Ok(kept)
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// Whether the Customer CRD itself is being deleted (an uninstall).
@@ -616,8 +746,14 @@ async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     if customer.spec.deletion_protection {
-        write_status(customer, ctx, &Outcome::DeletionBlocked).await?;
-        return Ok(Action::requeue(ctx.options.resync));
+        let namespaces = namespaces_as_they_are(customer, ctx, &uid);
+        let settled = namespaces.iter().all(|n| n.phase != "Terminating");
+        write_status(customer, ctx, &Outcome::DeletionBlocked(namespaces)).await?;
+        return Ok(Action::requeue(if settled {
+            ctx.options.resync
+        } else {
+            SOON
+        }));
     }
     let customers: Api<Customer> = Api::all(ctx.client.clone());
     let inner = desired::relations::inner_customers(customer, &ctx.customers.state());
@@ -654,16 +790,18 @@ async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// On uninstall: takes the Customer's ownerReference off its namespaces and their
-/// children (so the garbage collector keeps them) and marks each namespace for adoption
-/// by a Customer of the same name, should one be created again.
+/// On uninstall: takes the Customer's ownership record off its namespaces (so that a
+/// Customer of the same name created again is not refused them as a former
+/// incarnation's) and marks each for adoption by a Customer of that name; takes an
+/// ownerReference of an earlier version off their children (so the garbage collector
+/// keeps them).
 async fn release(customer: &Customer, ctx: &Context, uid: &str) -> Result<()> {
     let name = customer.name_any();
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     for ns in own_namespaces(ctx, &name, uid) {
         let patch = json!({"metadata": {
             "ownerReferences": others(&ns.metadata, uid),
-            "annotations": {ANNOTATION_ADOPT: name},
+            "annotations": {ANNOTATION_ADOPT: name, ANNOTATION_OWNER_UID: null},
         }});
         namespaces
             .patch(
@@ -705,9 +843,8 @@ where
         + 'static,
 {
     for live in store.state() {
-        if live.labels().get(LABEL_CUSTOMER).map(String::as_str) != Some(customer)
-            || !owned_by(live.meta(), uid)
-        {
+        let referenced = live.owner_references().iter().any(|o| o.uid == uid);
+        if live.labels().get(LABEL_CUSTOMER).map(String::as_str) != Some(customer) || !referenced {
             continue;
         }
         let api: Api<K> =

@@ -45,10 +45,15 @@ pub struct Observed {
     pub isolation: Option<Isolation>,
     /// Consultants refused because they held roles for the former partner.
     pub carried_over: Vec<String>,
+    /// ClusterRoles the customer's RoleBindings refer to that do not exist.
+    pub missing_roles: Vec<String>,
     /// Openings into the customer's namespaces from other customers that no
     /// declaration covers, one line each (policy and peer named).
     pub undeclared_inbound: Vec<String>,
 }
+
+/// Reason of `Ready=False` when the apiserver refused one of the customer's objects.
+pub const APPLY_REFUSED: &str = "ApplyRefused";
 
 /// Reason of `NetworkIsolated=False` when another customer may connect undeclared.
 pub const UNDECLARED_INBOUND: &str = "UndeclaredInbound";
@@ -65,9 +70,16 @@ pub enum Outcome {
     Invalid(Vec<Problem>),
     /// Deletion waits for these to disappear.
     Terminating(String),
-    /// Deletion is blocked by `deletionProtection`.
-    DeletionBlocked,
+    /// The apiserver refused an object of the customer (what it said, naming the
+    /// object); the objects after it were not applied.
+    Refused(String),
+    /// Deletion is blocked by `deletionProtection`; the customer's namespaces as they
+    /// really are (Active, Terminating, or Gone when protection came too late for them).
+    DeletionBlocked(Vec<NamespaceStatus>),
 }
+
+/// Reason of `AccessGranted=False` while a ClusterRole the bindings refer to is missing.
+pub const ROLES_MISSING: &str = "RolesMissing";
 
 /// Reason of a partner change that kept the former partner's consultants.
 pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
@@ -113,6 +125,17 @@ pub fn compute(
                 format!("spec refused, existing resources left as they were: {message}"),
             );
         }
+        Outcome::Refused(refused) => {
+            set(
+                &mut conditions,
+                types::READY,
+                false,
+                APPLY_REFUSED,
+                format!(
+                    "{refused}; the objects after it (RoleBindings last) are not applied; retried with backoff"
+                ),
+            );
+        }
         Outcome::Terminating(waiting) => {
             set(
                 &mut conditions,
@@ -130,14 +153,59 @@ pub fn compute(
             );
             remove_condition(&mut conditions, types::DELETION_BLOCKED);
         }
-        Outcome::DeletionBlocked => {
+        Outcome::DeletionBlocked(namespaces) => {
+            let in_phase = |phase: &str| -> Vec<&str> {
+                namespaces
+                    .iter()
+                    .filter(|n| n.phase == phase)
+                    .map(|n| n.name.as_str())
+                    .collect()
+            };
+            let (terminating, gone) = (in_phase("Terminating"), in_phase("Gone"));
+            let mut message = if terminating.is_empty() && gone.is_empty() {
+                "deletionProtection is true: nothing is deleted".to_string()
+            } else {
+                "deletionProtection is true: nothing more is deleted".to_string()
+            };
+            if !terminating.is_empty() {
+                message.push_str(&format!(
+                    "; already being deleted when protection was switched on (the apiserver finishes it): {}",
+                    terminating.join(", ")
+                ));
+            }
+            if !gone.is_empty() {
+                message.push_str(&format!("; already gone: {}", gone.join(", ")));
+            }
+            message.push_str("; set spec.deletionProtection to false to confirm the deletion");
             set(
                 &mut conditions,
                 types::DELETION_BLOCKED,
                 true,
                 "DeletionProtection",
-                "deletionProtection is true: nothing is deleted; set spec.deletionProtection to false to confirm the deletion".into(),
+                message,
             );
+            let lost: Vec<&str> = terminating.iter().chain(&gone).copied().collect();
+            if lost.is_empty() {
+                set(
+                    &mut conditions,
+                    types::NAMESPACES_READY,
+                    true,
+                    "NamespacesActive",
+                    format!(
+                        "{} active",
+                        count(namespaces.len() as u64, "namespace", "namespaces")
+                    ),
+                );
+            } else {
+                set(
+                    &mut conditions,
+                    types::NAMESPACES_READY,
+                    false,
+                    "NamespacesDeleted",
+                    format!("deleted or being deleted: {}", lost.join(", ")),
+                );
+            }
+            status.namespaces = namespaces.clone();
             set(
                 &mut conditions,
                 types::READY,
@@ -145,6 +213,7 @@ pub fn compute(
                 "DeletionBlocked",
                 "deletion waits for confirmation".into(),
             );
+            remove_condition(&mut conditions, types::TERMINATING);
         }
         Outcome::Applied(observed) => {
             status.partner = partner.map(str::to_string);
@@ -181,6 +250,8 @@ pub fn compute(
                 ns_reason,
                 ns_message,
             );
+            let breached = !matches!(observed.isolation, Some(Isolation::None) | None)
+                && !observed.undeclared_inbound.is_empty();
             match observed.isolation {
                 Some(Isolation::None) | None => set(
                     &mut conditions,
@@ -216,7 +287,26 @@ pub fn compute(
                     ),
                 ),
             }
-            if observed.carried_over.is_empty() {
+            if !observed.carried_over.is_empty() {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    false,
+                    CONSULTANTS_CARRIED_OVER,
+                    carried_over_message(&observed.carried_over),
+                );
+            } else if !observed.missing_roles.is_empty() {
+                set(
+                    &mut conditions,
+                    types::ACCESS_GRANTED,
+                    false,
+                    ROLES_MISSING,
+                    format!(
+                        "the RoleBindings refer to ClusterRoles that do not exist, so they grant nothing: {}; install them (the chart's customer roles)",
+                        observed.missing_roles.join(", ")
+                    ),
+                );
+            } else {
                 set(
                     &mut conditions,
                     types::ACCESS_GRANTED,
@@ -230,14 +320,6 @@ pub fn compute(
                             "RoleBindings"
                         )
                     ),
-                );
-            } else {
-                set(
-                    &mut conditions,
-                    types::ACCESS_GRANTED,
-                    false,
-                    CONSULTANTS_CARRIED_OVER,
-                    carried_over_message(&observed.carried_over),
                 );
             }
             if observed.conflicts.is_empty() {
@@ -291,6 +373,13 @@ pub fn compute(
                     false,
                     CONSULTANTS_CARRIED_OVER,
                     carried_over_message(&observed.carried_over),
+                )
+            } else if breached {
+                (
+                    false,
+                    UNDECLARED_INBOUND,
+                    "other customers may connect where nothing declares it (see NetworkIsolated)"
+                        .to_string(),
                 )
             } else if !observed.kept.is_empty() {
                 (
@@ -355,9 +444,35 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
+/// A JSON merge patch that turns `old` into `new`. A merge patch keeps every key it does
+/// not name, and the status types leave out empty lists and unset fields: each key of
+/// `old` that `new` lacks is named here with `null`, in nested objects too, so an
+/// emptied list (a former partner's consultants) does not survive.
+pub fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut out = serde_json::Map::new();
+            for (key, value) in new {
+                let patched = match old.get(key) {
+                    Some(before) => merge_patch(before, value),
+                    None => value.clone(),
+                };
+                out.insert(key.clone(), patched);
+            }
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                out.insert(key.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => new.clone(),
+    }
+}
+
 /// Whether a condition reports something a person must act on, which gets a Warning
 /// Event when it appears or changes: Conflict, DeletionBlocked or ConnectionsPending
-/// True, or NetworkIsolated False because of an undeclared path.
+/// True, NetworkIsolated False because of an undeclared path, or AccessGranted False
+/// because a ClusterRole is missing.
 pub fn is_warning(condition: &Condition) -> bool {
     match condition.type_.as_str() {
         types::CONFLICT | types::DELETION_BLOCKED | types::CONNECTIONS_PENDING => {
@@ -366,6 +481,7 @@ pub fn is_warning(condition: &Condition) -> bool {
         types::NETWORK_ISOLATED => {
             condition.status == "False" && condition.reason == UNDECLARED_INBOUND
         }
+        types::ACCESS_GRANTED => condition.status == "False" && condition.reason == ROLES_MISSING,
         _ => false,
     }
 }
@@ -389,6 +505,18 @@ mod tests {
             isolation: Some(Isolation::Standard),
             ..Default::default()
         }
+    }
+
+    /// The status after `old` once everything is in place again.
+    fn applied_again(old: &CustomerStatus, t: Timestamp) -> CustomerStatus {
+        compute(
+            Some(old),
+            Some(1),
+            "all",
+            None,
+            &Outcome::Applied(observed()),
+            t,
+        )
     }
 
     #[test]
@@ -499,17 +627,52 @@ mod tests {
             c.message
         );
         assert!(is_warning(c));
-        let s = compute(
-            Some(&s),
-            Some(1),
-            "all",
-            None,
-            &Outcome::Applied(observed()),
-            t,
+        let ready = condition(Some(&s), types::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", UNDECLARED_INBOUND),
+            "a breached customer is not Ready"
         );
+        let s = applied_again(&s, t);
         let c = condition(Some(&s), types::NETWORK_ISOLATED).unwrap();
         assert_eq!(c.status, "True");
         assert!(!is_warning(c));
+    }
+
+    #[test]
+    fn a_missing_role_keeps_access_from_being_granted() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let mut without = observed();
+        without.missing_roles = vec!["customer-view".into()];
+        let s = compute(None, Some(1), "all", None, &Outcome::Applied(without), t);
+        let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", ROLES_MISSING)
+        );
+        assert!(c.message.contains("customer-view"), "{}", c.message);
+        assert!(is_warning(c));
+        let s = applied_again(&s, t);
+        let c = condition(Some(&s), types::ACCESS_GRANTED).unwrap();
+        assert_eq!(c.status, "True");
+    }
+
+    #[test]
+    fn a_merge_patch_removes_what_the_new_status_left_out() {
+        use serde_json::json;
+        let old = json!({"partner": "p2", "formerPartner": {"name": "p1",
+            "securityConsultants": [{"kind": "User", "name": "carol"}]}, "group": "all"});
+        let new = json!({"partner": "p1", "formerPartner": {"name": "p2"}, "group": "all"});
+        let patch = merge_patch(&old, &new);
+        assert_eq!(
+            patch,
+            json!({"partner": "p1", "formerPartner": {"name": "p2", "securityConsultants": null},
+                   "group": "all"})
+        );
+        assert_eq!(
+            merge_patch(&json!({"a": 1}), &json!({})),
+            json!({"a": null})
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const ROLE_SECURITY_CONSULTANT: &str = "customer-security-consultant";
 /// Name of the RoleBinding of the partner's security consultants.
 pub const CONSULTANTS_BINDING: &str = "customer-security-consultants";
 
+/// Name of the RoleBinding that grants the parent customers' admins `customer-admin`.
+pub const PARENT_ADMINS_BINDING: &str = "customer-parent-admins";
+
 /// Every name a RoleBinding of the operator may have (pruning looks these up).
 pub const BINDING_NAMES: [&str; 8] = [
     "customer-admins",
@@ -26,7 +29,7 @@ pub const BINDING_NAMES: [&str; 8] = [
     "customer-group-admins",
     "customer-group-editors",
     "customer-group-viewers",
-    "customer-parent-admins",
+    PARENT_ADMINS_BINDING,
     CONSULTANTS_BINDING,
 ];
 

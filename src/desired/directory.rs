@@ -1,7 +1,7 @@
 //! What a customer's objects depend on besides its own spec: the other customers and the
 //! groups. The controller answers from its caches, `render` from the files it read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -16,11 +16,31 @@ pub trait Directory {
     fn group(&self, name: &str) -> Option<Arc<CustomerGroup>>;
     /// Every known Customer.
     fn customers(&self) -> Vec<Arc<Customer>>;
-    /// The customer that holds an existing namespace of this name (its label and an
-    /// ownerReference to it), if known. Offline there are no namespaces: `None`.
-    fn namespace_holder(&self, _namespace: &str) -> Option<String> {
-        None
+    /// What the namespace of this name is, if it exists. Offline there are no
+    /// namespaces: [`Existing::Absent`].
+    fn namespace(&self, _namespace: &str) -> Existing {
+        Existing::Absent
     }
+    /// The existing namespaces that carry the customer's label and record the Customer
+    /// of this uid as their owner. Offline: none.
+    fn owned_namespaces(&self, _customer: &str, _uid: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// What an existing namespace is to the customers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// No namespace of that name exists (or none is known).
+    Absent,
+    /// It is this customer's: its label names it and it records its owner
+    /// ([`super::ownership`]).
+    HeldBy(String),
+    /// It is no customer's, and a cluster admin hands it over to this customer
+    /// (`customers.dev/adopt`).
+    HandedTo(String),
+    /// It exists and is no customer's: never adopted, changed or trusted.
+    Foreign,
 }
 
 /// A [`Directory`] held in maps: for `render`, tests and benchmarks.
@@ -32,6 +52,8 @@ pub struct MapDirectory {
     pub groups: BTreeMap<String, Arc<CustomerGroup>>,
     /// Existing namespaces and the customer that holds each (empty offline).
     pub namespace_holders: BTreeMap<String, String>,
+    /// Existing namespaces that are no customer's (empty offline).
+    pub foreign_namespaces: BTreeSet<String>,
 }
 
 impl MapDirectory {
@@ -50,6 +72,7 @@ impl MapDirectory {
                 .map(|g| (g.name_any(), Arc::new(g)))
                 .collect(),
             namespace_holders: BTreeMap::new(),
+            foreign_namespaces: BTreeSet::new(),
         }
     }
 }
@@ -64,7 +87,13 @@ impl Directory for MapDirectory {
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.values().cloned().collect()
     }
-    fn namespace_holder(&self, namespace: &str) -> Option<String> {
-        self.namespace_holders.get(namespace).cloned()
+    fn namespace(&self, namespace: &str) -> Existing {
+        if let Some(holder) = self.namespace_holders.get(namespace) {
+            Existing::HeldBy(holder.clone())
+        } else if self.foreign_namespaces.contains(namespace) {
+            Existing::Foreign
+        } else {
+            Existing::Absent
+        }
     }
 }

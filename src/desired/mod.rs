@@ -4,6 +4,7 @@
 pub mod access;
 pub mod directory;
 pub mod network;
+pub mod ownership;
 pub mod partner;
 pub mod relations;
 pub mod resolve;
@@ -17,16 +18,16 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use serde::Serialize;
 
-pub use directory::{Directory, MapDirectory};
+pub use directory::{Directory, Existing, MapDirectory};
 pub use relations::{dependents, members};
 
 use crate::api::{
-    API_VERSION, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem,
-    LimitType, MANAGED_BY,
+    Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem, LimitType,
+    MANAGED_BY,
 };
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -61,6 +62,12 @@ pub struct Desired {
     pub limit_ranges: Vec<LimitRange>,
     /// Namespaces left out because another customer holds them.
     pub conflicts: Vec<NamespaceConflict>,
+    /// Namespaces left out because they exist and are no customer's.
+    pub foreign: Vec<String>,
+    /// Namespaces the customer owns that the spec no longer lists, kept because of
+    /// `deletionProtection`: their policies, bindings, quota and limits still follow
+    /// the spec, but they are nobody's peer.
+    pub kept: Vec<String>,
     /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`); their
     /// connection opens when they appear.
     pub waiting_peers: Vec<String>,
@@ -113,50 +120,49 @@ pub fn owner_labels(customer: &Customer, settings: &Settings) -> BTreeMap<String
     labels
 }
 
-/// The ownerReference every object of the customer carries. Offline (`render`) the
-/// Customer has no uid yet and the field is left empty.
-pub fn owner_reference(customer: &Customer) -> OwnerReference {
-    OwnerReference {
-        api_version: API_VERSION.into(),
-        kind: "Customer".into(),
-        name: customer.name_any(),
-        uid: customer.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+/// The annotation that records the customer as the owner of each of its objects
+/// ([`ownership`]). Offline (`render`) the Customer has no uid yet and the value is
+/// empty, as a Customer read from files has none either.
+pub fn owner_annotations(customer: &Customer) -> BTreeMap<String, String> {
+    [(
+        ownership::ANNOTATION_OWNER_UID.to_string(),
+        customer.uid().unwrap_or_default(),
+    )]
+    .into()
 }
 
-/// Whether an object is the Customer's whose uid this is: one of its ownerReferences
-/// points at that Customer. The operator's one rule of ownership: the controller
-/// prunes, cleans up and releases only what it holds, and `verify` counts a namespace
-/// as a customer's only when it holds it (labels can be copied, ownerReferences to a
-/// uid cannot be guessed). Offline, `render` writes an empty uid and file Customers
-/// have none, so they match each other.
-pub fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.api_version == API_VERSION && o.kind == "Customer" && o.uid == uid)
-}
 
 /// The namespaces of the customer that it really holds. A namespace that exists stays
 /// with the customer that holds it, whoever asks for the same name later; for one that
 /// does not exist yet, the senior customer ([`resolve::is_senior`]) wins. Those another
-/// customer keeps are left out, as conflicts.
+/// customer keeps are left out, as conflicts, and so are those that exist and are no
+/// customer's (foreign): a namespace the customer does not own is never its peer.
 pub fn held_namespaces(
     customer: &Customer,
     dir: &dyn Directory,
-) -> (Vec<String>, Vec<NamespaceConflict>) {
+) -> (Vec<String>, Vec<NamespaceConflict>, Vec<String>) {
     let me = customer.name_any();
     let mut others: Option<Vec<Arc<Customer>>> = None;
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
+    let mut foreign = Vec::new();
     for name in resolve::namespace_names(customer) {
-        let current = dir.namespace_holder(&name);
-        if current.as_deref() == Some(me.as_str()) {
-            held.push(name);
-            continue;
-        }
+        let current = match dir.namespace(&name) {
+            Existing::HeldBy(holder) if holder == me => {
+                held.push(name);
+                continue;
+            }
+            Existing::Foreign => {
+                foreign.push(name);
+                continue;
+            }
+            Existing::HandedTo(to) if to != me => {
+                foreign.push(name);
+                continue;
+            }
+            Existing::HeldBy(holder) => Some(holder),
+            Existing::HandedTo(_) | Existing::Absent => None,
+        };
         // Only a customer whose name begins the namespace's can claim it.
         let claimants: Vec<&Arc<Customer>> = others
             .get_or_insert_with(|| dir.customers())
@@ -185,7 +191,7 @@ pub fn held_namespaces(
             None => held.push(name),
         }
     }
-    (held, conflicts)
+    (held, conflicts, foreign)
 }
 
 /// Whether the operator has never accepted this Customer (no `observedGeneration`) and
@@ -209,10 +215,11 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
     let me = customer.name_any();
     let effective = resolve::effective(customer, dir, settings);
     let ancestors = resolve::ancestors(customer, dir).map_err(|p| Error::Invalid(vec![p]))?;
-    let (held, conflicts) = held_namespaces(customer, dir);
+    let (held, conflicts, foreign) = held_namespaces(customer, dir);
     let own: BTreeSet<String> = held.iter().cloned().collect();
     let labels = owner_labels(customer, settings);
-    let owner = owner_reference(customer);
+    let owner = owner_annotations(customer);
+    let kept = kept_namespaces(customer, dir, &held);
     // A customer the operator never accepted has no objects: it is nobody's peer, so
     // that a refused newcomer cannot change anyone else's policies. (Checked only for
     // the customers that concern this one: validating every other customer on every
@@ -339,7 +346,7 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         name: Some(name.to_string()),
         namespace: Some(namespace.to_string()),
         labels: Some(labels.clone()),
-        owner_references: Some(vec![owner.clone()]),
+        annotations: Some(owner.clone()).filter(|a| !a.is_empty()),
         ..Default::default()
     };
     let entries: BTreeMap<String, &crate::api::CustomerNamespace> = customer
@@ -350,6 +357,8 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         .collect();
     let mut out = Desired {
         conflicts,
+        foreign,
+        kept: kept.clone(),
         waiting_peers,
         carried_over: partner::carried_over(customer)
             .iter()
@@ -362,19 +371,21 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         let mut ns_labels = effective.group_namespace_labels.clone();
         ns_labels.extend(entry.map(|e| e.labels.clone()).unwrap_or_default());
         ns_labels.extend(labels.clone());
-        let annotations = entry
-            .map(|e| e.annotations.clone())
-            .filter(|a| !a.is_empty());
+        let mut annotations = entry.map(|e| e.annotations.clone()).unwrap_or_default();
+        annotations.extend(owner.clone());
         out.namespaces.push(Namespace {
             metadata: ObjectMeta {
                 name: Some(ns_name.clone()),
                 labels: Some(ns_labels),
-                annotations,
-                owner_references: Some(vec![owner.clone()]),
+                annotations: Some(annotations).filter(|a| !a.is_empty()),
                 ..Default::default()
             },
             ..Default::default()
         });
+    }
+    // The children of kept namespaces follow the spec like those of listed ones (an
+    // admin removed from spec.access loses her role there too).
+    for ns_name in held.iter().chain(&kept) {
         for (name, spec) in &policy_specs {
             out.network_policies.push(NetworkPolicy {
                 metadata: meta(name, ns_name),
@@ -408,6 +419,21 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         }
     }
     Ok(out)
+}
+
+/// The namespaces the customer owns that its spec no longer lists, kept because
+/// `deletionProtection` is true (without it they are deleted).
+fn kept_namespaces(customer: &Customer, dir: &dyn Directory, held: &[String]) -> Vec<String> {
+    if !customer.spec.deletion_protection {
+        return Vec::new();
+    }
+    let Some(uid) = customer.uid() else {
+        return Vec::new();
+    };
+    dir.owned_namespaces(&customer.name_any(), &uid)
+        .into_iter()
+        .filter(|ns| !held.contains(ns))
+        .collect()
 }
 
 /// A LimitRange item as the apiserver stores it: for containers, an unset default limit

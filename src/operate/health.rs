@@ -29,6 +29,9 @@ pub enum Phase {
     Syncing,
     /// The controllers run on filled caches. Ready.
     Ready,
+    /// The controllers run, but the apiserver no longer serves the operator's API (its
+    /// CRDs were deleted: an uninstall). Not ready.
+    ApiMissing,
     /// Shutting down (finishing reconciles in flight, releasing the lease). Not ready.
     Stopping,
 }
@@ -46,6 +49,7 @@ impl Phase {
             Phase::Standby => "standby",
             Phase::Syncing => "syncing caches",
             Phase::Ready => "ready",
+            Phase::ApiMissing => "the customers.dev API is not served (CRDs deleted)",
             Phase::Stopping => "stopping",
         }
     }

@@ -302,7 +302,22 @@ impl Metrics {
 pub fn cluster_state(ctx: &Context) -> ClusterState {
     let mut state = ClusterState {
         managed: [
-            (Namespace::KIND, ctx.namespaces.len()),
+            // The namespace cache holds every namespace; count the operator's.
+            (
+                Namespace::KIND,
+                ctx.namespaces
+                    .state()
+                    .iter()
+                    .filter(|ns| {
+                        ns.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(crate::api::LABEL_MANAGED_BY))
+                            .map(String::as_str)
+                            == Some(crate::api::MANAGED_BY)
+                    })
+                    .count(),
+            ),
             (NetworkPolicy::KIND, ctx.policies.len()),
             (RoleBinding::KIND, ctx.bindings.len()),
             (ResourceQuota::KIND, ctx.quotas.len()),

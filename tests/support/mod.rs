@@ -48,11 +48,34 @@ pub fn kubeconfig() -> PathBuf {
     .clone()
 }
 
-/// A client for the test cluster as its admin, with CRDs installed and established.
+/// A client for the test cluster as its admin, with CRDs installed and established and
+/// the chart's four customer ClusterRoles in place (once per test process).
 pub async fn client() -> Client {
     let client = admin_client().await;
     install_crds(&client).await;
+    install_customer_roles(&client).await;
     client
+}
+
+/// Applies the four customer ClusterRoles exactly as the chart renders them, once per
+/// test process: without them a Customer's `AccessGranted` is False.
+pub async fn install_customer_roles(client: &Client) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let roles: Vec<serde_json::Value> = render_chart(&[])
+            .into_iter()
+            .filter(|doc| {
+                doc["kind"] == "ClusterRole"
+                    && doc["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("customer-") && n != "customer-operator")
+            })
+            .collect();
+        assert_eq!(roles.len(), 4, "the chart renders the four customer roles");
+        let skipped = apply_manifests(client, &roles, &PatchParams::apply("helm").force()).await;
+        assert!(skipped.is_empty(), "{skipped:?}");
+    })
+    .await;
 }
 
 /// A client for the test cluster as its admin, and nothing installed.
@@ -98,6 +121,24 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (up to 90 s) until the named object is gone.
+#[allow(dead_code)]
+pub async fn gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_within(Duration::from_secs(90), &format!("{name} gone"), || {
+        let api = api.clone();
+        async move {
+            api.get_opt(name)
+                .await
+                .ok()
+                .and_then(|o| o.is_none().then_some(()))
+        }
+    })
+    .await;
 }
 
 /// A name prefix unique to this test process, so reruns against a kept cluster never

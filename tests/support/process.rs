@@ -45,16 +45,17 @@ impl OperatorProcess {
             .append(true)
             .open(&self.log)
             .expect("operator log writable");
+        // No metrics server unless the test asks for one.
+        let metrics = (!self.extra.iter().any(|a| a == "--metrics-addr"))
+            .then_some(["--metrics-addr", "off"])
+            .into_iter()
+            .flatten();
         let child = Command::new(env!("CARGO_BIN_EXE_customer-operator"))
             .args(["run", "--resync-seconds", "20", "--concurrency", "8"])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args([
-                "--platform-namespaces",
-                "ingress-nginx",
-                "--metrics-addr",
-                "off",
-            ])
+            .args(["--platform-namespaces", "ingress-nginx"])
+            .args(metrics)
             .args(&self.extra)
             .env("RUST_LOG", "warn,customer_operator::operate=info")
             .stdin(Stdio::null())
