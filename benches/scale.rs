@@ -420,6 +420,11 @@ async fn benchmark(args: Args) {
     customer_operator::operate::install_crds(&client)
         .await
         .expect("CRDs installed");
+    let kubernetes = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .expect("the apiserver tells its version");
     let watched = Watched::start(&client).await;
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -660,7 +665,7 @@ async fn benchmark(args: Args) {
         },
     );
 
-    let table = table(&rows, &args, started.elapsed());
+    let table = table(&rows, &args, &kubernetes, started.elapsed());
     println!("{table}");
     if let Some(path) = &args.output {
         write_section(path, &table);
@@ -1060,7 +1065,7 @@ fn machine() -> String {
     format!("{cpus} cores ({model})")
 }
 
-fn table(rows: &[Row], args: &Args, took: Duration) -> String {
+fn table(rows: &[Row], args: &Args, kubernetes: &str, took: Duration) -> String {
     let date = std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d")
@@ -1068,7 +1073,7 @@ fn table(rows: &[Row], args: &Args, took: Duration) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut out = format!(
-        "Run {date} on {}, against the local 1.20.2 control plane (etcd, kube-apiserver, kube-controller-manager on the same machine); N = {}, operator concurrency {}, resync {} s; the whole run took {:.1} min.\n\n| Measure | Figure | Note |\n|---|---|---|\n",
+        "Run {date} on {}, against the local Kubernetes {kubernetes} control plane (etcd, kube-apiserver, kube-controller-manager on the same machine); N = {}, operator concurrency {}, resync {} s; the whole run took {:.1} min.\n\n| Measure | Figure | Note |\n|---|---|---|\n",
         machine(),
         args.customers,
         args.concurrency,

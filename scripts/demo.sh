@@ -26,7 +26,7 @@ pidfile=$state/operator.pid
 echo "Kubernetes $(kubectl version -o json | jq -r .serverVersion.gitVersion) at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 
 cargo build --quiet --locked
-bin=$PWD/target/debug/customer-operator
+bin=${CARGO_TARGET_DIR:-$PWD/target}/debug/customer-operator
 
 # The CRDs as crds/ holds them, and the customer ClusterRoles as the chart ships them.
 kubectl apply --server-side -f crds/ >/dev/null

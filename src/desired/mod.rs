@@ -131,7 +131,6 @@ pub fn owner_annotations(customer: &Customer) -> BTreeMap<String, String> {
     .into()
 }
 
-
 /// The namespaces of the customer that it really holds. A namespace that exists stays
 /// with the customer that holds it, whoever asks for the same name later; for one that
 /// does not exist yet, the senior customer ([`resolve::is_senior`]) wins. Those another
