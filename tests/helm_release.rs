@@ -94,6 +94,40 @@ async fn helm_install_upgrade_uninstall() {
         );
     }
     assert!(deployments.get_opt(RELEASE).await.unwrap().is_some());
+    // The isolation levels as Helm's YAML reader installed them: plain words, none of
+    // them turned into a boolean, and a Customer that writes the "no policy" level
+    // unquoted, applied with kubectl, is stored with it.
+    let crd = crds.get(&customer_crd).await.unwrap();
+    let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+    assert_eq!(
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["network"]["properties"]["isolation"]
+            ["enum"],
+        json!(["Strict", "Standard", "None"])
+    );
+    let plain = support::unique("plain");
+    let manifest = format!(
+        "apiVersion: customers.dev/v1alpha1\nkind: Customer\nmetadata:\n  name: {plain}\nspec:\n  displayName: Plain\n  contactEmail: ops@plain.example\n  network:\n    isolation: None\n"
+    );
+    let file = std::env::temp_dir().join(format!("{plain}.yaml"));
+    std::fs::write(&file, manifest).unwrap();
+    let applied = support::kubectl()
+        .args(["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let stored = Api::<Customer>::all(client.clone())
+        .get(&plain)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored.spec.network).unwrap()["isolation"],
+        "None"
+    );
     // A Customer stored under the installed CRD, to see it survive the uninstall.
     let customers: Api<Customer> = Api::all(client.clone());
     let name = support::unique("helm");

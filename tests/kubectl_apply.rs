@@ -9,7 +9,7 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use customer_operator::controller::status::{condition, types};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -18,12 +18,11 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-/// Runs kubectl (from the control plane's PATH) against the test cluster, with `input`
+/// Runs the control plane's own kubectl against the test cluster, with `input`
 /// on its standard input; panics with its output unless it succeeds.
 fn kubectl(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kubectl")
+    let mut child = support::kubectl()
         .args(args)
-        .env("KUBECONFIG", support::kubeconfig())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

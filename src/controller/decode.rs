@@ -141,9 +141,9 @@ pub fn untyped(client: &Client) -> Api<DynamicObject> {
 }
 
 /// Reports each unreadable Customer once per distinct error: a Warning Event and the log,
-/// and Ready=False with reason `Unreadable` on its status where the apiserver accepts a
-/// status write to an object that fails the current schema (1.20 does not). Runs until
-/// the process ends.
+/// and Ready=False with reason `Unreadable` on its status (a status write that the
+/// apiserver may refuse; the Event and the log are there either way). Runs until the
+/// process ends.
 pub async fn report(client: Client, unreadable: Unreadable) {
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
     loop {

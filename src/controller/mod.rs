@@ -609,8 +609,9 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
 /// but the cache does not hold or holds in another version (each read again just
 /// before, so that one deleted meanwhile is not brought back) are fed to the cache as if
 /// the watch had delivered them, and cached ones the apiserver no longer has are
-/// removed. Seen on the 1.20 test apiserver: a Customer created while the operator's
-/// watch was starting, or right after the apiserver restarted, never reached it.
+/// removed. Added after the 1.20 test apiserver was seen to drop a Customer created
+/// while the operator's watch was starting or right after a restart; kept on current
+/// versions as a safety net that costs one paged list of names and versions per period.
 ///
 /// It runs every `period`, and also 3 s and 15 s after the Customer watch reported an
 /// error (the apiserver went away or restarted), so that such a Customer waits seconds,

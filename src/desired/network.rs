@@ -1,7 +1,7 @@
 //! The NetworkPolicies of one customer namespace.
 //!
 //! Peers are always chosen by namespace name (`kubernetes.io/metadata.name`), which only
-//! the apiserver (1.21+) and this operator set, never by a label a tenant could copy.
+//! the apiserver sets, never by a label a tenant could copy.
 
 use std::collections::BTreeSet;
 
