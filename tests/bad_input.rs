@@ -196,8 +196,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // Let the operator look at everything a few more times (resync is 3 s here).
     tokio::time::sleep(Duration::from_secs(8)).await;
     let after = support::snapshot(&client, &victim_names).await;
-    // The partner change is the one edit that must change something: it is applied
-    // (the partner label on every object follows it) except that the former partner's
+    // The partner change is an edit that must change something: it is applied (the
+    // partner label on every object follows it) except that the former partner's
     // consultant loses the role. Every other customer's objects are compared.
     let partnered = format!("{prefix}-partnered");
     let consultants = (
@@ -210,14 +210,29 @@ async fn bad_input_is_refused_and_changes_nothing() {
         !after.contains_key(&consultants),
         "the former partner's consultant still holds a role"
     );
-    let of_partnered = |k: &(String, String, String)| k.1 == partnered || k.2 == partnered;
+    // The cycle edit (top made an inner customer of its own inner customer) refuses both,
+    // and a refused cycle takes back what it granted: top's admins lose the
+    // parent-admins binding in inner (issue 23, item 8). Nothing else of them changes.
+    let granted_by_cycle = (
+        "RoleBinding".to_string(),
+        format!("{prefix}-inner"),
+        "customer-parent-admins".to_string(),
+    );
+    assert!(before.contains_key(&granted_by_cycle));
+    assert!(
+        !after.contains_key(&granted_by_cycle),
+        "a refused cycle still grants the parent's admins"
+    );
+    let expected_change = |k: &(String, String, String)| {
+        k.1 == partnered || k.2 == partnered || *k == granted_by_cycle
+    };
     let after: std::collections::BTreeMap<_, _> = after
         .into_iter()
-        .filter(|(k, _)| !of_partnered(k))
+        .filter(|(k, _)| !expected_change(k))
         .collect();
     let before_rest: std::collections::BTreeMap<_, _> = before
         .iter()
-        .filter(|(k, _)| !of_partnered(k))
+        .filter(|(k, _)| !expected_change(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let changed = support::snapshot_diff(&before_rest, &after);
