@@ -150,6 +150,15 @@ fn cases() -> Vec<Case> {
             "spec.access.viewers[*]",
         ],
     ));
+    for kind in ["Customer", "CustomerGroup"] {
+        for name in ["   ", "Acme \u{202E}evil"] {
+            cases.push(Case {
+                kind,
+                path: "spec.displayName",
+                write: Write::Create(spec_with("displayName", json!(name))),
+            });
+        }
+    }
     let partner =
         |name: &str, consultants: Value| json!({"name": name, "securityConsultants": consultants});
     cases.extend([
