@@ -487,19 +487,7 @@ async fn the_chart_admission_policy_refuses_deleting_a_protected_customer_but_no
         .expect("the operator's delete is let through");
     assert!(being_deleted(&customers, &name).await);
     support::patch_customer_spec(&client, &name, json!({"deletionProtection": false})).await;
-    support::wait_for("the customer gone", || {
-        let customers = customers.clone();
-        let name = name.clone();
-        async move {
-            customers
-                .get_opt(&name)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
+    support::gone(&customers, &name).await;
     for doc in &docs {
         let kind = doc["kind"].as_str().unwrap();
         let api: Api<kube::api::DynamicObject> = Api::all_with(
