@@ -1,5 +1,7 @@
-//! The one error type of the crate. Every variant names its reason, for conditions,
-//! Events and metrics.
+//! The problems that make the operator refuse a spec ([`Problem`], [`Reason`]), and the
+//! errors of the commands that read files and settings (`render`, `verify`, `crds`, the
+//! settings of `run`). The controllers and the service have error types of their own
+//! ([`crate::controller::error`], [`crate::operate::Error`]).
 
 use std::fmt;
 
@@ -93,7 +95,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every error of customer-operator.
+/// An error of the offline commands and of the settings.
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
     /// A spec the operator refuses; nothing is changed for it.
@@ -120,45 +122,15 @@ pub enum Error {
     /// Input documents `render` or `verify` cannot use, one line each.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Unusable(Vec<Error>),
-    /// A call to the Kubernetes API failed.
-    #[error("kubernetes api: {0}")]
+    /// Reading the cluster (`verify` without files) failed.
+    #[error("reading the cluster: {0}")]
     Kube(#[from] kube::Error),
-    /// The apiserver refused to store an object the operator applies (a value the
-    /// operator's checks let through, an object of that name someone else created).
-    #[error("the apiserver refused {object}: {message}")]
-    ApplyRefused {
-        /// The object (`RoleBinding shop/customer-admins`).
-        object: String,
-        /// What the apiserver said.
-        message: String,
-        /// The refusal.
-        source: kube::Error,
-    },
-    /// The controller's caches did not fill in time (shutting down, or no apiserver).
-    #[error("the {0} cache has not filled yet")]
-    CachesNotReady(&'static str),
-    /// A reconcile took too long and was abandoned.
-    #[error("reconcile timed out")]
-    Timeout,
     /// Output could not be serialized.
     #[error("serializing: {0}")]
     Serialize(String),
     /// A setting of the operator is unusable.
     #[error("{0}")]
     Config(String),
-    /// The metrics and health server could not listen on its address.
-    #[error(
-        "listening on {address}: {source}; is another operator running on this machine? Give this one another address with --metrics-addr (host:port, port 0 picks a free one) or --metrics-addr off"
-    )]
-    Bind {
-        /// The address asked for.
-        address: String,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// This replica lost the leader Lease and stopped all work.
-    #[error("lost the leader lease: {0}")]
-    LeaseLost(String),
 }
 
 impl Error {
@@ -173,13 +145,8 @@ impl Error {
             Error::Parse { .. } => "ParseFailed",
             Error::Unusable(_) => "UnusableInput",
             Error::Kube(_) => "KubeApiError",
-            Error::ApplyRefused { .. } => "ApplyRefused",
-            Error::CachesNotReady(_) => "CachesNotReady",
-            Error::Timeout => "Timeout",
             Error::Serialize(_) => "SerializeFailed",
             Error::Config(_) => "InvalidConfig",
-            Error::Bind { .. } => "BindFailed",
-            Error::LeaseLost(_) => "LeaseLost",
         }
     }
 }

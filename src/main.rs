@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use customer_operator::operate::{self, LogFormat, leader::LeaseConfig};
 use customer_operator::settings::{DEFAULT_POD_CIDRS, DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
-use customer_operator::{api, controller, render, verify};
+use customer_operator::{api, controller, render, service, verify};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::net::SocketAddr;
@@ -282,7 +282,7 @@ async fn run_controller(
     options: controller::Options,
     operate: operate::Options,
 ) -> Result<String, String> {
-    operate::run(client(kubeconfig).await?, options, operate)
+    service::run(client(kubeconfig).await?, options, operate)
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::new())

@@ -1,15 +1,16 @@
-//! Server-side apply that skips what would change nothing, and the comparison behind it.
+//! How the operator writes a child: a server-side apply that skips what would change
+//! nothing (and the comparison behind it), and a delete of exactly the object checked.
 
 use std::fmt::Debug;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::error::{At, Error, Result, Step, named};
 use crate::api::FIELD_MANAGER;
-use crate::error::{Error, Result};
 
 /// Annotation holding a hash of the object as the operator last applied it, so a spec
 /// that drops a field is applied again (and server-side apply removes the field).
@@ -62,6 +63,19 @@ pub enum Applied {
     InFlight,
 }
 
+impl Applied {
+    /// Why a request was sent, for the metrics: `create`, `update` or `drift`; `None`
+    /// when none was.
+    pub fn cause(self) -> Option<&'static str> {
+        match self {
+            Applied::Unchanged | Applied::InFlight => None,
+            Applied::Created => Some("create"),
+            Applied::Updated => Some("update"),
+            Applied::Repaired => Some("drift"),
+        }
+    }
+}
+
 /// What applying `applied` over `live` would be: nothing, a create, an update of what
 /// the operator wants, or a repair of someone else's change.
 pub fn classify(applied: &Value, live: Option<&Value>) -> Applied {
@@ -103,38 +117,59 @@ pub fn content_hash(applied: &Value) -> u64 {
 
 /// Server-side applies an applied form (force: the operator owns these fields); returns
 /// the object as stored.
-pub async fn send<K>(api: &Api<K>, name: &str, applied: &Value) -> Result<K>
+pub async fn send<K>(api: &Api<K>, name: &str, applied: &Value) -> kube::Result<K>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    Ok(api
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(applied),
-        )
-        .await?)
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(applied),
+    )
+    .await
 }
 
-/// An apply the apiserver refused for the object itself (400, 403, 422: not a conflict,
-/// an overload or an outage) as [`Error::ApplyRefused`], naming the object; any other
-/// error as it is.
-pub fn refusal<K: Resource>(error: Error, kind: &str, object: &K) -> Error {
+/// A failed apply of `object`: one the apiserver refused for the object itself (400,
+/// 403, 422: not a conflict, an overload or an outage) as [`Error::ApplyRefused`], any
+/// other as [`Error::Api`]; both name the object.
+pub fn refusal<K: Resource<DynamicType = ()>>(error: kube::Error, object: &K) -> Error {
     match error {
-        Error::Kube(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
-            let name = object.meta().name.clone().unwrap_or_default();
-            let object = match &object.meta().namespace {
-                Some(ns) => format!("{kind} {ns}/{name}"),
-                None => format!("{kind} {name}"),
-            };
-            Error::ApplyRefused {
-                object,
-                message: status.message.clone(),
-                source: kube::Error::Api(status),
-            }
-        }
-        other => other,
+        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => Error::ApplyRefused {
+            object: named(object),
+            message: status.message.clone(),
+            source: kube::Error::Api(status),
+        },
+        source => Error::Api {
+            step: Step::Apply,
+            object: named(object),
+            source,
+        },
     }
+}
+
+/// Deletes an object only if it is still the one that was checked (same uid); one
+/// already gone or replaced is fine.
+pub async fn delete_exactly<K>(api: &Api<K>, name: &str, uid: Option<String>) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e).at(Step::Delete, describe_in::<K>(api, name)),
+    }
+}
+
+/// `Kind namespace/name` of an object an [`Api`] addresses.
+fn describe_in<K: Resource<DynamicType = ()>>(api: &Api<K>, name: &str) -> String {
+    super::error::describe(&K::kind(&()), api.namespace(), name)
 }
 
 /// A hash of any text (FNV-1a), for the applied-hash and the in-flight record.

@@ -19,8 +19,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::apply::APPLIED_HASH;
+use super::error::{Error, Result};
 use crate::desired::ownership::ANNOTATION_OWNER_UID;
-use crate::error::{Error, Result};
 
 /// A child of kind `K` as a cache keeps it: see the module documentation.
 pub struct Compact<K> {

@@ -1,20 +1,15 @@
 //! Customers are watched as untyped objects and decoded one by one, so that one object
 //! the types cannot read (stored under an older or looser schema) is reported on its own
-//! status and in an Event instead of stalling the watch of every Customer.
+//! status and in an Event ([`super::unreadable`]) instead of stalling the watch of every
+//! Customer.
 
-use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher::Event;
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 
-use super::events::{self, EventType};
-use super::status::{set_condition, types};
 use crate::api::{Customer, CustomerSpec};
 
 /// Reason on the Ready condition of a Customer the operator cannot read.
@@ -32,7 +27,8 @@ impl Unreadable {
     fn clear(&self, name: &str) {
         self.0.lock().expect("unreadable lock").remove(name);
     }
-    fn snapshot(&self) -> Vec<(Customer, String)> {
+    /// Every unreadable Customer (a stand-in) and why.
+    pub fn snapshot(&self) -> Vec<(Customer, String)> {
         self.0
             .lock()
             .expect("unreadable lock")
@@ -97,84 +93,7 @@ pub fn decode_event(
     }
 }
 
-/// Hands every Customer the main watch sees change or go (decoded; the unreadable ones
-/// are left out) to the streams that map changes to related customers and to groups.
-pub struct Touched {
-    related: UnboundedSender<Customer>,
-    members: UnboundedSender<Customer>,
-}
-
-/// A stream of changed Customers fed by [`Touched`].
-pub type TouchedStream = futures::stream::Map<
-    UnboundedReceiver<Customer>,
-    fn(Customer) -> Result<Customer, kube::runtime::watcher::Error>,
->;
-
-impl Touched {
-    /// The sender and its two streams: related customers, group members.
-    pub fn channels() -> (Touched, TouchedStream, TouchedStream) {
-        use futures::StreamExt;
-        let (related, related_rx) = futures::channel::mpsc::unbounded();
-        let (members, members_rx) = futures::channel::mpsc::unbounded();
-        let ok: fn(Customer) -> Result<Customer, kube::runtime::watcher::Error> = Ok;
-        (
-            Touched { related, members },
-            related_rx.map(ok),
-            members_rx.map(ok),
-        )
-    }
-
-    /// Passes on the Customer of a watch event, if it has one.
-    pub fn send(&self, event: &kube::runtime::watcher::Event<Customer>) {
-        use kube::runtime::watcher::Event;
-        if let Event::Apply(c) | Event::InitApply(c) | Event::Delete(c) = event {
-            // A closed receiver means the controller is shutting down.
-            let _ = self.related.unbounded_send(c.clone());
-            let _ = self.members.unbounded_send(c.clone());
-        }
-    }
-}
-
 /// The untyped Customer API.
 pub fn untyped(client: &Client) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &ApiResource::erase::<Customer>(&()))
-}
-
-/// Reports each unreadable Customer once per distinct error: a Warning Event and the log,
-/// and Ready=False with reason `Unreadable` on its status (a status write that the
-/// apiserver may refuse; the Event and the log are there either way). Runs until the
-/// process ends.
-pub async fn report(client: Client, unreadable: Unreadable) {
-    let mut reported: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        for (customer, error) in unreadable.snapshot() {
-            let name = customer.name_any();
-            if reported.get(&name) == Some(&error) {
-                continue;
-            }
-            let message =
-                format!("the operator cannot read this Customer, nothing is done for it: {error}");
-            let mut conditions = Vec::new();
-            set_condition(
-                &mut conditions,
-                types::READY,
-                false,
-                UNREADABLE,
-                message.clone(),
-                customer.metadata.generation,
-                Timestamp::now(),
-            );
-            let patch = json!({"status": {"conditions": conditions}});
-            if let Err(e) = untyped(&client)
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::debug!(customer = %name, error = %e, "status of an unreadable Customer not writable");
-            }
-            events::publish(&client, &customer, EventType::Warning, UNREADABLE, &message).await;
-            tracing::warn!(customer = %name, %error, "unreadable Customer");
-            reported.insert(name, error);
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
 }

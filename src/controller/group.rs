@@ -11,11 +11,12 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::reconcile::{add_finalizer, delete_exactly, remove_finalizer};
+use super::apply::delete_exactly;
+use super::error::{At, Error, Result, Step, named as named_object};
+use super::finalizer;
 use super::status::{remove_condition, set_condition, types};
-use crate::api::{Customer, CustomerGroup, CustomerGroupStatus, DeletionPolicy, FINALIZER};
+use crate::api::{Customer, CustomerGroup, CustomerGroupStatus, DeletionPolicy};
 use crate::desired;
-use crate::error::{Error, Result};
 use crate::text::count;
 
 /// What group reconciles share.
@@ -136,79 +137,87 @@ pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Res
         desired::members(&name, &ctx.customers.state(), &ctx.default_group);
     members.sort();
     if group.meta().deletion_timestamp.is_none() {
-        if !group.finalizers().iter().any(|f| f == FINALIZER) {
-            add_finalizer(&api, &*group).await?;
+        if !finalizer::has_finalizer(&*group) {
+            finalizer::add(&api, &*group).await?;
             return Ok(Action::await_change());
         }
         let refused = refused_members(&group, &members, &ctx);
         write_status(&api, &group, &GroupOutcome::Active { members, refused }).await?;
         return Ok(Action::requeue(ctx.resync));
     }
-    if !group.finalizers().iter().any(|f| f == FINALIZER) {
+    if !finalizer::has_finalizer(&*group) {
         return Ok(Action::await_change());
     }
-    let customers: Api<Customer> = Api::all(ctx.client.clone());
     let outcome = match group.spec.deletion_policy {
-        DeletionPolicy::Block if !members.is_empty() => GroupOutcome::Blocked(members),
-        DeletionPolicy::Orphan | DeletionPolicy::Cascade => {
-            // Only the Customers that name this group: those that name none are members
-            // of the default group, whatever a group object of that name says.
-            let named: Vec<Arc<Customer>> = ctx
-                .customers
-                .state()
-                .into_iter()
-                .filter(|c| c.spec.group.as_deref() == Some(name.as_str()))
-                .collect();
-            if named.is_empty() {
-                remove_finalizer(&api, &*group).await?;
-                return Ok(Action::await_change());
-            }
-            let names: Vec<String> = named.iter().map(|c| c.name_any()).collect();
-            let message = if group.spec.deletion_policy == DeletionPolicy::Orphan {
-                let patch = json!({"spec": {"group": null}});
-                for customer in &named {
-                    customers
-                        .patch(
-                            &customer.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await?;
-                }
-                format!(
-                    "moving members to the default group {}: {}",
-                    ctx.default_group,
-                    names.join(", ")
-                )
-            } else {
-                for customer in named
-                    .iter()
-                    .filter(|c| c.meta().deletion_timestamp.is_none())
-                {
-                    delete_exactly(&customers, &customer.name_any(), customer.uid()).await?;
-                }
-                let spared = if name == ctx.default_group {
-                    "; Customers that set no spec.group are members of the default group and are not deleted"
-                } else {
-                    ""
-                };
-                format!(
-                    "waiting for members to be deleted: {}{spared}",
-                    names.join(", ")
-                )
-            };
-            GroupOutcome::Terminating {
-                message,
-                members: named.len() as u32,
-            }
-        }
-        _ => {
-            remove_finalizer(&api, &*group).await?;
-            return Ok(Action::await_change());
-        }
+        DeletionPolicy::Block if !members.is_empty() => Some(GroupOutcome::Blocked(members)),
+        DeletionPolicy::Orphan | DeletionPolicy::Cascade => release_members(&group, &ctx).await?,
+        _ => None,
+    };
+    let Some(outcome) = outcome else {
+        finalizer::remove(&api, &*group).await?;
+        return Ok(Action::await_change());
     };
     write_status(&api, &group, &outcome).await?;
     Ok(Action::requeue(Duration::from_secs(2)))
+}
+
+/// Orphan moves the members to the default group, Cascade deletes them; `None` once no
+/// member is left. Only the Customers that name this group: those that name none are
+/// members of the default group, whatever a group object of that name says.
+async fn release_members(
+    group: &CustomerGroup,
+    ctx: &GroupContext,
+) -> Result<Option<GroupOutcome>> {
+    let name = group.name_any();
+    let named: Vec<Arc<Customer>> = ctx
+        .customers
+        .state()
+        .into_iter()
+        .filter(|c| c.spec.group.as_deref() == Some(name.as_str()))
+        .collect();
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let customers: Api<Customer> = Api::all(ctx.client.clone());
+    let names: Vec<String> = named.iter().map(|c| c.name_any()).collect();
+    let message = if group.spec.deletion_policy == DeletionPolicy::Orphan {
+        let patch = json!({"spec": {"group": null}});
+        for customer in &named {
+            customers
+                .patch(
+                    &customer.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .at(Step::Apply, named_object(&**customer))?;
+        }
+        format!(
+            "moving members to the default group {}: {}",
+            ctx.default_group,
+            names.join(", ")
+        )
+    } else {
+        for customer in named
+            .iter()
+            .filter(|c| c.meta().deletion_timestamp.is_none())
+        {
+            delete_exactly(&customers, &customer.name_any(), customer.uid()).await?;
+        }
+        let spared = if name == ctx.default_group {
+            "; Customers that set no spec.group are members of the default group and are not deleted"
+        } else {
+            ""
+        };
+        format!(
+            "waiting for members to be deleted: {}{spared}",
+            names.join(", ")
+        )
+    };
+    Ok(Some(GroupOutcome::Terminating {
+        message,
+        members: named.len() as u32,
+    }))
 }
 
 /// The members whose spec the operator refuses because of this group (its defaults or
@@ -223,7 +232,7 @@ fn refused_members(group: &CustomerGroup, members: &[String], ctx: &GroupContext
                 .customers
                 .get(&kube::runtime::reflector::ObjectRef::new(name))?;
             let problems: Vec<String> =
-                desired::validate::validate_customer(&customer, dir, &dir.options.settings)
+                desired::validate::validate_customer(&customer, &dir.caches, &dir.options.settings)
                     .into_iter()
                     .filter(|p| p.field.starts_with(&about_group))
                     .map(|p| p.to_string())
@@ -249,7 +258,8 @@ async fn write_status(
         &PatchParams::default(),
         &Patch::Merge(&patch),
     )
-    .await?;
+    .await
+    .at(Step::WriteStatus, named_object(group))?;
     Ok(())
 }
 

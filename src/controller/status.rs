@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::plan::NamespacePhase;
 use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary};
 use crate::error::Problem;
 use crate::text::count;
@@ -58,8 +59,94 @@ pub const APPLY_REFUSED: &str = "ApplyRefused";
 /// Reason of `NetworkIsolated=False` when another customer may connect undeclared.
 pub const UNDECLARED_INBOUND: &str = "UndeclaredInbound";
 
+/// Reason of `AccessGranted=False` while a ClusterRole the bindings refer to is missing.
+pub const ROLES_MISSING: &str = "RolesMissing";
+
+/// Reason of a partner change that kept the former partner's consultants.
+pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
+
 /// How many undeclared openings a condition message names before it only counts.
 const MAX_LISTED: usize = 3;
+
+/// Why the Ready condition is what it is, but for a refused spec (whose reason is the
+/// first problem's [`crate::error::Reason`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadyReason {
+    /// Everything the spec asks for is in place.
+    Reconciled,
+    /// Ready, with namespaces kept by `deletionProtection`.
+    NamespacesKept,
+    /// Some namespaces are not the customer's.
+    Conflict,
+    /// An `allowFrom` peer does not exist yet.
+    ConnectionsPending,
+    /// A namespace is not active yet.
+    NamespacesPending,
+    /// A partner change kept the former partner's consultants.
+    ConsultantsCarriedOver,
+    /// Another customer may connect where nothing declares it.
+    UndeclaredInbound,
+    /// The apiserver refused one of the customer's objects.
+    ApplyRefused,
+    /// The customer is being deleted.
+    Terminating,
+    /// Deletion waits for `deletionProtection` to be switched off.
+    DeletionBlocked,
+}
+
+impl ReadyReason {
+    const ALL: [ReadyReason; 10] = [
+        ReadyReason::Reconciled,
+        ReadyReason::NamespacesKept,
+        ReadyReason::Conflict,
+        ReadyReason::ConnectionsPending,
+        ReadyReason::NamespacesPending,
+        ReadyReason::ConsultantsCarriedOver,
+        ReadyReason::UndeclaredInbound,
+        ReadyReason::ApplyRefused,
+        ReadyReason::Terminating,
+        ReadyReason::DeletionBlocked,
+    ];
+
+    /// The reason as the condition writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyReason::Reconciled => "Reconciled",
+            ReadyReason::NamespacesKept => "NamespacesKept",
+            ReadyReason::Conflict => "Conflict",
+            ReadyReason::ConnectionsPending => "ConnectionsPending",
+            ReadyReason::NamespacesPending => "NamespacesPending",
+            ReadyReason::ConsultantsCarriedOver => CONSULTANTS_CARRIED_OVER,
+            ReadyReason::UndeclaredInbound => UNDECLARED_INBOUND,
+            ReadyReason::ApplyRefused => APPLY_REFUSED,
+            ReadyReason::Terminating => "Terminating",
+            ReadyReason::DeletionBlocked => "DeletionBlocked",
+        }
+    }
+
+    /// The reason of that name, if it is one of these.
+    pub fn named(reason: &str) -> Option<ReadyReason> {
+        ReadyReason::ALL.into_iter().find(|r| r.as_str() == reason)
+    }
+
+    /// Whether `Ready=False` for a reason of a condition says the operator refused
+    /// something (a spec problem, an object the apiserver refused, carried-over
+    /// consultants): a person must change the spec. The other reasons wait for
+    /// something that comes by itself or is reported by a condition of its own.
+    pub fn is_refusal(reason: &str) -> bool {
+        !matches!(
+            ReadyReason::named(reason),
+            Some(
+                ReadyReason::Conflict
+                    | ReadyReason::NamespacesPending
+                    | ReadyReason::Terminating
+                    | ReadyReason::DeletionBlocked
+                    | ReadyReason::ConnectionsPending
+                    | ReadyReason::UndeclaredInbound
+            )
+        )
+    }
+}
 
 /// The outcome of one reconcile.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,17 +165,40 @@ pub enum Outcome {
     DeletionBlocked(Vec<NamespaceStatus>),
 }
 
-/// Reason of `AccessGranted=False` while a ClusterRole the bindings refer to is missing.
-pub const ROLES_MISSING: &str = "RolesMissing";
-
-/// Reason of a partner change that kept the former partner's consultants.
-pub const CONSULTANTS_CARRIED_OVER: &str = "ConsultantsCarriedOver";
-
 fn carried_over_message(consultants: &[String]) -> String {
     format!(
         "spec.partner.name changed, and these consultants held roles for the former partner, so they get no role for the new one: {}. Remove them from spec.partner.securityConsultants and list the new partner's own consultants; for someone who really works for both partners, a cluster admin clears status.formerPartner",
         consultants.join(", ")
     )
+}
+
+/// The conditions being computed, with the generation and time every change gets.
+struct Conditions {
+    list: Vec<Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+}
+
+impl Conditions {
+    fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
+        set_condition(
+            &mut self.list,
+            type_,
+            ok,
+            reason,
+            message,
+            self.generation,
+            self.now,
+        )
+    }
+
+    fn ready(&mut self, ok: bool, reason: ReadyReason, message: String) {
+        self.set(types::READY, ok, reason.as_str(), message)
+    }
+
+    fn remove(&mut self, type_: &str) {
+        remove_condition(&mut self.list, type_)
+    }
 }
 
 /// The new status, keeping the old transition times of conditions whose status stays.
@@ -102,311 +212,284 @@ pub fn compute(
 ) -> CustomerStatus {
     let mut status = old.cloned().unwrap_or_default();
     status.group = Some(group.to_string());
-    let mut conditions = std::mem::take(&mut status.conditions);
-    let set = |list: &mut Vec<Condition>, type_: &str, ok: bool, reason: &str, message: String| {
-        set_condition(list, type_, ok, reason, message, generation, now)
+    let mut conditions = Conditions {
+        list: std::mem::take(&mut status.conditions),
+        generation,
+        now,
     };
     match outcome {
-        Outcome::Invalid(problems) => {
-            let reason = problems
-                .first()
-                .map(|p| p.reason.as_str())
-                .unwrap_or("Invalid");
-            let message = problems
-                .iter()
-                .map(Problem::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            set(
-                &mut conditions,
-                types::READY,
-                false,
-                reason,
-                format!("spec refused, existing resources left as they were: {message}"),
-            );
-        }
-        Outcome::Refused(refused) => {
-            set(
-                &mut conditions,
-                types::READY,
-                false,
-                APPLY_REFUSED,
-                format!(
-                    "{refused}; the objects after it (RoleBindings last) are not applied; retried with backoff"
-                ),
-            );
-        }
+        Outcome::Invalid(problems) => invalid(&mut conditions, problems),
+        Outcome::Refused(refused) => conditions.ready(
+            false,
+            ReadyReason::ApplyRefused,
+            format!(
+                "{refused}; the objects after it (RoleBindings last) are not applied; retried with backoff"
+            ),
+        ),
         Outcome::Terminating(waiting) => {
-            set(
-                &mut conditions,
-                types::TERMINATING,
-                true,
-                "Deleting",
-                waiting.clone(),
-            );
-            set(
-                &mut conditions,
-                types::READY,
+            conditions.set(types::TERMINATING, true, "Deleting", waiting.clone());
+            conditions.ready(
                 false,
-                "Terminating",
+                ReadyReason::Terminating,
                 "the customer is being deleted".into(),
             );
-            remove_condition(&mut conditions, types::DELETION_BLOCKED);
+            conditions.remove(types::DELETION_BLOCKED);
         }
         Outcome::DeletionBlocked(namespaces) => {
-            let in_phase = |phase: &str| -> Vec<&str> {
-                namespaces
-                    .iter()
-                    .filter(|n| n.phase == phase)
-                    .map(|n| n.name.as_str())
-                    .collect()
-            };
-            let (terminating, gone) = (in_phase("Terminating"), in_phase("Gone"));
-            let mut message = if terminating.is_empty() && gone.is_empty() {
-                "deletionProtection is true: nothing is deleted".to_string()
-            } else {
-                "deletionProtection is true: nothing more is deleted".to_string()
-            };
-            if !terminating.is_empty() {
-                message.push_str(&format!(
-                    "; already being deleted when protection was switched on (the apiserver finishes it): {}",
-                    terminating.join(", ")
-                ));
-            }
-            if !gone.is_empty() {
-                message.push_str(&format!("; already gone: {}", gone.join(", ")));
-            }
-            message.push_str("; set spec.deletionProtection to false to confirm the deletion");
-            set(
-                &mut conditions,
-                types::DELETION_BLOCKED,
-                true,
-                "DeletionProtection",
-                message,
-            );
-            let lost: Vec<&str> = terminating.iter().chain(&gone).copied().collect();
-            if lost.is_empty() {
-                set(
-                    &mut conditions,
-                    types::NAMESPACES_READY,
-                    true,
-                    "NamespacesActive",
-                    format!(
-                        "{} active",
-                        count(namespaces.len() as u64, "namespace", "namespaces")
-                    ),
-                );
-            } else {
-                set(
-                    &mut conditions,
-                    types::NAMESPACES_READY,
-                    false,
-                    "NamespacesDeleted",
-                    format!("deleted or being deleted: {}", lost.join(", ")),
-                );
-            }
+            deletion_blocked(&mut conditions, namespaces);
             status.namespaces = namespaces.clone();
-            set(
-                &mut conditions,
-                types::READY,
-                false,
-                "DeletionBlocked",
-                "deletion waits for confirmation".into(),
-            );
-            remove_condition(&mut conditions, types::TERMINATING);
         }
         Outcome::Applied(observed) => {
             status.partner = partner.map(str::to_string);
             status.namespaces = observed.namespaces.clone();
             status.summary = Some(observed.summary.clone());
-            let pending: Vec<&str> = observed
-                .namespaces
-                .iter()
-                .filter(|n| n.phase != "Active" && n.phase != "Conflict")
-                .map(|n| n.name.as_str())
-                .collect();
-            let ns_ok = pending.is_empty() && observed.conflicts.is_empty();
-            let ns_message = if ns_ok {
-                format!(
-                    "{} active",
-                    count(observed.namespaces.len() as u64, "namespace", "namespaces")
-                )
-            } else if !observed.conflicts.is_empty() {
-                format!("not the customer's: {}", observed.conflicts.join(", "))
-            } else {
-                format!("waiting for: {}", pending.join(", "))
-            };
-            let ns_reason = if ns_ok {
-                "NamespacesActive"
-            } else if observed.conflicts.is_empty() {
-                "NamespacesPending"
-            } else {
-                "Conflict"
-            };
-            set(
-                &mut conditions,
-                types::NAMESPACES_READY,
-                ns_ok,
-                ns_reason,
-                ns_message,
-            );
-            let breached = !matches!(observed.isolation, Some(Isolation::None) | None)
-                && !observed.undeclared_inbound.is_empty();
-            match observed.isolation {
-                Some(Isolation::None) | None => set(
-                    &mut conditions,
-                    types::NETWORK_ISOLATED,
-                    false,
-                    "IsolationNone",
-                    "isolation is None: no NetworkPolicy is written".into(),
-                ),
-                Some(_) if !observed.undeclared_inbound.is_empty() => {
-                    let found = &observed.undeclared_inbound;
-                    let mut listed = found[..found.len().min(MAX_LISTED)].join("; ");
-                    if found.len() > MAX_LISTED {
-                        listed.push_str(&format!("; and {} more", found.len() - MAX_LISTED));
-                    }
-                    set(
-                        &mut conditions,
-                        types::NETWORK_ISOLATED,
-                        false,
-                        UNDECLARED_INBOUND,
-                        format!(
-                            "other customers may connect where no allowFrom or group zone declares it: {listed}"
-                        ),
-                    )
-                }
-                Some(level) => set(
-                    &mut conditions,
-                    types::NETWORK_ISOLATED,
-                    true,
-                    "PoliciesApplied",
-                    format!(
-                        "{level:?} isolation: {} NetworkPolicies in place; no undeclared path from another customer",
-                        observed.summary.network_policies
-                    ),
-                ),
-            }
-            if !observed.carried_over.is_empty() {
-                set(
-                    &mut conditions,
-                    types::ACCESS_GRANTED,
-                    false,
-                    CONSULTANTS_CARRIED_OVER,
-                    carried_over_message(&observed.carried_over),
-                );
-            } else if !observed.missing_roles.is_empty() {
-                set(
-                    &mut conditions,
-                    types::ACCESS_GRANTED,
-                    false,
-                    ROLES_MISSING,
-                    format!(
-                        "the RoleBindings refer to ClusterRoles that do not exist, so they grant nothing: {}; install them (the chart's customer roles)",
-                        observed.missing_roles.join(", ")
-                    ),
-                );
-            } else {
-                set(
-                    &mut conditions,
-                    types::ACCESS_GRANTED,
-                    true,
-                    "BindingsApplied",
-                    format!(
-                        "{} in place",
-                        count(
-                            observed.summary.role_bindings,
-                            "RoleBinding",
-                            "RoleBindings"
-                        )
-                    ),
-                );
-            }
-            if observed.conflicts.is_empty() {
-                remove_condition(&mut conditions, types::CONFLICT);
-            } else {
-                set(
-                    &mut conditions,
-                    types::CONFLICT,
-                    true,
-                    "NamespaceNotOwned",
-                    format!(
-                        "these namespaces exist and are not the customer's; they are left untouched (a cluster admin may hand one over with the annotation customers.dev/adopt: <customer>): {}",
-                        observed.conflicts.join(", ")
-                    ),
-                );
-            }
-            if observed.waiting_peers.is_empty() {
-                remove_condition(&mut conditions, types::CONNECTIONS_PENDING);
-            } else {
-                set(
-                    &mut conditions,
-                    types::CONNECTIONS_PENDING,
-                    true,
-                    "PeerNotFound",
-                    format!(
-                        "allowFrom names what does not exist yet; the connection opens when it appears: {}",
-                        observed.waiting_peers.join(", ")
-                    ),
-                );
-            }
-            let (ready, reason, message) = if !observed.conflicts.is_empty() {
-                (
-                    false,
-                    "Conflict",
-                    "some namespaces are not the customer's".to_string(),
-                )
-            } else if !observed.waiting_peers.is_empty() {
-                (
-                    false,
-                    "ConnectionsPending",
-                    format!("waiting for: {}", observed.waiting_peers.join(", ")),
-                )
-            } else if !pending.is_empty() {
-                (
-                    false,
-                    "NamespacesPending",
-                    format!("waiting for: {}", pending.join(", ")),
-                )
-            } else if !observed.carried_over.is_empty() {
-                (
-                    false,
-                    CONSULTANTS_CARRIED_OVER,
-                    carried_over_message(&observed.carried_over),
-                )
-            } else if breached {
-                (
-                    false,
-                    UNDECLARED_INBOUND,
-                    "other customers may connect where nothing declares it (see NetworkIsolated)"
-                        .to_string(),
-                )
-            } else if !observed.kept.is_empty() {
-                (
-                    true,
-                    "NamespacesKept",
-                    format!(
-                        "ready; no longer listed but kept because deletionProtection is true: {}",
-                        observed.kept.join(", ")
-                    ),
-                )
-            } else {
-                (
-                    true,
-                    "Reconciled",
-                    "everything the spec asks for is in place".to_string(),
-                )
-            };
-            set(&mut conditions, types::READY, ready, reason, message);
-            remove_condition(&mut conditions, types::TERMINATING);
-            remove_condition(&mut conditions, types::DELETION_BLOCKED);
+            applied(&mut conditions, observed);
         }
     }
-    status.conditions = conditions;
+    status.conditions = conditions.list;
     if !matches!(outcome, Outcome::Invalid(_)) {
         status.observed_generation = generation;
     }
     status
+}
+
+/// A refused spec: Ready False, for the first problem's reason, listing every problem.
+fn invalid(conditions: &mut Conditions, problems: &[Problem]) {
+    let reason = problems
+        .first()
+        .map(|p| p.reason.as_str())
+        .unwrap_or("Invalid");
+    let message = problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    conditions.set(
+        types::READY,
+        false,
+        reason,
+        format!("spec refused, existing resources left as they were: {message}"),
+    );
+}
+
+/// A deletion that `deletionProtection` blocks: what is and what is no longer there.
+fn deletion_blocked(conditions: &mut Conditions, namespaces: &[NamespaceStatus]) {
+    let in_phase = |phase: NamespacePhase| -> Vec<&str> {
+        namespaces
+            .iter()
+            .filter(|n| NamespacePhase::of(n) == Some(phase))
+            .map(|n| n.name.as_str())
+            .collect()
+    };
+    let (terminating, gone) = (
+        in_phase(NamespacePhase::Terminating),
+        in_phase(NamespacePhase::Gone),
+    );
+    let mut message = if terminating.is_empty() && gone.is_empty() {
+        "deletionProtection is true: nothing is deleted".to_string()
+    } else {
+        "deletionProtection is true: nothing more is deleted".to_string()
+    };
+    if !terminating.is_empty() {
+        message.push_str(&format!(
+            "; already being deleted when protection was switched on (the apiserver finishes it): {}",
+            terminating.join(", ")
+        ));
+    }
+    if !gone.is_empty() {
+        message.push_str(&format!("; already gone: {}", gone.join(", ")));
+    }
+    message.push_str("; set spec.deletionProtection to false to confirm the deletion");
+    conditions.set(types::DELETION_BLOCKED, true, "DeletionProtection", message);
+    let lost: Vec<&str> = terminating.iter().chain(&gone).copied().collect();
+    if lost.is_empty() {
+        let active = count(namespaces.len() as u64, "namespace", "namespaces");
+        conditions.set(
+            types::NAMESPACES_READY,
+            true,
+            "NamespacesActive",
+            format!("{active} active"),
+        );
+    } else {
+        conditions.set(
+            types::NAMESPACES_READY,
+            false,
+            "NamespacesDeleted",
+            format!("deleted or being deleted: {}", lost.join(", ")),
+        );
+    }
+    conditions.ready(
+        false,
+        ReadyReason::DeletionBlocked,
+        "deletion waits for confirmation".into(),
+    );
+    conditions.remove(types::TERMINATING);
+}
+
+/// An applied spec: every condition from what the reconcile found and did.
+fn applied(conditions: &mut Conditions, observed: &Observed) {
+    let pending: Vec<&str> = observed
+        .namespaces
+        .iter()
+        .filter(|n| {
+            !matches!(
+                NamespacePhase::of(n),
+                Some(NamespacePhase::Active | NamespacePhase::Conflict)
+            )
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    namespaces_ready(conditions, observed, &pending);
+    network_isolated(conditions, observed);
+    access_granted(conditions, observed);
+    if observed.conflicts.is_empty() {
+        conditions.remove(types::CONFLICT);
+    } else {
+        conditions.set(
+            types::CONFLICT,
+            true,
+            "NamespaceNotOwned",
+            format!(
+                "these namespaces exist and are not the customer's; they are left untouched (a cluster admin may hand one over with the annotation customers.dev/adopt: <customer>): {}",
+                observed.conflicts.join(", ")
+            ),
+        );
+    }
+    if observed.waiting_peers.is_empty() {
+        conditions.remove(types::CONNECTIONS_PENDING);
+    } else {
+        conditions.set(
+            types::CONNECTIONS_PENDING,
+            true,
+            "PeerNotFound",
+            format!(
+                "allowFrom names what does not exist yet; the connection opens when it appears: {}",
+                observed.waiting_peers.join(", ")
+            ),
+        );
+    }
+    let (ready, reason, message) = ready(observed, &pending);
+    conditions.ready(ready, reason, message);
+    conditions.remove(types::TERMINATING);
+    conditions.remove(types::DELETION_BLOCKED);
+}
+
+fn namespaces_ready(conditions: &mut Conditions, observed: &Observed, pending: &[&str]) {
+    let (ok, reason, message) = if !observed.conflicts.is_empty() {
+        let message = format!("not the customer's: {}", observed.conflicts.join(", "));
+        (false, "Conflict", message)
+    } else if !pending.is_empty() {
+        (
+            false,
+            "NamespacesPending",
+            format!("waiting for: {}", pending.join(", ")),
+        )
+    } else {
+        let active = count(observed.namespaces.len() as u64, "namespace", "namespaces");
+        (true, "NamespacesActive", format!("{active} active"))
+    };
+    conditions.set(types::NAMESPACES_READY, ok, reason, message);
+}
+
+fn network_isolated(conditions: &mut Conditions, observed: &Observed) {
+    let found = &observed.undeclared_inbound;
+    match observed.isolation {
+        Some(Isolation::None) | None => conditions.set(
+            types::NETWORK_ISOLATED,
+            false,
+            "IsolationNone",
+            "isolation is None: no NetworkPolicy is written".into(),
+        ),
+        Some(_) if !found.is_empty() => {
+            let mut listed = found[..found.len().min(MAX_LISTED)].join("; ");
+            if found.len() > MAX_LISTED {
+                listed.push_str(&format!("; and {} more", found.len() - MAX_LISTED));
+            }
+            conditions.set(
+                types::NETWORK_ISOLATED,
+                false,
+                UNDECLARED_INBOUND,
+                format!(
+                    "other customers may connect where no allowFrom or group zone declares it: {listed}"
+                ),
+            )
+        }
+        Some(level) => conditions.set(
+            types::NETWORK_ISOLATED,
+            true,
+            "PoliciesApplied",
+            format!(
+                "{level:?} isolation: {} NetworkPolicies in place; no undeclared path from another customer",
+                observed.summary.network_policies
+            ),
+        ),
+    }
+}
+
+fn access_granted(conditions: &mut Conditions, observed: &Observed) {
+    if !observed.carried_over.is_empty() {
+        conditions.set(
+            types::ACCESS_GRANTED,
+            false,
+            CONSULTANTS_CARRIED_OVER,
+            carried_over_message(&observed.carried_over),
+        );
+    } else if !observed.missing_roles.is_empty() {
+        conditions.set(
+            types::ACCESS_GRANTED,
+            false,
+            ROLES_MISSING,
+            format!(
+                "the RoleBindings refer to ClusterRoles that do not exist, so they grant nothing: {}; install them (the chart's customer roles)",
+                observed.missing_roles.join(", ")
+            ),
+        );
+    } else {
+        let bindings = count(
+            observed.summary.role_bindings,
+            "RoleBinding",
+            "RoleBindings",
+        );
+        conditions.set(
+            types::ACCESS_GRANTED,
+            true,
+            "BindingsApplied",
+            format!("{bindings} in place"),
+        );
+    }
+}
+
+/// Ready, in order of what a person must look at first.
+fn ready(observed: &Observed, pending: &[&str]) -> (bool, ReadyReason, String) {
+    let breached = !matches!(observed.isolation, Some(Isolation::None) | None)
+        && !observed.undeclared_inbound.is_empty();
+    let waiting = |what: &[String]| format!("waiting for: {}", what.join(", "));
+    if !observed.conflicts.is_empty() {
+        let message = "some namespaces are not the customer's".to_string();
+        (false, ReadyReason::Conflict, message)
+    } else if !observed.waiting_peers.is_empty() {
+        let message = waiting(&observed.waiting_peers);
+        (false, ReadyReason::ConnectionsPending, message)
+    } else if !pending.is_empty() {
+        let message = format!("waiting for: {}", pending.join(", "));
+        (false, ReadyReason::NamespacesPending, message)
+    } else if !observed.carried_over.is_empty() {
+        let message = carried_over_message(&observed.carried_over);
+        (false, ReadyReason::ConsultantsCarriedOver, message)
+    } else if breached {
+        let message =
+            "other customers may connect where nothing declares it (see NetworkIsolated)".into();
+        (false, ReadyReason::UndeclaredInbound, message)
+    } else if !observed.kept.is_empty() {
+        let message = format!(
+            "ready; no longer listed but kept because deletionProtection is true: {}",
+            observed.kept.join(", ")
+        );
+        (true, ReadyReason::NamespacesKept, message)
+    } else {
+        let message = "everything the spec asks for is in place".to_string();
+        (true, ReadyReason::Reconciled, message)
+    }
 }
 
 /// Sets a condition; its transition time changes only when its status does.

@@ -2,6 +2,7 @@
 //! for it. No client in here.
 
 pub mod access;
+pub mod children;
 pub mod directory;
 pub mod network;
 pub mod ownership;
@@ -23,14 +24,18 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 pub use directory::{Directory, Existing, MapDirectory};
-pub use relations::{dependents, members};
+pub use relations::members;
+
+use k8s_openapi::api::networking::v1::NetworkPolicySpec;
+use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
 
 use crate::api::{
-    Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem, LimitType,
-    MANAGED_BY,
+    AllowFrom, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem,
+    LimitType, MANAGED_BY,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::settings::Settings;
+use children::{Children, Objects};
 use network::{NetworkPlan, Peer, PeerRule};
 
 /// Name of the ResourceQuota in each namespace.
@@ -81,11 +86,39 @@ impl Desired {
     pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();
         push_values(&mut out, &self.namespaces)?;
-        push_values(&mut out, &self.network_policies)?;
-        push_values(&mut out, &self.role_bindings)?;
-        push_values(&mut out, &self.resource_quotas)?;
-        push_values(&mut out, &self.limit_ranges)?;
+        let Children {
+            network_policies,
+            role_bindings,
+            resource_quotas,
+            limit_ranges,
+        } = self.children();
+        push_values(&mut out, network_policies)?;
+        push_values(&mut out, role_bindings)?;
+        push_values(&mut out, resource_quotas)?;
+        push_values(&mut out, limit_ranges)?;
         Ok(out)
+    }
+
+    /// The namespaced objects, by kind.
+    pub fn children(&self) -> Children<Objects<'_>> {
+        let Desired {
+            namespaces: _,
+            network_policies,
+            role_bindings,
+            resource_quotas,
+            limit_ranges,
+            conflicts: _,
+            foreign: _,
+            kept: _,
+            waiting_peers: _,
+            carried_over: _,
+        } = self;
+        Children {
+            network_policies,
+            role_bindings,
+            resource_quotas,
+            limit_ranges,
+        }
     }
 }
 
@@ -204,203 +237,327 @@ pub fn is_refused_newcomer(customer: &Customer, dir: &dyn Directory, settings: &
         && !validate::validate_customer(customer, dir, settings).is_empty()
 }
 
-/// Every object that should exist for `customer`, or the problems that keep the operator
-/// from building it (then nothing is to change).
-pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Result<Desired> {
+/// What validation resolved for a customer, once per reconcile: its group defaults and
+/// its chain of parents. Every later step reads them from here.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The customer's settings after its group's defaults.
+    pub effective: resolve::Effective,
+    /// Its parents, nearest first.
+    pub ancestors: Vec<Arc<Customer>>,
+}
+
+/// Checks the spec against the rules and what it depends on, and resolves its group
+/// defaults and parents; or the problems for which it is refused (then nothing is to
+/// change).
+pub fn validate(
+    customer: &Customer,
+    dir: &dyn Directory,
+    settings: &Settings,
+) -> std::result::Result<Resolved, Vec<Problem>> {
     let problems = validate::validate_customer(customer, dir, settings);
     if !problems.is_empty() {
-        return Err(Error::Invalid(problems));
+        return Err(problems);
     }
-    let me = customer.name_any();
-    let effective = resolve::effective(customer, dir, settings);
-    let ancestors = resolve::ancestors(customer, dir).map_err(|p| Error::Invalid(vec![p]))?;
+    Ok(Resolved {
+        effective: resolve::effective(customer, dir, settings),
+        ancestors: resolve::ancestors(customer, dir).map_err(|p| vec![p])?,
+    })
+}
+
+/// Every object that should exist for `customer`, or the problems that keep the operator
+/// from building it (then nothing is to change): [`validate`], then [`build`].
+pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Result<Desired> {
+    let resolved = validate(customer, dir, settings).map_err(Error::Invalid)?;
+    Ok(build(customer, &resolved, dir, settings))
+}
+
+/// Every object that should exist for a validated `customer`.
+pub fn build(
+    customer: &Customer,
+    resolved: &Resolved,
+    dir: &dyn Directory,
+    settings: &Settings,
+) -> Desired {
     let (held, conflicts, foreign) = held_namespaces(customer, dir);
-    let own: BTreeSet<String> = held.iter().cloned().collect();
-    let labels = owner_labels(customer, settings);
-    let owner = owner_annotations(customer);
     let kept = kept_namespaces(customer, dir, &held);
-    // A customer the operator never accepted has no objects: it is nobody's peer, so
-    // that a refused newcomer cannot change anyone else's policies. (Checked only for
-    // the customers that concern this one: validating every other customer on every
-    // reconcile would make each reconcile cost as much as the whole cluster.)
-    let accepted = |c: &Customer| !is_refused_newcomer(c, dir, settings);
-    let others: Vec<Arc<Customer>> = dir
-        .customers()
-        .into_iter()
-        .filter(|c| c.metadata.name.as_deref() != Some(me.as_str()))
-        .collect();
-    let peer = |name: &str| -> Option<Arc<Customer>> { dir.customer(name).filter(|c| accepted(c)) };
-    let held_by =
-        |c: &Customer| -> BTreeSet<String> { held_namespaces(c, dir).0.into_iter().collect() };
-    let members_of = |group: &str| -> BTreeSet<String> {
-        others
-            .iter()
-            .filter(|c| resolve::group_name(c, settings) == group && accepted(c))
-            .flat_map(|c| held_by(c))
-            .collect()
-    };
-
-    let waiting_peers: Vec<String> = customer
-        .spec
-        .network
-        .iter()
-        .flat_map(|n| n.allow_from.iter())
-        .filter_map(|allow| {
-            if let Some(c) = allow.customer.as_deref().filter(|c| peer(c).is_none()) {
-                Some(format!("Customer {c}"))
-            } else {
-                allow
-                    .group
-                    .as_deref()
-                    .filter(|g| dir.group(g).is_none() && members_of(g).is_empty())
-                    .map(|g| format!("CustomerGroup {g}"))
-            }
-        })
-        .collect();
-    let allow_from: Vec<PeerRule> = customer
-        .spec
-        .network
-        .iter()
-        .flat_map(|n| n.allow_from.iter())
-        .filter_map(|allow| {
-            let peer = if let Some(selector) = &allow.namespace_selector {
-                Peer::Selector(selector.clone())
-            } else if let Some(group) = &allow.group {
-                Peer::Namespaces(members_of(group))
-            } else {
-                let other = allow.customer.as_deref().and_then(peer);
-                Peer::Namespaces(other.map(|c| held_by(&c)).unwrap_or_default())
-            };
-            let empty = matches!(&peer, Peer::Namespaces(names) if names.is_empty());
-            (!empty).then(|| PeerRule {
-                peer,
-                ports: allow.ports.clone(),
-            })
-        })
-        .collect();
-    let egress_to_peers: Vec<PeerRule> = others
-        .iter()
-        .flat_map(|other| {
-            let opens_to_me = other
-                .spec
-                .network
-                .iter()
-                .flat_map(|n| n.allow_from.iter())
-                .filter(|a| {
-                    a.customer.as_deref() == Some(me.as_str())
-                        || a.group.as_deref() == Some(effective.group_name.as_str())
-                })
-                .cloned()
-                .collect::<Vec<_>>();
-            let names = if opens_to_me.is_empty() || !accepted(other) {
-                BTreeSet::new()
-            } else {
-                held_by(other)
-            };
-            opens_to_me.into_iter().filter_map(move |a| {
-                (!names.is_empty()).then(|| PeerRule {
-                    peer: Peer::Namespaces(names.clone()),
-                    ports: a.ports,
-                })
-            })
-        })
-        .collect();
-    let zone_open = effective
-        .group
-        .as_ref()
-        .and_then(|g| g.spec.network.as_ref())
-        .is_some_and(|n| n.allow_within_group);
-    let group_zone = if zone_open {
-        members_of(&effective.group_name)
-    } else {
-        BTreeSet::new()
-    };
-    let plan = NetworkPlan {
-        isolation: effective.isolation,
-        internet_egress: effective.internet_egress,
-        own_namespaces: &own,
-        allow_from,
-        egress_to_peers,
-        group_zone,
-        settings,
-    };
-    let policy_specs = network::policy_specs(&plan);
-
-    let access_plan = access::AccessPlan {
-        own: customer.spec.access.clone().unwrap_or_default(),
-        group: effective
-            .group
-            .as_ref()
-            .and_then(|g| g.spec.access.clone())
-            .unwrap_or_default(),
-        parent_admins: ancestors
-            .iter()
-            .flat_map(|a| a.spec.access.iter().flat_map(|x| x.admins.iter().cloned()))
-            .collect(),
-        consultants: partner::granted_consultants(customer),
-    };
-    let bindings = access::bindings(&access_plan);
-
-    let meta = |name: &str, namespace: &str| ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels.clone()),
-        annotations: Some(owner.clone()).filter(|a| !a.is_empty()),
-        ..Default::default()
-    };
-    let entries: BTreeMap<String, &crate::api::CustomerNamespace> = customer
-        .spec
-        .namespaces
-        .iter()
-        .map(|ns| (resolve::full_namespace_name(&me, ns.suffix()), ns))
-        .collect();
+    let peers = Peers::new(customer, dir, settings);
+    let own: BTreeSet<String> = held.iter().cloned().collect();
+    let policy_specs = network::policy_specs(&peers.plan(customer, resolved, &own));
     let mut out = Desired {
         conflicts,
         foreign,
         kept: kept.clone(),
-        waiting_peers,
+        waiting_peers: peers.waiting(customer),
         carried_over: partner::carried_over(customer)
             .iter()
             .map(partner::describe)
             .collect(),
         ..Default::default()
     };
-    for ns_name in &held {
-        let entry = entries.get(ns_name);
-        let mut ns_labels = effective.group_namespace_labels.clone();
+    let objects = ObjectsOf {
+        customer,
+        resolved,
+        labels: owner_labels(customer, settings),
+        owner: owner_annotations(customer),
+    };
+    out.namespaces = held.iter().map(|ns| objects.namespace(ns)).collect();
+    // The children of kept namespaces follow the spec like those of listed ones (an
+    // admin removed from spec.access loses her role there too).
+    let bindings = access::bindings(&access_plan(customer, resolved));
+    for ns_name in held.iter().chain(&kept) {
+        objects.children(ns_name, &policy_specs, &bindings, &mut out);
+    }
+    out
+}
+
+/// What the other customers and the groups are to one customer's network: the peers it
+/// names, those that open to it, and its group's members. A customer the operator never
+/// accepted has no objects: it is nobody's peer, so that a refused newcomer cannot change
+/// anyone else's policies. (Checked only for the customers that concern this one:
+/// validating every other customer on every reconcile would make each reconcile cost as
+/// much as the whole cluster.)
+struct Peers<'a> {
+    me: String,
+    dir: &'a dyn Directory,
+    settings: &'a Settings,
+    others: Vec<Arc<Customer>>,
+}
+
+impl<'a> Peers<'a> {
+    fn new(customer: &Customer, dir: &'a dyn Directory, settings: &'a Settings) -> Self {
+        let me = customer.name_any();
+        let others = dir
+            .customers()
+            .into_iter()
+            .filter(|c| c.metadata.name.as_deref() != Some(me.as_str()))
+            .collect();
+        Peers {
+            me,
+            dir,
+            settings,
+            others,
+        }
+    }
+
+    fn accepted(&self, customer: &Customer) -> bool {
+        !is_refused_newcomer(customer, self.dir, self.settings)
+    }
+
+    /// The customer of that name, if the operator accepted it.
+    fn peer(&self, name: &str) -> Option<Arc<Customer>> {
+        self.dir.customer(name).filter(|c| self.accepted(c))
+    }
+
+    fn held_by(&self, customer: &Customer) -> BTreeSet<String> {
+        held_namespaces(customer, self.dir).0.into_iter().collect()
+    }
+
+    /// The namespaces of the group's other accepted members.
+    fn members_of(&self, group: &str) -> BTreeSet<String> {
+        self.others
+            .iter()
+            .filter(|c| resolve::group_name(c, self.settings) == group && self.accepted(c))
+            .flat_map(|c| self.held_by(c))
+            .collect()
+    }
+
+    /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`).
+    fn waiting(&self, customer: &Customer) -> Vec<String> {
+        allow_from(customer)
+            .filter_map(|allow| {
+                if let Some(c) = allow.customer.as_deref().filter(|c| self.peer(c).is_none()) {
+                    Some(format!("Customer {c}"))
+                } else {
+                    allow
+                        .group
+                        .as_deref()
+                        .filter(|g| self.dir.group(g).is_none() && self.members_of(g).is_empty())
+                        .map(|g| format!("CustomerGroup {g}"))
+                }
+            })
+            .collect()
+    }
+
+    /// The ingress the customer's `allowFrom` opens, to the peers that exist.
+    fn ingress(&self, customer: &Customer) -> Vec<PeerRule> {
+        allow_from(customer)
+            .filter_map(|allow| {
+                let peer = if let Some(selector) = &allow.namespace_selector {
+                    Peer::Selector(selector.clone())
+                } else if let Some(group) = &allow.group {
+                    Peer::Namespaces(self.members_of(group))
+                } else {
+                    let other = allow.customer.as_deref().and_then(|c| self.peer(c));
+                    Peer::Namespaces(other.map(|c| self.held_by(&c)).unwrap_or_default())
+                };
+                let empty = matches!(&peer, Peer::Namespaces(names) if names.is_empty());
+                (!empty).then(|| PeerRule {
+                    peer,
+                    ports: allow.ports.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The egress to the accepted customers that opened their ingress to this one (by
+    /// name or by its group).
+    fn egress(&self, group: &str) -> Vec<PeerRule> {
+        let me = self.me.as_str();
+        self.others
+            .iter()
+            .flat_map(|other| {
+                let opens_to_me: Vec<AllowFrom> = allow_from(other)
+                    .filter(|a| {
+                        a.customer.as_deref() == Some(me) || a.group.as_deref() == Some(group)
+                    })
+                    .cloned()
+                    .collect();
+                let names = if opens_to_me.is_empty() || !self.accepted(other) {
+                    BTreeSet::new()
+                } else {
+                    self.held_by(other)
+                };
+                opens_to_me.into_iter().filter_map(move |a| {
+                    (!names.is_empty()).then(|| PeerRule {
+                        peer: Peer::Namespaces(names.clone()),
+                        ports: a.ports,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The network plan of the customer whose namespaces are `own`.
+    fn plan<'p>(
+        &self,
+        customer: &Customer,
+        resolved: &Resolved,
+        own: &'p BTreeSet<String>,
+    ) -> NetworkPlan<'p>
+    where
+        'a: 'p,
+    {
+        let effective = &resolved.effective;
+        let zone_open = effective
+            .group
+            .as_ref()
+            .and_then(|g| g.spec.network.as_ref())
+            .is_some_and(|n| n.allow_within_group);
+        NetworkPlan {
+            isolation: effective.isolation,
+            internet_egress: effective.internet_egress,
+            own_namespaces: own,
+            allow_from: self.ingress(customer),
+            egress_to_peers: self.egress(&effective.group_name),
+            group_zone: if zone_open {
+                self.members_of(&effective.group_name)
+            } else {
+                BTreeSet::new()
+            },
+            settings: self.settings,
+        }
+    }
+}
+
+/// The customer's `allowFrom` entries.
+fn allow_from(customer: &Customer) -> impl Iterator<Item = &AllowFrom> {
+    customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| n.allow_from.iter())
+}
+
+/// Who gets which role in the customer's namespaces.
+fn access_plan(customer: &Customer, resolved: &Resolved) -> access::AccessPlan {
+    access::AccessPlan {
+        own: customer.spec.access.clone().unwrap_or_default(),
+        group: resolved
+            .effective
+            .group
+            .as_ref()
+            .and_then(|g| g.spec.access.clone())
+            .unwrap_or_default(),
+        parent_admins: resolved
+            .ancestors
+            .iter()
+            .flat_map(|a| a.spec.access.iter().flat_map(|x| x.admins.iter().cloned()))
+            .collect(),
+        consultants: partner::granted_consultants(customer),
+    }
+}
+
+/// Builds the objects of one customer, namespace by namespace.
+struct ObjectsOf<'a> {
+    customer: &'a Customer,
+    resolved: &'a Resolved,
+    labels: BTreeMap<String, String>,
+    owner: BTreeMap<String, String>,
+}
+
+impl ObjectsOf<'_> {
+    fn meta(&self, name: &str, namespace: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(self.labels.clone()),
+            annotations: Some(self.owner.clone()).filter(|a| !a.is_empty()),
+            ..Default::default()
+        }
+    }
+
+    /// The Namespace: the group's labels, the entry's labels and annotations, then the
+    /// operator's own.
+    fn namespace(&self, ns_name: &str) -> Namespace {
+        let me = self.customer.name_any();
+        let entry = self
+            .customer
+            .spec
+            .namespaces
+            .iter()
+            .find(|ns| resolve::full_namespace_name(&me, ns.suffix()) == ns_name);
+        let mut ns_labels = self.resolved.effective.group_namespace_labels.clone();
         ns_labels.extend(entry.map(|e| e.labels.clone()).unwrap_or_default());
-        ns_labels.extend(labels.clone());
+        ns_labels.extend(self.labels.clone());
         let mut annotations = entry.map(|e| e.annotations.clone()).unwrap_or_default();
-        annotations.extend(owner.clone());
-        out.namespaces.push(Namespace {
+        annotations.extend(self.owner.clone());
+        Namespace {
             metadata: ObjectMeta {
-                name: Some(ns_name.clone()),
+                name: Some(ns_name.to_string()),
                 labels: Some(ns_labels),
                 annotations: Some(annotations).filter(|a| !a.is_empty()),
                 ..Default::default()
             },
             ..Default::default()
-        });
+        }
     }
-    // The children of kept namespaces follow the spec like those of listed ones (an
-    // admin removed from spec.access loses her role there too).
-    for ns_name in held.iter().chain(&kept) {
-        for (name, spec) in &policy_specs {
+
+    /// The children of one namespace, of every kind, added to `out`.
+    fn children(
+        &self,
+        ns_name: &str,
+        policy_specs: &[(&'static str, NetworkPolicySpec)],
+        bindings: &[(&'static str, RoleRef, Vec<RbacSubject>)],
+        out: &mut Desired,
+    ) {
+        let effective = &self.resolved.effective;
+        for (name, spec) in policy_specs {
             out.network_policies.push(NetworkPolicy {
-                metadata: meta(name, ns_name),
+                metadata: self.meta(name, ns_name),
                 spec: Some(spec.clone()),
             });
         }
-        for (name, role_ref, subjects) in &bindings {
+        for (name, role_ref, subjects) in bindings {
             out.role_bindings.push(RoleBinding {
-                metadata: meta(name, ns_name),
+                metadata: self.meta(name, ns_name),
                 role_ref: role_ref.clone(),
                 subjects: Some(subjects.clone()),
             });
         }
         if let Some(quota) = &effective.quota {
             out.resource_quotas.push(ResourceQuota {
-                metadata: meta(QUOTA_NAME, ns_name),
+                metadata: self.meta(QUOTA_NAME, ns_name),
                 spec: Some(ResourceQuotaSpec {
                     hard: Some(quota.hard.clone()),
                     ..Default::default()
@@ -410,14 +567,13 @@ pub fn desired(customer: &Customer, dir: &dyn Directory, settings: &Settings) ->
         }
         if let Some(limits) = effective.limits.as_ref().filter(|l| !l.is_empty()) {
             out.limit_ranges.push(LimitRange {
-                metadata: meta(LIMITS_NAME, ns_name),
+                metadata: self.meta(LIMITS_NAME, ns_name),
                 spec: Some(LimitRangeSpec {
                     limits: limits.iter().map(limit_range_item).collect(),
                 }),
             });
         }
     }
-    Ok(out)
 }
 
 /// The namespaces the customer owns that its spec no longer lists, kept because

@@ -11,7 +11,12 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::API_VERSION;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use super::Existing;
+use crate::api::{ANNOTATION_ADOPT, API_VERSION, Customer, LABEL_CUSTOMER};
 
 /// Annotation holding the uid of the Customer that owns the object.
 pub const ANNOTATION_OWNER_UID: &str = "customers.dev/owner-uid";
@@ -43,6 +48,48 @@ pub fn is_owned_by(meta: &ObjectMeta, uid: &str) -> bool {
 /// records no owner at all (a look-alike with copied labels) is nobody's.
 pub fn is_recorded_owner(meta: &ObjectMeta, customer_uid: Option<&str>) -> bool {
     owner_uid(meta) == Some(customer_uid.unwrap_or(""))
+}
+
+/// What an existing namespace is to the customers: held by the Customer its ownership
+/// record names (found by the namespace's label or, when the label was removed or
+/// changed, by its name), or by the customer its label names that is gone (its namespace
+/// still waits for deletion); else handed over by a cluster admin
+/// (`customers.dev/adopt`), else foreign. A former incarnation's leftover (a uid no
+/// current Customer has) is foreign. `customer` looks a Customer up by name. The one
+/// rule for who owns a namespace.
+pub fn holder(ns: &ObjectMeta, customer: impl Fn(&str) -> Option<Arc<Customer>>) -> Existing {
+    let name = ns.name.as_deref().unwrap_or_default();
+    if let Some(uid) = owner_uid(ns) {
+        let label = ns.labels.as_ref().and_then(|l| l.get(LABEL_CUSTOMER));
+        let recorded = label
+            .map(String::as_str)
+            .into_iter()
+            .chain(name_prefixes(name))
+            .find(|c| customer(c).is_some_and(|c| c.uid().as_deref() == Some(uid)));
+        if let Some(holder) = recorded {
+            return Existing::HeldBy(holder.to_string());
+        }
+        if let Some(label) = label.filter(|l| customer(l).is_none()) {
+            return Existing::HeldBy(label.clone());
+        }
+    }
+    match ns
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_ADOPT))
+    {
+        Some(to) => Existing::HandedTo(to.clone()),
+        None => Existing::Foreign,
+    }
+}
+
+/// The names that could be a customer asking for this namespace: every prefix of it
+/// that ends before a `-` (`a` and `a-b` for `a-b-c`), and the whole name.
+pub fn name_prefixes(namespace: &str) -> impl Iterator<Item = &str> {
+    namespace
+        .match_indices('-')
+        .map(|(at, _)| &namespace[..at])
+        .chain([namespace])
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use super::{Error, Result};
 
 /// Which Lease, as whom, and its timing.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,10 +12,6 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use k8s_openapi::Resource as _;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Resource;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
@@ -27,9 +23,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::{Customer, CustomerGroup};
-use crate::controller::Context;
-use crate::controller::apply::Applied;
-use crate::error::Error;
+
+/// A failed reconcile, as the metrics count it: by a short CamelCase reason.
+pub trait Failure {
+    /// The reason.
+    fn reason(&self) -> &'static str;
+}
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "customer_operator";
@@ -223,9 +222,10 @@ impl Metrics {
 
     /// Runs one reconcile of an object of `kind`, counting it, timing it and counting
     /// its failure by reason.
-    pub async fn measure<T, F>(self: Arc<Self>, kind: String, reconcile: F) -> Result<T, Error>
+    pub async fn measure<T, E, F>(self: Arc<Self>, kind: String, reconcile: F) -> Result<T, E>
     where
-        F: Future<Output = Result<T, Error>>,
+        E: Failure,
+        F: Future<Output = Result<T, E>>,
     {
         let started = Instant::now();
         let result = reconcile.await;
@@ -247,14 +247,15 @@ impl Metrics {
 
     /// Wraps a reconcile function so that every reconcile it runs is measured (see
     /// [`Metrics::measure`]) under the kind of `K`.
-    pub fn measured<K, C, T, F>(
+    pub fn measured<K, C, T, E, F>(
         self: &Arc<Self>,
         reconcile: fn(Arc<K>, Arc<C>) -> F,
-    ) -> impl FnMut(Arc<K>, Arc<C>) -> BoxFuture<'static, Result<T, Error>> + use<K, C, T, F>
+    ) -> impl FnMut(Arc<K>, Arc<C>) -> BoxFuture<'static, Result<T, E>> + use<K, C, T, E, F>
     where
         K: Resource<DynamicType = ()>,
         T: Send + 'static,
-        F: Future<Output = Result<T, Error>> + Send + 'static,
+        E: Failure + Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
     {
         let metrics = self.clone();
         let kind = K::kind(&()).to_string();
@@ -266,14 +267,12 @@ impl Metrics {
         }
     }
 
-    /// Counts one server-side apply of an object of `kind` (nothing for an apply skipped
-    /// because nothing changed).
-    pub fn applied(&self, kind: &str, applied: Applied) {
-        let cause = match applied {
-            Applied::Unchanged | Applied::InFlight => return,
-            Applied::Created => "create",
-            Applied::Updated => "update",
-            Applied::Repaired => "drift",
+    /// Counts one server-side apply of an object of `kind` for `cause` (`create`,
+    /// `update` or `drift`; nothing for `None`, an apply skipped because nothing
+    /// changed).
+    pub fn applied(&self, kind: &str, cause: Option<&str>) {
+        let Some(cause) = cause else {
+            return;
         };
         self.applies
             .get_or_create(&ApplyLabels {
@@ -298,50 +297,19 @@ impl Metrics {
     }
 }
 
-/// What the controller's caches hold right now.
-pub fn cluster_state(ctx: &Context) -> ClusterState {
-    let mut state = ClusterState {
-        managed: [
-            // The namespace cache holds every namespace; count the operator's.
-            (
-                Namespace::KIND,
-                ctx.namespaces
-                    .state()
-                    .iter()
-                    .filter(|ns| {
-                        ns.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(crate::api::LABEL_MANAGED_BY))
-                            .map(String::as_str)
-                            == Some(crate::api::MANAGED_BY)
-                    })
-                    .count(),
-            ),
-            (NetworkPolicy::KIND, ctx.policies.len()),
-            (RoleBinding::KIND, ctx.bindings.len()),
-            (ResourceQuota::KIND, ctx.quotas.len()),
-            (LimitRange::KIND, ctx.limits.len()),
-        ]
-        .into_iter()
-        .map(|(kind, count)| (kind, i64::try_from(count).unwrap_or(i64::MAX)))
-        .collect(),
-        conditions: BTreeMap::new(),
-    };
-    for customer in ctx.customers.state() {
-        for condition in customer.status.iter().flat_map(|s| &s.conditions) {
-            *state
-                .conditions
-                .entry((condition.type_.clone(), condition.status.clone()))
-                .or_insert(0) += 1;
-        }
-    }
-    state
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reconcile failure for the test.
+    #[derive(Debug)]
+    struct Timeout;
+
+    impl Failure for Timeout {
+        fn reason(&self) -> &'static str {
+            "Timeout"
+        }
+    }
 
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
@@ -362,16 +330,16 @@ mod tests {
         assert!(!text.contains("customer_operator_managed_objects"));
         metrics
             .clone()
-            .measure("Customer".into(), async { Ok::<_, Error>(()) })
+            .measure("Customer".into(), async { Ok::<_, Timeout>(()) })
             .await
             .unwrap();
         let _ = metrics
             .clone()
-            .measure("Customer".into(), async { Err::<(), _>(Error::Timeout) })
+            .measure("Customer".into(), async { Err::<(), _>(Timeout) })
             .await;
-        metrics.applied("NetworkPolicy", Applied::Repaired);
-        metrics.applied("NetworkPolicy", Applied::Unchanged);
-        metrics.applied("Namespace", Applied::Created);
+        metrics.applied("NetworkPolicy", Some("drift"));
+        metrics.applied("NetworkPolicy", None);
+        metrics.applied("Namespace", Some("create"));
         metrics.set_leader(true);
         metrics.observe_cluster(|| {
             Some(ClusterState {

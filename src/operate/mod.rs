@@ -2,12 +2,16 @@
 //! graceful shutdown, and leader election between replicas.
 //!
 //! - [`metrics`]: the Prometheus metrics.
-//! - [`health`]: the HTTP server of `/metrics`, `/healthz` and `/readyz`.
+//! - [`health`]: where the replica stands, for `/readyz`.
+//! - [`server`]: the HTTP server of `/metrics`, `/healthz` and `/readyz`.
 //! - [`leader`]: leader election on a Lease.
+//!
+//! Nothing here knows the controllers; [`crate::service`] runs them behind these.
 
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +25,39 @@ use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 
 use crate::api::{Customer, CustomerGroup};
-use crate::controller;
-use crate::error::{Error, Result};
-use health::{Health, Phase};
+use health::Health;
 use leader::LeaseConfig;
 use metrics::Metrics;
+
+/// What can go wrong running the operator as a service.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    /// The metrics and health server could not listen on its address.
+    #[error(
+        "listening on {address}: {source}; is another operator running on this machine? Give this one another address with --metrics-addr (host:port, port 0 picks a free one) or --metrics-addr off"
+    )]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A setting of the service is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// This replica lost the leader Lease and stopped all work.
+    #[error("lost the leader lease: {0}")]
+    LeaseLost(String),
+    /// Installing the CRDs failed.
+    #[error("installing the CRDs: {0}")]
+    Crds(#[from] kube::Error),
+    /// The CRDs were not served in time.
+    #[error("the CRDs were not established within 60 s")]
+    Timeout,
+}
+
+/// Results of running the service.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How log lines look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -91,7 +123,7 @@ pub fn on_signals() -> Shutdown {
 pub struct Hooks {
     /// Where reconciles and applies are counted.
     pub metrics: Arc<Metrics>,
-    /// Set to [`Phase::Syncing`] when the controllers start, [`Phase::Ready`] once
+    /// Set to [`health::Phase::Syncing`] when the controllers start, [`health::Phase::Ready`] once
     /// their caches have filled.
     pub health: Health,
     /// When it resolves, the controllers take no new work, finish the reconciles in
@@ -109,7 +141,7 @@ pub struct Options {
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop(Option<JoinHandle<()>>);
+pub struct AbortOnDrop(pub Option<JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -119,76 +151,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs the operator until SIGTERM or SIGINT: serves metrics and health, waits for the
-/// Lease when leader election is on, runs the controllers, and on the signal lets the
-/// reconciles in flight finish and hands the Lease back. Returns
-/// [`Error::LeaseLost`] at once, without waiting for anything, if the Lease is lost.
-pub async fn run(client: Client, controller: controller::Options, options: Options) -> Result<()> {
-    let shutdown = on_signals();
-    let metrics = Arc::new(Metrics::new());
-    let health = Health::default();
-    let _server = AbortOnDrop(match options.metrics_addr {
-        Some(address) => {
-            let listener = health::bind(address).await?;
-            let local = listener.local_addr().map_err(|source| Error::Bind {
-                address: address.to_string(),
-                source,
-            })?;
-            tracing::info!(address = %local, "serving /metrics, /healthz and /readyz");
-            Some(tokio::spawn(health::serve(
-                listener,
-                metrics.clone(),
-                health.clone(),
-            )))
-        }
-        None => None,
-    });
-    let _stopping = AbortOnDrop(Some(tokio::spawn({
-        let (shutdown, health) = (shutdown.clone(), health.clone());
-        async move {
-            shutdown.await;
-            health.set(Phase::Stopping);
-        }
-    })));
-    let hooks = Hooks {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        shutdown: shutdown.clone(),
-    };
-    let Some(lease) = options.lease else {
-        metrics.set_leader(true);
-        return controller::run_with(client, controller, hooks).await;
-    };
-    lease.validate()?;
-    let standby = async {
-        crds_established(&client).await;
-        health.advance(Phase::Starting, Phase::Standby);
-        leader::acquire(client.clone(), lease).await
-    };
-    let mut leadership = tokio::select! {
-        leadership = standby => leadership?,
-        _ = shutdown.clone() => return Ok(()),
-    };
-    metrics.set_leader(true);
-    let outcome = tokio::select! {
-        result = controller::run_with(client, controller, hooks) => Ok(result),
-        reason = leadership.lost() => Err(reason),
-    };
-    metrics.set_leader(false);
-    match outcome {
-        Ok(result) => {
-            leadership.release().await;
-            result
-        }
-        Err(reason) => {
-            health.set(Phase::Stopping);
-            tracing::error!(%reason, "lost the leader lease: stopping all work now");
-            Err(Error::LeaseLost(reason))
-        }
-    }
-}
-
-/// Waits until both CRDs exist and are established, checking every 2 s.
 /// Whether the apiserver serves this CRD.
 pub fn is_established(crd: &CustomResourceDefinition) -> bool {
     crd.status
@@ -228,7 +190,8 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     Ok(())
 }
 
-async fn crds_established(client: &Client) {
+/// Waits until both CRDs exist and are established, checking every 2 s.
+pub async fn crds_established(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let names = [
         format!("{}.{}", Customer::plural(&()), Customer::group(&())),

@@ -1,0 +1,474 @@
+//! The controllers' view of the cluster: one value holding every cache, built by one
+//! function ([`Caches::watch`]) together with the streams of changes that keep the caches
+//! filled and wake the controllers.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Config as WatcherConfig, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::compact::Compact;
+use super::decode::{self, Unreadable};
+use super::retry::WatchBackoff;
+use super::sweep::{self, Trouble};
+use super::{index::Index, inflight, synced::CacheSync};
+use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::desired::children::{Children, Family, Kind};
+use crate::desired::{self, Directory, ownership};
+use crate::operate::metrics::ClusterState;
+
+/// The cache of each child kind: only the objects the operator labelled, compacted.
+pub struct Cached;
+
+impl Family for Cached {
+    type Of<K: Kind> = Store<Compact<K>>;
+}
+
+/// The stream of changes of each child kind.
+pub struct Changed;
+
+impl Family for Changed {
+    type Of<K: Kind> = Stream<Compact<K>>;
+}
+
+/// A stream of changed objects, as a controller takes it.
+pub type Stream<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// Every cache of the controllers.
+#[derive(Clone)]
+pub struct Caches {
+    /// All Customers.
+    pub customers: Store<Customer>,
+    /// All CustomerGroups.
+    pub groups: Store<CustomerGroup>,
+    /// Every namespace (metadata only): the customers' and everyone else's.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The names of the labelled namespaces by the Customer their label names.
+    pub namespaces_by_customer: Index,
+    /// The names of every NetworkPolicy the operator did not write, by namespace, from a
+    /// metadata-only watch: the isolation check reads the ones in a customer's
+    /// namespaces and evaluates them with the operator's.
+    pub foreign_policies: Index,
+    /// The children the operator labelled, by kind.
+    pub children: Children<Cached>,
+    /// Which caches have listed once.
+    pub sync: CacheSync,
+    /// How far the watch of each kind the operator writes has got.
+    pub progress: Arc<inflight::Progresses>,
+}
+
+impl Clone for Children<Cached> {
+    fn clone(&self) -> Self {
+        let Children {
+            network_policies,
+            role_bindings,
+            resource_quotas,
+            limit_ranges,
+        } = self;
+        Children {
+            network_policies: network_policies.clone(),
+            role_bindings: role_bindings.clone(),
+            resource_quotas: resource_quotas.clone(),
+            limit_ranges: limit_ranges.clone(),
+        }
+    }
+}
+
+/// What changed, as the watches behind [`Caches`] deliver it.
+pub struct Changes {
+    /// Customers, for the Customer controller's own queue.
+    pub customers: Stream<Customer>,
+    /// The same Customers again, to find the customers related to each.
+    pub related: Stream<Customer>,
+    /// CustomerGroups.
+    pub groups: Stream<CustomerGroup>,
+    /// Namespaces.
+    pub namespaces: Stream<PartialObjectMeta<Namespace>>,
+    /// NetworkPolicies the operator did not write.
+    pub foreign_policies: Stream<PartialObjectMeta<NetworkPolicy>>,
+    /// The children the operator labelled.
+    pub children: Children<Changed>,
+}
+
+/// The names of the caches, for [`CacheSync`] and the error naming one not filled.
+const CACHE_NAMES: [&str; 8] = [
+    "Customers",
+    "CustomerGroups",
+    "Namespaces",
+    "foreign NetworkPolicies",
+    "NetworkPolicies",
+    "RoleBindings",
+    "ResourceQuotas",
+    "LimitRanges",
+];
+
+impl Caches {
+    /// Starts a watch per cache (nothing is read before the returned streams are
+    /// polled), with a sweep for missed Customer events every `resync`; unreadable
+    /// Customers are recorded in `unreadable`. Returns the caches, the changes for the
+    /// Customer controller, and the changed Customers once more for the group
+    /// controller.
+    pub fn watch(
+        client: &Client,
+        resync: std::time::Duration,
+        unreadable: &Unreadable,
+    ) -> (Caches, Changes, Stream<Customer>) {
+        let sync = CacheSync::new(&CACHE_NAMES);
+        let progress = Arc::new(inflight::Progresses::new());
+        let watching = Watching {
+            client,
+            sync: &sync,
+            progress: &progress,
+        };
+        let (namespaces, namespaces_by_customer, namespace_changes) = watching.namespaces();
+        let (foreign_policies, foreign_changes) = watching.foreign_policies();
+        let (groups, group_changes) = watching.groups();
+        let (children, child_changes) = watching.children();
+        let customers = watching.customers(resync, unreadable);
+        let caches = Caches {
+            customers: customers.cache,
+            groups,
+            namespaces,
+            namespaces_by_customer,
+            foreign_policies,
+            children,
+            sync,
+            progress,
+        };
+        let changes = Changes {
+            customers: customers.changes,
+            related: customers.related,
+            groups: group_changes,
+            namespaces: namespace_changes,
+            foreign_policies: foreign_changes,
+            children: child_changes,
+        };
+        (caches, changes, customers.members)
+    }
+
+    /// The Customer of that name.
+    pub fn customer(&self, name: &str) -> Option<Arc<Customer>> {
+        self.customers.get(&ObjectRef::new(name))
+    }
+
+    /// The customer's own namespaces (its label, and recorded as owned by it).
+    pub fn own_namespaces(
+        &self,
+        customer: &str,
+        uid: &str,
+    ) -> Vec<Arc<PartialObjectMeta<Namespace>>> {
+        self.namespaces_by_customer
+            .names(customer)
+            .iter()
+            .filter_map(|name| self.namespaces.get(&ObjectRef::new(name)))
+            .filter(|ns| {
+                ns.labels().get(LABEL_CUSTOMER).map(String::as_str) == Some(customer)
+                    && ownership::is_owned_by(&ns.metadata, uid)
+            })
+            .collect()
+    }
+
+    /// What the caches hold, for the gauges computed at scrape time.
+    pub fn cluster_state(&self) -> ClusterState {
+        let managed_namespaces = self
+            .namespaces
+            .state()
+            .iter()
+            .filter(|ns| ns.labels().get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY))
+            .count();
+        let Children {
+            network_policies,
+            role_bindings,
+            resource_quotas,
+            limit_ranges,
+        } = &self.children;
+        let mut state = ClusterState::default();
+        for (kind, count) in [
+            (
+                <Namespace as k8s_openapi::Resource>::KIND,
+                managed_namespaces,
+            ),
+            (kind_of(network_policies), network_policies.len()),
+            (kind_of(role_bindings), role_bindings.len()),
+            (kind_of(resource_quotas), resource_quotas.len()),
+            (kind_of(limit_ranges), limit_ranges.len()),
+        ] {
+            state
+                .managed
+                .insert(kind, i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        for customer in self.customers.state() {
+            for condition in customer.status.iter().flat_map(|s| &s.conditions) {
+                *state
+                    .conditions
+                    .entry((condition.type_.clone(), condition.status.clone()))
+                    .or_insert(0) += 1;
+            }
+        }
+        state
+    }
+}
+
+/// The kind of the objects a cache holds.
+fn kind_of<K: Kind + k8s_openapi::Resource>(_: &Store<Compact<K>>) -> &'static str {
+    K::KIND
+}
+
+impl Directory for Caches {
+    fn customer(&self, name: &str) -> Option<Arc<Customer>> {
+        Caches::customer(self, name)
+    }
+    fn group(&self, name: &str) -> Option<Arc<CustomerGroup>> {
+        self.groups.get(&ObjectRef::new(name))
+    }
+    fn customers(&self) -> Vec<Arc<Customer>> {
+        self.customers.state()
+    }
+    fn namespace(&self, namespace: &str) -> desired::Existing {
+        match self.namespaces.get(&ObjectRef::new(namespace)) {
+            Some(ns) => ownership::holder(&ns.metadata, |name| self.customer(name)),
+            None => desired::Existing::Absent,
+        }
+    }
+    fn owned_namespaces(&self, customer: &str, uid: &str) -> Vec<String> {
+        self.own_namespaces(customer, uid)
+            .iter()
+            .map(|ns| ns.name_any())
+            .collect()
+    }
+}
+
+/// The watcher settings for objects the operator labels.
+fn managed() -> WatcherConfig {
+    WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
+}
+
+/// The label selector of the NetworkPolicies the operator did not write.
+pub fn foreign_selector() -> String {
+    format!("{LABEL_MANAGED_BY}!={MANAGED_BY}")
+}
+
+/// Drops `managedFields` before an object enters a cache: the operator never reads them,
+/// and they are often the larger part of a small object.
+fn forget_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Drops what the operator never reads from a Customer before it enters the cache:
+/// `managedFields` and the annotations (`kubectl apply` keeps a copy of the whole object
+/// in one of them).
+fn trim_customer(customer: &mut Customer) {
+    let meta = customer.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
+/// What every watch is built with.
+struct Watching<'a> {
+    client: &'a Client,
+    sync: &'a CacheSync,
+    progress: &'a inflight::Progresses,
+}
+
+/// The Customer cache and its three streams of changes.
+struct CustomerWatch {
+    cache: Store<Customer>,
+    changes: Stream<Customer>,
+    related: Stream<Customer>,
+    members: Stream<Customer>,
+}
+
+impl Watching<'_> {
+    /// Every namespace, not only the labelled ones: a namespace that exists and is no
+    /// customer's must be known to be foreign (never a peer), and one whose label was
+    /// removed must stay in view to be repaired.
+    fn namespaces(
+        &self,
+    ) -> (
+        Store<PartialObjectMeta<Namespace>>,
+        Index,
+        Stream<PartialObjectMeta<Namespace>>,
+    ) {
+        let (store, writer) = reflector::store();
+        let by_customer = Index::new(|meta| meta.labels.as_ref()?.get(LABEL_CUSTOMER).cloned());
+        let events = watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(self.client.clone()),
+            WatcherConfig::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .modify(forget_managed_fields)
+        .reflect(writer);
+        let events = by_customer.follow(inflight::follow(self.progress.of::<Namespace>(), events));
+        let changes = self
+            .sync
+            .mark("Namespaces", events)
+            .touched_objects()
+            .boxed();
+        (store, by_customer, changes)
+    }
+
+    /// Where everyone else's NetworkPolicies are: names by namespace only (a cluster may
+    /// hold many, and few of them are in customer namespaces).
+    fn foreign_policies(&self) -> (Index, Stream<PartialObjectMeta<NetworkPolicy>>) {
+        let index = Index::new(|meta| meta.namespace.clone());
+        let events = watcher(
+            Api::<PartialObjectMeta<NetworkPolicy>>::all(self.client.clone()),
+            WatcherConfig::default().labels(&foreign_selector()),
+        )
+        .backoff(WatchBackoff::default());
+        let changes = self
+            .sync
+            .mark("foreign NetworkPolicies", index.follow(events))
+            .touched_objects()
+            .boxed();
+        (index, changes)
+    }
+
+    fn groups(&self) -> (Store<CustomerGroup>, Stream<CustomerGroup>) {
+        let (store, writer) = reflector::store();
+        let events = watcher(
+            Api::<CustomerGroup>::all(self.client.clone()),
+            WatcherConfig::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .reflect(writer);
+        let changes = self
+            .sync
+            .mark("CustomerGroups", events)
+            .touched_objects()
+            .boxed();
+        (store, changes)
+    }
+
+    /// A reflector over the labelled children of each kind, in compact form.
+    fn children(&self) -> (Children<Cached>, Children<Changed>) {
+        let (network_policies, policy_changes) = self.child("NetworkPolicies");
+        let (role_bindings, binding_changes) = self.child("RoleBindings");
+        let (resource_quotas, quota_changes) = self.child("ResourceQuotas");
+        let (limit_ranges, limit_changes) = self.child("LimitRanges");
+        (
+            Children {
+                network_policies,
+                role_bindings,
+                resource_quotas,
+                limit_ranges,
+            },
+            Children {
+                network_policies: policy_changes,
+                role_bindings: binding_changes,
+                resource_quotas: quota_changes,
+                limit_ranges: limit_changes,
+            },
+        )
+    }
+
+    fn child<K: Kind>(&self, name: &'static str) -> (Store<Compact<K>>, Stream<Compact<K>>) {
+        let (store, writer) = reflector::store();
+        let events = watcher(Api::<Compact<K>>::all(self.client.clone()), managed())
+            .backoff(WatchBackoff::default())
+            .reflect(writer);
+        let events = inflight::follow(self.progress.of::<K>(), events);
+        (
+            store,
+            self.sync.mark(name, events).touched_objects().boxed(),
+        )
+    }
+
+    /// One watch of Customers feeds the cache and, through channels, the two streams of
+    /// changed Customers (related customers, group members): the apiserver sends every
+    /// Customer event once. The sweep for missed events ([`sweep`]) joins the watch.
+    fn customers(&self, resync: std::time::Duration, unreadable: &Unreadable) -> CustomerWatch {
+        let (cache, writer) = reflector::store::<Customer>();
+        let (touched, related, members) = Touched::channels();
+        let trouble = Trouble::default();
+        let swept =
+            sweep::missed_customers(self.client.clone(), cache.clone(), resync, trouble.clone());
+        let events = futures::stream::select(
+            watcher(decode::untyped(self.client), WatcherConfig::default())
+                .backoff(WatchBackoff::default())
+                .map(|event| (false, event)),
+            swept.map(|event| (true, event)),
+        );
+        // What the sweep read may be older than what the watch delivered since: it must
+        // never take the cache back (checked here, in the same pass over the stream as
+        // the cache update, so nothing can come in between).
+        let sweep_cache = cache.clone();
+        let for_decode = unreadable.clone();
+        let events = events
+            .filter_map(move |(swept, event)| {
+                let news = !swept
+                    || event
+                        .as_ref()
+                        .is_ok_and(|e| sweep::news_to(&sweep_cache, e));
+                futures::future::ready(news.then_some(event))
+            })
+            .filter_map(move |event| {
+                futures::future::ready(match event {
+                    Ok(event) => decode::decode_event(event, &for_decode).map(Ok),
+                    Err(error) => {
+                        trouble.report();
+                        Some(Err(error))
+                    }
+                })
+            })
+            .modify(trim_customer)
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    touched.send(event);
+                }
+            })
+            .reflect(writer);
+        let events = inflight::follow(self.progress.of::<Customer>(), events);
+        CustomerWatch {
+            cache,
+            changes: self
+                .sync
+                .mark("Customers", events)
+                .applied_objects()
+                .boxed(),
+            related: related.boxed(),
+            members: members.boxed(),
+        }
+    }
+}
+
+/// Hands every Customer the main watch sees change or go (decoded; the unreadable ones
+/// are left out) to the streams that map changes to related customers and to groups.
+struct Touched {
+    related: futures::channel::mpsc::UnboundedSender<Customer>,
+    members: futures::channel::mpsc::UnboundedSender<Customer>,
+}
+
+impl Touched {
+    /// The sender and its two streams: related customers, group members.
+    fn channels() -> (
+        Touched,
+        impl futures::Stream<Item = Result<Customer, watcher::Error>>,
+        impl futures::Stream<Item = Result<Customer, watcher::Error>>,
+    ) {
+        let (related, related_rx) = futures::channel::mpsc::unbounded();
+        let (members, members_rx) = futures::channel::mpsc::unbounded();
+        (
+            Touched { related, members },
+            related_rx.map(Ok),
+            members_rx.map(Ok),
+        )
+    }
+
+    /// Passes on the Customer of a watch event, if it has one.
+    fn send(&self, event: &watcher::Event<Customer>) {
+        use watcher::Event;
+        if let Event::Apply(c) | Event::InitApply(c) | Event::Delete(c) = event {
+            // A closed receiver means the controller is shutting down.
+            let _ = self.related.unbounded_send(c.clone());
+            let _ = self.members.unbounded_send(c.clone());
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Who is reconciled when something changes: every rule, for every kind the
+//! controllers watch, pure over the caches. The wiring ([`super::wiring`]) hands each
+//! change to the rule of its kind.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::{ObjectMeta, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+
+use super::caches::Caches;
+use super::index::Index;
+use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER};
+use crate::desired::ownership::name_prefixes;
+use crate::desired::resolve::{self, group_name_or};
+
+/// The Customers to reconcile.
+pub type Targets = Vec<ObjectRef<Customer>>;
+
+/// A namespace appeared, changed or went: the customer its label names, the customers
+/// whose names could begin its name (one whose label was removed or changed, or a
+/// foreign one that appears or goes, concerns them), and the customers that a new or
+/// relabelled namespace of another customer may open a path into
+/// ([`exposed_to_new_namespaces`]).
+pub fn on_namespace(ns: &PartialObjectMeta<Namespace>, caches: &Caches) -> Targets {
+    let exposed = exposed_to_new_namespaces(
+        &caches.foreign_policies,
+        &caches.namespaces_by_customer,
+        &caches.customers,
+    );
+    owner_of(&ns.metadata)
+        .into_iter()
+        .chain(claimants(&ns.name_any(), &caches.customers))
+        .chain(exposed)
+        .collect()
+}
+
+/// A NetworkPolicy, the operator's or anyone else's, changed: the customers whose
+/// isolation it may change, the one its label names and the one whose namespace holds
+/// it.
+pub fn on_policy(policy: &ObjectMeta, caches: &Caches) -> Targets {
+    customers_of_policy(policy, &caches.namespaces)
+}
+
+/// A RoleBinding, ResourceQuota or LimitRange the operator labelled changed: the
+/// customer it belongs to.
+pub fn on_child<K: Resource>(child: &K) -> Targets {
+    owner_of(child.meta()).into_iter().collect()
+}
+
+/// A group changed: its members.
+pub fn on_group(group: &CustomerGroup, caches: &Caches, default_group: &str) -> Targets {
+    crate::desired::members(&group.name_any(), &caches.customers.state(), default_group)
+        .iter()
+        .map(|name| ObjectRef::new(name))
+        .collect()
+}
+
+/// A Customer changed: the customers that depend on it ([`dependents`]).
+pub fn on_customer(changed: &Customer, caches: &Caches, default_group: &str) -> Targets {
+    let zone_open = |group: &str| {
+        caches
+            .groups
+            .get(&ObjectRef::new(group))
+            .and_then(|g| g.spec.network.clone())
+            .is_some_and(|n| n.allow_within_group)
+    };
+    dependents(changed, &caches.customers.state(), default_group, zone_open)
+        .iter()
+        .map(|name| ObjectRef::new(name))
+        .collect()
+}
+
+/// A Customer changed: for the group controller, the group it is in and the one its
+/// status still names (the one it leaves).
+pub fn groups_of_member(customer: &Customer, default_group: &str) -> Vec<ObjectRef<CustomerGroup>> {
+    let mut groups = vec![resolve::group_name_or(customer, default_group)];
+    groups.extend(customer.status.as_ref().and_then(|s| s.group.clone()));
+    groups.dedup();
+    groups.iter().map(|g| ObjectRef::new(g)).collect()
+}
+
+/// The Customer a labelled object belongs to.
+fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<Customer>> {
+    meta.labels
+        .as_ref()?
+        .get(LABEL_CUSTOMER)
+        .map(|name| ObjectRef::new(name))
+}
+
+/// The cached Customers whose names could begin a namespace's name: the ones that may
+/// ask for it.
+fn claimants(namespace: &str, customers: &Store<Customer>) -> Targets {
+    name_prefixes(namespace)
+        .map(ObjectRef::new)
+        .filter(|candidate| customers.get(candidate).is_some())
+        .collect()
+}
+
+/// The customers whose isolation a change of this NetworkPolicy may change.
+fn customers_of_policy(
+    policy: &ObjectMeta,
+    namespaces: &Store<PartialObjectMeta<Namespace>>,
+) -> Targets {
+    let by_label = policy
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_CUSTOMER))
+        .cloned();
+    let by_namespace = namespaces
+        .get(&ObjectRef::new(
+            policy.namespace.as_deref().unwrap_or_default(),
+        ))
+        .and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned());
+    let names: BTreeSet<String> = by_label.into_iter().chain(by_namespace).collect();
+    names.iter().map(|n| ObjectRef::new(n)).collect()
+}
+
+/// The customers a new or relabelled namespace of another customer may open a path
+/// into: those whose namespaces hold one of the `foreign` (not the operator's)
+/// NetworkPolicies, and those with an `allowFrom.namespaceSelector` (both may select
+/// namespaces by labels).
+fn exposed_to_new_namespaces(
+    foreign: &Index,
+    namespaces_by_customer: &Index,
+    customers: &Store<Customer>,
+) -> Targets {
+    let mut names: BTreeSet<String> = namespaces_by_customer
+        .keys_with_names_in(foreign)
+        .into_iter()
+        .collect();
+    for customer in customers.state() {
+        if opens_by_labels(&customer) {
+            names.insert(customer.name_any());
+        }
+    }
+    names.iter().map(|n| ObjectRef::new(n)).collect()
+}
+
+/// Whether the customer opens its ingress to namespaces chosen by labels, which a
+/// customer namespace may match.
+pub fn opens_by_labels(customer: &Customer) -> bool {
+    customer
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| &n.allow_from)
+        .any(|a| a.namespace_selector.is_some())
+}
+
+/// The customers whose objects name `changed` or its namespaces: peers on either side of
+/// an `allowFrom`, the other members of an open group zone, and inner customers (whose
+/// parent admins it provides), recursively. For a customer that is moving between groups
+/// (its status still names the group it leaves), the members and peers of the group it
+/// leaves count too: their connections to it must close.
+pub fn dependents(
+    changed: &Customer,
+    customers: &[Arc<Customer>],
+    default_group: &str,
+    zone_open: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let name = changed.metadata.name.as_deref().unwrap_or_default();
+    let mut groups = BTreeSet::from([group_name_or(changed, default_group)]);
+    groups.extend(changed.status.as_ref().and_then(|s| s.group.clone()));
+    // Groups whose zone is open are looked up once, not once per customer.
+    let open_zones: BTreeSet<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| zone_open(g))
+        .collect();
+    let opens = |c: &Customer, peer: &str, in_group: &dyn Fn(&str) -> bool| {
+        c.spec
+            .network
+            .iter()
+            .flat_map(|n| n.allow_from.iter())
+            .any(|a| {
+                a.customer.as_deref() == Some(peer) || a.group.as_deref().is_some_and(in_group)
+            })
+    };
+    let mut out = BTreeSet::new();
+    for other in customers {
+        let other_name = other.metadata.name.as_deref().unwrap_or_default();
+        if other_name == name {
+            continue;
+        }
+        let other_group = other.spec.group.as_deref().unwrap_or(default_group);
+        if opens(other, name, &|g| groups.contains(g))
+            || opens(changed, other_name, &|g| g == other_group)
+            || open_zones.contains(other_group)
+        {
+            out.insert(other_name.to_string());
+        }
+    }
+    let mut parents = vec![name.to_string()];
+    while let Some(parent) = parents.pop() {
+        for inner in customers
+            .iter()
+            .filter(|c| c.spec.parent.as_deref() == Some(&parent))
+        {
+            if out.insert(inner.name_any()) && inner.name_any() != name {
+                parents.push(inner.name_any());
+            }
+        }
+    }
+    out.remove(name);
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    use crate::api::{AllowFrom, CustomerNetwork, CustomerSpec, CustomerStatus};
+
+    fn store_of<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::runtime::reflector::Lookup + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (store, mut writer) = reflector::store();
+        for object in objects {
+            writer.apply_watcher_event(&Event::Apply(object));
+        }
+        store
+    }
+
+    fn namespace(name: &str, customer: Option<&str>) -> PartialObjectMeta<Namespace> {
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some(name.into());
+        ns.metadata.labels = customer.map(|c| [(LABEL_CUSTOMER.to_string(), c.to_string())].into());
+        ns
+    }
+
+    fn names(targets: Targets) -> Vec<String> {
+        let mut names: Vec<String> = targets.into_iter().map(|t| t.name).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_namespace_concerns_its_labelled_customer_and_those_whose_names_begin_it() {
+        let customers = store_of(vec![
+            customer("shop", None),
+            customer("shop-eu", None),
+            customer("other", None),
+        ]);
+        assert_eq!(
+            names(claimants("shop-eu-prod", &customers)),
+            ["shop", "shop-eu"]
+        );
+        assert!(claimants("unrelated", &customers).is_empty());
+        let labelled = namespace("x-prod", Some("other"));
+        assert_eq!(
+            names(owner_of(&labelled.metadata).into_iter().collect()),
+            ["other"]
+        );
+    }
+
+    #[test]
+    fn a_policy_concerns_the_customer_it_names_and_the_one_whose_namespace_holds_it() {
+        let namespaces = store_of(vec![namespace("shop-prod", Some("shop"))]);
+        let mut policy = ObjectMeta {
+            name: Some("p".into()),
+            namespace: Some("shop-prod".into()),
+            ..Default::default()
+        };
+        assert_eq!(names(customers_of_policy(&policy, &namespaces)), ["shop"]);
+        policy.labels = Some([(LABEL_CUSTOMER.to_string(), "intruder".to_string())].into());
+        assert_eq!(
+            names(customers_of_policy(&policy, &namespaces)),
+            ["intruder", "shop"]
+        );
+        policy.namespace = Some("elsewhere".into());
+        policy.labels = None;
+        assert!(customers_of_policy(&policy, &namespaces).is_empty());
+    }
+
+    #[test]
+    fn a_member_concerns_the_group_it_joins_and_the_one_it_leaves() {
+        let mut mover = customer("mover", Some("new"));
+        assert_eq!(groups_of_member(&mover, "all").len(), 1);
+        mover.status = Some(CustomerStatus {
+            group: Some("old".into()),
+            ..Default::default()
+        });
+        let groups: Vec<String> = groups_of_member(&mover, "all")
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(groups, ["new", "old"]);
+        assert_eq!(
+            groups_of_member(&customer("plain", None), "all")[0].name,
+            "all"
+        );
+    }
+
+    #[test]
+    fn a_selector_in_allow_from_exposes_the_customer_to_every_new_namespace() {
+        let selecting = allowing(
+            customer("picky", None),
+            AllowFrom {
+                namespace_selector: Some(Default::default()),
+                ..Default::default()
+            },
+        );
+        let customers = store_of(vec![selecting, customer("plain", None)]);
+        let empty = || Index::new(|meta| meta.namespace.clone());
+        assert_eq!(
+            names(exposed_to_new_namespaces(&empty(), &empty(), &customers)),
+            ["picky"]
+        );
+    }
+
+    fn customer(name: &str, group: Option<&str>) -> Customer {
+        Customer::new(
+            name,
+            CustomerSpec {
+                display_name: name.into(),
+                contact_email: "ops@example.org".into(),
+                group: group.map(str::to_string),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn allowing(mut c: Customer, peer: AllowFrom) -> Customer {
+        c.spec.network = Some(CustomerNetwork {
+            allow_from: vec![peer],
+            ..Default::default()
+        });
+        c
+    }
+
+    fn from_customer(name: &str) -> AllowFrom {
+        AllowFrom {
+            customer: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    fn from_group(name: &str) -> AllowFrom {
+        AllowFrom {
+            group: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    fn of(changed: &Customer, all: Vec<Customer>, open: &[&str]) -> Vec<String> {
+        let all: Vec<Arc<Customer>> = all.into_iter().map(Arc::new).collect();
+        dependents(changed, &all, "all", |g| open.contains(&g))
+    }
+
+    #[test]
+    fn both_sides_of_an_allow_from_depend_on_each_other() {
+        let a = allowing(customer("a", None), from_customer("b"));
+        let b = customer("b", None);
+        let c = customer("c", None);
+        let all = vec![a.clone(), b.clone(), c.clone()];
+        assert_eq!(of(&a, all.clone(), &[]), vec!["b"]);
+        assert_eq!(of(&b, all.clone(), &[]), vec!["a"]);
+        assert!(of(&c, all, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_open_zone_ties_its_members_and_a_group_peer_its_members() {
+        let a = customer("a", Some("zone"));
+        let b = customer("b", Some("zone"));
+        let c = allowing(customer("c", None), from_group("zone"));
+        let d = customer("d", None);
+        let all = vec![a.clone(), b.clone(), c.clone(), d.clone()];
+        assert_eq!(of(&a, all.clone(), &["zone"]), vec!["b", "c"]);
+        assert_eq!(of(&a, all.clone(), &[]), vec!["c"]);
+        assert_eq!(of(&d, all, &["zone"]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inner_customers_depend_on_every_ancestor() {
+        let top = customer("top", None);
+        let mut mid = customer("mid", None);
+        mid.spec.parent = Some("top".into());
+        let mut leaf = customer("leaf", None);
+        leaf.spec.parent = Some("mid".into());
+        let all = vec![top.clone(), mid.clone(), leaf.clone()];
+        assert_eq!(of(&top, all.clone(), &[]), vec!["leaf", "mid"]);
+        assert_eq!(of(&leaf, all, &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_customer_leaving_a_group_touches_the_group_it_leaves() {
+        let mut mover = customer("mover", Some("new"));
+        mover.status = Some(CustomerStatus {
+            group: Some("old".into()),
+            ..Default::default()
+        });
+        let stayer = customer("stayer", Some("old"));
+        let watcher = allowing(customer("watcher", None), from_group("old"));
+        let newcomer = customer("newcomer", Some("new"));
+        let all = vec![mover.clone(), stayer, watcher, newcomer];
+        assert_eq!(
+            of(&mover, all, &["old", "new"]),
+            vec!["newcomer", "stayer", "watcher"]
+        );
+    }
+}
