@@ -55,6 +55,9 @@ bash scripts/helm.sh setup
 rm -f target/reliability-figures.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The offline tests (tests/offline/, one binary) alone first, so that their failures show
+# before any control plane starts. The run per version below runs them again (cheap).
+cargo test --locked --test offline
 cargo test --locked --no-run --all-targets
 
 for version in "${versions[@]}"; do
@@ -78,15 +81,15 @@ for version in "${versions[@]}"; do
   cargo test --all-targets --locked
 
   # The integration tests that run the operator, again, with the operator holding only the
-  # RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/support).
-  mapfile -t with_operator < <(grep -l 'support::operator()' tests/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+  # RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/cluster/support).
+  mapfile -t with_operator < <(grep -l 'support::operator()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
   say "again under the chart's RBAC on $server: ${with_operator[*]}"
   test_args=()
   for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
   CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked "${test_args[@]}"
 
-  # The apiserver fault test (tests/faults.rs), CI-sized, on a control plane of its own
-  # beside this one (ports and state derived from it): it stops that apiserver for 30 s.
+  # The apiserver fault test (tests/cluster/faults.rs), CI-sized, on a control plane of its
+  # own beside this one (ports and state derived from it): it stops that apiserver for 30 s.
   # The longer crash and fault runs: scripts/reliability.sh (see RELIABILITY.md).
   if ! existing; then
     CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \

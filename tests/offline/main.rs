@@ -1,0 +1,11 @@
+//! The tests that need no control plane, as one test binary (`cargo test --test offline`):
+//! each former `tests/<name>.rs` is a module here. The tests against a control plane are
+//! `tests/cluster/<name>.rs`, one binary each.
+
+mod crds;
+mod desired;
+mod isolation;
+mod netpol_truth;
+mod properties;
+mod render_cli;
+mod verify_cli;
