@@ -55,6 +55,9 @@ bash scripts/helm.sh setup
 rm -f target/reliability-figures.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The shape of src/ (tests/offline/shape.rs): no import circle between modules, no
+# function of src/controller/ longer than 80 lines, converge at most 40.
+cargo test --locked --test offline shape::
 # The offline tests (tests/offline/, one binary) alone first, so that their failures show
 # before any control plane starts. The run per version below runs them again (cheap).
 cargo test --locked --test offline

@@ -14,9 +14,11 @@
 //!   the `NetworkIsolated` condition and [`verify`], `customer-operator verify`.
 //! - [`settings`]: the cluster-wide settings of `run`, `render` and `verify`.
 //! - [`error`]: why a spec is refused, and the errors of the offline commands.
+//! - [`cidr`]: IP ranges, for the settings and the evaluator.
 //! - [`text`]: counts with the right plural, for messages.
 
 pub mod api;
+pub mod cidr;
 pub mod controller;
 pub mod desired;
 pub mod error;

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::cidr::{self, Cidr};
 use crate::error::{Error, Result};
-use crate::isolation::cidr::{self, Cidr};
 
 /// Where the cluster DNS runs, so customers may reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@ use std::time::Duration;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::isolation::cidr::Cidr;
+use crate::cidr::Cidr;
 use crate::operate::health::Phase;
 use crate::operate::metrics::Metrics;
 use crate::operate::{self, Hooks};
@@ -170,6 +170,16 @@ impl Context {
         let progress = self.caches.progress.seen(inflight::watched_kind(&target));
         Ok(self.in_flight.repeats(&target, content, progress))
     }
+}
+
+/// Requeue while something is still on its way (namespaces terminating, conflicts).
+pub const SOON: Duration = Duration::from_secs(5);
+
+/// The Customer's uid (every Customer the apiserver holds has one).
+pub fn uid_of(customer: &crate::api::Customer) -> Result<String> {
+    customer
+        .uid()
+        .ok_or_else(|| Error::Serialize("Customer without uid".into()))
 }
 
 /// Runs the Customer controller until SIGTERM or SIGINT, with metrics nobody serves.

@@ -13,26 +13,17 @@ use super::error::{Error, Result};
 use super::plan::{self, NamespacePlan};
 use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
-use super::{Context, check_isolation, children, cleanup, finalizer, inflight, namespaces};
+use super::{
+    Context, SOON, check_isolation, children, cleanup, finalizer, inflight, namespaces, uid_of,
+};
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
-use crate::desired::{self, Desired, Resolved, ownership};
+use crate::desired::{self, Built, Desired, ownership};
 use crate::error::{Problem, Reason};
-
-/// Requeue while something is still on its way (namespaces terminating, conflicts).
-pub const SOON: Duration = Duration::from_secs(5);
 
 /// Longest a reconcile may take before it is abandoned and retried (a request that
 /// hangs must not hold the Customer forever).
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A validated spec and what it asks for: the build step's hand-over.
-pub struct Built {
-    /// What validation resolved (group defaults, parents), once for the whole reconcile.
-    pub resolved: Resolved,
-    /// Every object the spec asks for.
-    pub wanted: Desired,
-}
 
 /// Reconciles one Customer.
 pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
@@ -73,13 +64,6 @@ async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option
         Err(error) if error.is_not_found() => Ok(None),
         other => other,
     }
-}
-
-/// The Customer's uid (every Customer the apiserver holds has one).
-pub fn uid_of(customer: &Customer) -> Result<String> {
-    customer
-        .uid()
-        .ok_or_else(|| Error::Serialize("Customer without uid".into()))
 }
 
 /// Converges a Customer: the pipeline. A refused spec changes nothing but its status;

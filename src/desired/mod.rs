@@ -247,6 +247,14 @@ pub struct Resolved {
     pub ancestors: Vec<Arc<Customer>>,
 }
 
+/// A validated spec and what it asks for: the hand-over of the build step.
+pub struct Built {
+    /// What validation resolved (group defaults, parents), once for the whole reconcile.
+    pub resolved: Resolved,
+    /// Every object the spec asks for.
+    pub wanted: Desired,
+}
+
 /// Checks the spec against the rules and what it depends on, and resolves its group
 /// defaults and parents; or the problems for which it is refused (then nothing is to
 /// change).

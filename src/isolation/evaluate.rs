@@ -45,10 +45,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::cidr::{self, Cidr};
 use super::ports::{MAX_PORT, MIN_PORT, PortSet};
 use super::selector::{self, Labels};
 use crate::api::{LABEL_NAMESPACE_NAME, Protocol};
+use crate::cidr::{self, Cidr};
 
 /// A pod as the evaluator sees it: its namespace, its labels, and its address if known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

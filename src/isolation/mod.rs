@@ -5,9 +5,8 @@
 //! - [`evaluate`]: namespaces, policies and a probe in, allowed or denied out, with the
 //!   policy, rule and peer that decided each side.
 //! - [`matrix`]: which customer can reach which, and what no declaration covers.
-//! - [`ports`], [`cidr`], [`selector`]: the pieces they are made of.
+//! - [`ports`], [`selector`] (and [`crate::cidr`]): the pieces they are made of.
 
-pub mod cidr;
 pub mod evaluate;
 pub mod matrix;
 pub mod ports;

@@ -8,4 +8,5 @@ mod isolation;
 mod netpol_truth;
 mod properties;
 mod render_cli;
+mod shape;
 mod verify_cli;

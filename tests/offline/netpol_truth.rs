@@ -5,7 +5,7 @@
 //! protocols, the union of policies, both sides of a connection, and ipBlocks.
 
 use customer_operator::api::Protocol;
-use customer_operator::isolation::cidr::Cidr;
+use customer_operator::cidr::Cidr;
 use customer_operator::isolation::{Decision, Labels, Network, Pod, Probe};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
