@@ -230,3 +230,6 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     synced.abort();
     Ok(())
 }
+
+#[cfg(test)]
+mod fixtures;

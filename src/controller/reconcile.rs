@@ -184,3 +184,144 @@ fn missing_roles(ctx: &Context, wanted: &Desired, plan: &NamespacePlan<'_>) -> V
     referred.dedup();
     referred
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::fixtures::Apiserver;
+    use serde_json::json;
+
+    const CUSTOMER: &str = "/apis/customers.dev/v1alpha1/customers/nova";
+
+    /// A Customer as the apiserver stores it: one namespace, an admin, a quota and
+    /// limits, so that every kind of child is written.
+    fn customer(finalizer: bool, email: &str) -> Customer {
+        let mut value = json!({
+            "apiVersion": "customers.dev/v1alpha1",
+            "kind": "Customer",
+            "metadata": {"name": "nova", "uid": "u-nova", "resourceVersion": "1", "generation": 1},
+            "spec": {
+                "displayName": "Nova",
+                "contactEmail": email,
+                "access": {"admins": [{"kind": "User", "name": "ann@nova.example"}]},
+                "quota": {"hard": {"pods": "10"}},
+                "limits": [{"type": "Container", "max": {"cpu": "2"}}],
+            },
+        });
+        if finalizer {
+            value["metadata"]["finalizers"] = json!([crate::api::FINALIZER]);
+        }
+        serde_json::from_value(value).expect("a Customer")
+    }
+
+    async fn reconciled(apiserver: &Apiserver, customer: Customer) -> Result<Action> {
+        apiserver.insert(CUSTOMER, serde_json::to_value(&customer).unwrap());
+        reconcile(Arc::new(customer), apiserver.context()).await
+    }
+
+    /// The position of the first write whose path ends with `suffix`.
+    fn position(writes: &[String], suffix: &str) -> usize {
+        writes
+            .iter()
+            .position(|w| w.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no write to {suffix} in {writes:#?}"))
+    }
+
+    #[tokio::test]
+    async fn writes_go_finalizer_namespace_default_deny_the_rest_access_status() {
+        let apiserver = Apiserver::default();
+        reconciled(&apiserver, customer(false, "ops@nova.example"))
+            .await
+            .expect("reconciled");
+        let writes = apiserver.writes();
+        assert_eq!(writes[0], format!("PATCH {CUSTOMER}"), "finalizer first");
+        assert_eq!(writes.last().unwrap(), &format!("PATCH {CUSTOMER}/status"));
+        let namespace = position(&writes, "/api/v1/namespaces/nova");
+        let deny = position(&writes, "/networkpolicies/customer-default-deny");
+        let first_policy = position(&writes, "/networkpolicies/customer-allow-same-customer");
+        let quota = position(&writes, "/resourcequotas/customer-quota");
+        let limits = position(&writes, "/limitranges/customer-limits");
+        let binding = position(&writes, "/rolebindings/customer-admins");
+        assert!(0 < namespace && namespace < deny, "{writes:#?}");
+        assert!(
+            deny < first_policy && deny < quota && deny < limits,
+            "{writes:#?}"
+        );
+        let last_of_the_rest = writes
+            .iter()
+            .rposition(|w| {
+                w.contains("/networkpolicies/")
+                    || w.contains("/resourcequotas/")
+                    || w.contains("/limitranges/")
+            })
+            .unwrap();
+        assert!(last_of_the_rest < binding, "access last: {writes:#?}");
+        let status = apiserver.object(CUSTOMER).unwrap()["status"].clone();
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "True", "{status:#}");
+        assert_eq!(status["summary"]["roleBindings"], 1, "{status:#}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_spec_writes_its_status_and_nothing_else() {
+        let apiserver = Apiserver::default();
+        let action = reconciled(&apiserver, customer(true, "not-an-address")).await;
+        assert!(action.is_ok(), "{action:?}");
+        let children: Vec<String> = apiserver
+            .requests()
+            .into_iter()
+            .filter(|r| r.contains("/namespaces/nova") || r.ends_with("/namespaces/nova"))
+            .collect();
+        assert!(children.is_empty(), "{children:#?}");
+        let ready = apiserver.object(CUSTOMER).unwrap()["status"]["conditions"][0].clone();
+        assert_eq!(ready["reason"], "InvalidField", "{ready:#}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_child_is_named_in_the_status_and_stops_the_access() {
+        let apiserver = Apiserver::default();
+        apiserver.refuse("/resourcequotas/customer-quota", 422, "quota refused");
+        let error = reconciled(&apiserver, customer(true, "ops@nova.example"))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "the apiserver refused ResourceQuota nova/customer-quota: quota refused"
+        );
+        assert!(
+            !apiserver
+                .writes()
+                .iter()
+                .any(|w| w.contains("/rolebindings/")),
+            "no access after a refusal: {:#?}",
+            apiserver.writes()
+        );
+        let ready = apiserver.object(CUSTOMER).unwrap()["status"]["conditions"][0].clone();
+        assert_eq!(ready["reason"], "ApplyRefused", "{ready:#}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_names_its_step_and_object() {
+        let apiserver = Apiserver::default();
+        apiserver.refuse(
+            "/networkpolicies/customer-default-deny",
+            500,
+            "etcd is gone",
+        );
+        let error = reconciled(&apiserver, customer(true, "ops@nova.example"))
+            .await
+            .expect_err("failed");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("apply NetworkPolicy nova/customer-default-deny: "),
+            "{message}"
+        );
+        assert!(message.contains("etcd is gone"), "{message}");
+    }
+}

@@ -348,3 +348,64 @@ fn function_lengths_count_from_fn_to_the_closing_brace() {
         [("a".to_string(), 5), ("c".to_string(), 1)]
     );
 }
+
+/// The files the README's layout names under `src/`: lines `src/x.rs`, and under a line
+/// `src/dir/` the indented lines `name.rs`.
+fn files_in_readme_layout() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let layout = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .expect("a Layout section");
+    let block = layout.split("```").nth(1).expect("a code block in it");
+    let mut dir = None;
+    let mut out = BTreeSet::new();
+    for line in block.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if line.starts_with("src/") {
+            if first.ends_with('/') {
+                dir = Some(first.to_string());
+            } else {
+                dir = None;
+                out.insert(first.to_string());
+            }
+        } else if !line.starts_with(' ') {
+            dir = None;
+        } else if let Some(dir) = &dir
+            && first.ends_with(".rs")
+        {
+            out.insert(format!("{dir}{first}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_layout_names_every_file_of_src() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = BTreeSet::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(root).expect("under the root");
+                files.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let named = files_in_readme_layout();
+    let missing: Vec<&String> = files.difference(&named).collect();
+    let stale: Vec<&String> = named.difference(&files).collect();
+    assert!(
+        missing.is_empty(),
+        "src/ files the README's layout does not name: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "the README's layout names files that do not exist: {stale:?}"
+    );
+}
