@@ -97,17 +97,40 @@ pub struct Changes {
     pub children: Children<Changed>,
 }
 
-/// The names of the caches, for [`CacheSync`] and the error naming one not filled.
-const CACHE_NAMES: [&str; 8] = [
-    "Customers",
-    "CustomerGroups",
-    "Namespaces",
-    "foreign NetworkPolicies",
-    "NetworkPolicies",
-    "RoleBindings",
-    "ResourceQuotas",
-    "LimitRanges",
-];
+/// A cache's name, for [`CacheSync`] and the error naming one not filled.
+pub struct CacheName;
+
+impl Family for CacheName {
+    type Of<K: Kind> = &'static str;
+}
+
+/// The names of the child caches.
+const CHILD_CACHES: Children<CacheName> = Children {
+    network_policies: "NetworkPolicies",
+    role_bindings: "RoleBindings",
+    resource_quotas: "ResourceQuotas",
+    limit_ranges: "LimitRanges",
+};
+
+/// The names of every cache.
+fn cache_names() -> Vec<&'static str> {
+    let Children {
+        network_policies,
+        role_bindings,
+        resource_quotas,
+        limit_ranges,
+    } = CHILD_CACHES;
+    vec![
+        "Customers",
+        "CustomerGroups",
+        "Namespaces",
+        "foreign NetworkPolicies",
+        network_policies,
+        role_bindings,
+        resource_quotas,
+        limit_ranges,
+    ]
+}
 
 impl Caches {
     /// Starts a watch per cache (nothing is read before the returned streams are
@@ -120,7 +143,7 @@ impl Caches {
         resync: std::time::Duration,
         unreadable: &Unreadable,
     ) -> (Caches, Changes, Stream<Customer>) {
-        let sync = CacheSync::new(&CACHE_NAMES);
+        let sync = CacheSync::new(&cache_names());
         let progress = Arc::new(inflight::Progresses::new());
         let watching = Watching {
             client,
@@ -349,10 +372,11 @@ impl Watching<'_> {
 
     /// A reflector over the labelled children of each kind, in compact form.
     fn children(&self) -> (Children<Cached>, Children<Changed>) {
-        let (network_policies, policy_changes) = self.child("NetworkPolicies");
-        let (role_bindings, binding_changes) = self.child("RoleBindings");
-        let (resource_quotas, quota_changes) = self.child("ResourceQuotas");
-        let (limit_ranges, limit_changes) = self.child("LimitRanges");
+        let names = CHILD_CACHES;
+        let (network_policies, policy_changes) = self.child(names.network_policies);
+        let (role_bindings, binding_changes) = self.child(names.role_bindings);
+        let (resource_quotas, quota_changes) = self.child(names.resource_quotas);
+        let (limit_ranges, limit_changes) = self.child(names.limit_ranges);
         (
             Children {
                 network_policies,

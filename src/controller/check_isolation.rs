@@ -75,7 +75,7 @@ pub async fn undeclared_inbound(
         caches,
         settings,
     );
-    let declared = Declared::into_customer(customer, caches, settings);
+    let declared = Declared::into_customer(customer, &built.resolved.effective, caches, settings);
     Ok(analyse(&network, &tenancy, &declared, Some(&me))
         .findings
         .iter()

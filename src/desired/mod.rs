@@ -263,14 +263,10 @@ pub fn validate(
     dir: &dyn Directory,
     settings: &Settings,
 ) -> std::result::Result<Resolved, Vec<Problem>> {
-    let problems = validate::validate_customer(customer, dir, settings);
-    if !problems.is_empty() {
-        return Err(problems);
+    match validate::check_and_resolve(customer, dir, settings) {
+        (problems, Some(resolved)) if problems.is_empty() => Ok(resolved),
+        (problems, _) => Err(problems),
     }
-    Ok(Resolved {
-        effective: resolve::effective(customer, dir, settings),
-        ancestors: resolve::ancestors(customer, dir).map_err(|p| vec![p])?,
-    })
 }
 
 /// Every object that should exist for `customer`, or the problems that keep the operator

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
+use super::Resolved;
 use super::directory::Directory;
 use super::resolve::{self, full_namespace_name};
 use crate::api::customer::{MAX_CUSTOMER_NAME, MAX_NAMESPACE_SUFFIX};
@@ -23,129 +24,44 @@ pub fn validate_customer(
     dir: &dyn Directory,
     settings: &Settings,
 ) -> Vec<Problem> {
+    check_and_resolve(customer, dir, settings).0
+}
+
+/// Every problem of a Customer, and what checking it resolved (its group's defaults and
+/// its parents; `None` when its parents cannot be resolved).
+pub fn check_and_resolve(
+    customer: &Customer,
+    dir: &dyn Directory,
+    settings: &Settings,
+) -> (Vec<Problem>, Option<Resolved>) {
     let mut problems = Vec::new();
-    let name = customer.name_any();
-    if !is_dns_label(&name) || name.len() > MAX_CUSTOMER_NAME {
-        problems.push(Problem::new(
-            Reason::InvalidName,
-            "metadata.name",
-            format!(
-                "{name:?} must be a DNS-1123 label (lower-case letters, digits, '-') of at most {MAX_CUSTOMER_NAME} characters"
-            ),
-        ));
-    }
-    let spec = &customer.spec;
-    check_length(
-        &mut problems,
-        "spec.displayName",
-        &spec.display_name,
-        1,
-        100,
-    );
-    check_display_name(&mut problems, "spec.displayName", &spec.display_name);
-    if !is_email(&spec.contact_email) {
-        problems.push(Problem::new(
-            Reason::InvalidField,
-            "spec.contactEmail",
-            format!("{:?} is not an email address", spec.contact_email),
-        ));
-    }
+    check_identity(&mut problems, customer);
     check_namespaces(&mut problems, customer, settings);
-    let group = resolve::group_name(customer, settings);
-    if spec.group.is_some() && group != settings.default_group && dir.group(&group).is_none() {
-        problems.push(Problem::new(
-            Reason::UnknownGroup,
-            "spec.group",
-            format!("CustomerGroup {group:?} does not exist"),
-        ));
-    }
-    if let Some(defaults) = dir.group(&group).and_then(|g| g.spec.defaults.clone()) {
-        let field = format!("CustomerGroup {group}: spec.defaults.namespaceLabels");
-        check_labels(&mut problems, &field, &defaults.namespace_labels, true);
-    }
-    if let Some(access) = dir.group(&group).and_then(|g| g.spec.access.clone()) {
-        check_access(
-            &mut problems,
-            &format!("CustomerGroup {group}: spec.access"),
-            &access,
-            settings,
-        );
-    }
-    match resolve::ancestors(customer, dir) {
+    let group = check_group(&mut problems, customer, dir, settings);
+    let ancestors = match resolve::ancestors(customer, dir) {
         // Parents' admins become admins here: a subject the apiserver would refuse in a
         // RoleBinding must not reach this customer's bindings.
         Ok(ancestors) => {
-            for parent in ancestors {
+            for parent in &ancestors {
                 if let Some(access) = &parent.spec.access {
                     let field =
                         format!("parent Customer {}: spec.access.admins", parent.name_any());
                     check_subjects(&mut problems, &field, &access.admins, settings);
                 }
             }
+            Some(ancestors)
         }
-        Err(problem) => problems.push(problem),
-    }
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
+    let spec = &customer.spec;
     if let Some(access) = &spec.access {
         check_access(&mut problems, "spec.access", access, settings);
     }
-    if let Some(partner) = &spec.partner {
-        if !is_dns_label(&partner.name) {
-            problems.push(Problem::new(
-                Reason::InvalidField,
-                "spec.partner.name",
-                format!(
-                    "{:?} must be a DNS-1123 label (lower-case letters, digits, '-') of at most 63 characters",
-                    partner.name
-                ),
-            ));
-        }
-        check_subjects(
-            &mut problems,
-            "spec.partner.securityConsultants",
-            &partner.security_consultants,
-            settings,
-        );
-    }
-    if let Some(network) = &spec.network {
-        for (i, allow) in network.allow_from.iter().enumerate() {
-            let field = format!("spec.network.allowFrom[{i}]");
-            let set = [
-                allow.customer.is_some(),
-                allow.group.is_some(),
-                allow.namespace_selector.is_some(),
-            ];
-            if set.iter().filter(|s| **s).count() != 1 {
-                problems.push(Problem::new(
-                    Reason::InvalidAllowFrom,
-                    &field,
-                    "set exactly one of customer, group and namespaceSelector",
-                ));
-            }
-            if allow.customer.as_deref() == Some(name.as_str()) {
-                problems.push(Problem::new(
-                    Reason::InvalidAllowFrom,
-                    format!("{field}.customer"),
-                    "a customer always reaches its own namespaces; name another customer",
-                ));
-            }
-            if let Some(selector) = &allow.namespace_selector {
-                check_selector(
-                    &mut problems,
-                    &format!("{field}.namespaceSelector"),
-                    selector,
-                );
-            }
-            for (j, port) in allow.ports.iter().enumerate() {
-                if port.end_port.is_some_and(|end| end < port.port) {
-                    problems.push(Problem::new(
-                        Reason::InvalidAllowFrom,
-                        format!("{field}.ports[{j}].endPort"),
-                        "endPort must not be below port",
-                    ));
-                }
-            }
-        }
-    }
+    check_partner(&mut problems, customer, settings);
+    check_allow_from(&mut problems, customer);
     // What the children will hold: the customer's own quota and limits, else its group's
     // defaults (a group default the apiserver would refuse refuses its members).
     let effective = resolve::effective(customer, dir, settings);
@@ -166,7 +82,135 @@ pub fn validate_customer(
             limits,
         );
     }
-    problems
+    let resolved = ancestors.map(|ancestors| Resolved {
+        effective,
+        ancestors,
+    });
+    (problems, resolved)
+}
+
+/// The name, the display name and the contact email.
+fn check_identity(problems: &mut Vec<Problem>, customer: &Customer) {
+    let name = customer.name_any();
+    if !is_dns_label(&name) || name.len() > MAX_CUSTOMER_NAME {
+        problems.push(Problem::new(
+            Reason::InvalidName,
+            "metadata.name",
+            format!(
+                "{name:?} must be a DNS-1123 label (lower-case letters, digits, '-') of at most {MAX_CUSTOMER_NAME} characters"
+            ),
+        ));
+    }
+    let spec = &customer.spec;
+    check_length(problems, "spec.displayName", &spec.display_name, 1, 100);
+    check_display_name(problems, "spec.displayName", &spec.display_name);
+    if !is_email(&spec.contact_email) {
+        problems.push(Problem::new(
+            Reason::InvalidField,
+            "spec.contactEmail",
+            format!("{:?} is not an email address", spec.contact_email),
+        ));
+    }
+}
+
+/// The group exists, and what it gives its members (namespace labels, access) is valid;
+/// returns the group's name.
+fn check_group(
+    problems: &mut Vec<Problem>,
+    customer: &Customer,
+    dir: &dyn Directory,
+    settings: &Settings,
+) -> String {
+    let group = resolve::group_name(customer, settings);
+    if customer.spec.group.is_some()
+        && group != settings.default_group
+        && dir.group(&group).is_none()
+    {
+        problems.push(Problem::new(
+            Reason::UnknownGroup,
+            "spec.group",
+            format!("CustomerGroup {group:?} does not exist"),
+        ));
+    }
+    if let Some(defaults) = dir.group(&group).and_then(|g| g.spec.defaults.clone()) {
+        let field = format!("CustomerGroup {group}: spec.defaults.namespaceLabels");
+        check_labels(problems, &field, &defaults.namespace_labels, true);
+    }
+    if let Some(access) = dir.group(&group).and_then(|g| g.spec.access.clone()) {
+        check_access(
+            problems,
+            &format!("CustomerGroup {group}: spec.access"),
+            &access,
+            settings,
+        );
+    }
+    group
+}
+
+/// The partner's name and consultants.
+fn check_partner(problems: &mut Vec<Problem>, customer: &Customer, settings: &Settings) {
+    let Some(partner) = &customer.spec.partner else {
+        return;
+    };
+    if !is_dns_label(&partner.name) {
+        problems.push(Problem::new(
+            Reason::InvalidField,
+            "spec.partner.name",
+            format!(
+                "{:?} must be a DNS-1123 label (lower-case letters, digits, '-') of at most 63 characters",
+                partner.name
+            ),
+        ));
+    }
+    check_subjects(
+        problems,
+        "spec.partner.securityConsultants",
+        &partner.security_consultants,
+        settings,
+    );
+}
+
+/// Each `allowFrom` entry: exactly one peer, not the customer itself, a valid selector,
+/// port ranges in order.
+fn check_allow_from(problems: &mut Vec<Problem>, customer: &Customer) {
+    let name = customer.name_any();
+    let Some(network) = &customer.spec.network else {
+        return;
+    };
+    for (i, allow) in network.allow_from.iter().enumerate() {
+        let field = format!("spec.network.allowFrom[{i}]");
+        let set = [
+            allow.customer.is_some(),
+            allow.group.is_some(),
+            allow.namespace_selector.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            problems.push(Problem::new(
+                Reason::InvalidAllowFrom,
+                &field,
+                "set exactly one of customer, group and namespaceSelector",
+            ));
+        }
+        if allow.customer.as_deref() == Some(name.as_str()) {
+            problems.push(Problem::new(
+                Reason::InvalidAllowFrom,
+                format!("{field}.customer"),
+                "a customer always reaches its own namespaces; name another customer",
+            ));
+        }
+        if let Some(selector) = &allow.namespace_selector {
+            check_selector(problems, &format!("{field}.namespaceSelector"), selector);
+        }
+        for (j, port) in allow.ports.iter().enumerate() {
+            if port.end_port.is_some_and(|end| end < port.port) {
+                problems.push(Problem::new(
+                    Reason::InvalidAllowFrom,
+                    format!("{field}.ports[{j}].endPort"),
+                    "endPort must not be below port",
+                ));
+            }
+        }
+    }
 }
 
 /// Bidirectional-override and isolate characters (U+202A..U+202E, U+2066..U+2069), which

@@ -135,16 +135,25 @@ impl Declared {
         let members = |group: &str| by_group.get(group).cloned().unwrap_or_default();
         let into = everyone
             .iter()
-            .map(|c| (c.name_any(), inbound(c, dir, settings, &members)))
+            .map(|c| {
+                let effective = resolve::effective(c, dir, settings);
+                (c.name_any(), inbound(c, &effective, &members))
+            })
             .collect();
         Declared { into }
     }
 
-    /// The declarations of one customer only (enough to judge its inbound paths).
-    pub fn into_customer(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Self {
+    /// The declarations of one customer only (enough to judge its inbound paths), whose
+    /// settings after its group's defaults are `effective`.
+    pub fn into_customer(
+        customer: &Customer,
+        effective: &resolve::Effective,
+        dir: &dyn Directory,
+        settings: &Settings,
+    ) -> Self {
         let everyone = dir.customers();
         let members = |group: &str| desired::members(group, &everyone, &settings.default_group);
-        let inbound = inbound(customer, dir, settings, &members);
+        let inbound = inbound(customer, effective, &members);
         Declared {
             into: HashMap::from([(customer.name_any(), inbound)]),
         }
@@ -184,15 +193,14 @@ impl Declared {
 /// What `customer` declares open: its group zone, its `allowFrom` entries by customer
 /// and by group (an `allowFrom.namespaceSelector` is for non-customer namespaces and
 /// declares no customer), or everything when its isolation is None.
-/// `members` names the member customers of a group.
+/// `effective` holds its settings after its group's defaults, `members` names the member
+/// customers of a group.
 fn inbound(
     customer: &Customer,
-    dir: &dyn Directory,
-    settings: &Settings,
+    effective: &resolve::Effective,
     members: &dyn Fn(&str) -> Vec<String>,
 ) -> Inbound {
     let me = customer.name_any();
-    let effective = resolve::effective(customer, dir, settings);
     let mut out = Inbound {
         open: effective.isolation == Isolation::None,
         ..Default::default()
