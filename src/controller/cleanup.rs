@@ -38,11 +38,7 @@ pub async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
             .iter()
             .all(|n| NamespacePhase::of(n) != Some(NamespacePhase::Terminating));
         status_write::write(customer, ctx, &Outcome::DeletionBlocked(namespaces)).await?;
-        return Ok(Action::requeue(if settled {
-            ctx.options.resync
-        } else {
-            SOON
-        }));
+        return Ok(ctx.requeue(settled));
     }
     let waiting = match delete_inner_customers(customer, ctx).await? {
         Some(waiting) => Some(waiting),

@@ -159,6 +159,13 @@ impl Context {
         Ok(Some(stored))
     }
 
+    /// When to look at a Customer again: after the resync period when it is `settled`,
+    /// else [`SOON`].
+    pub fn requeue(&self, settled: bool) -> kube::runtime::controller::Action {
+        let after = if settled { self.options.resync } else { SOON };
+        kube::runtime::controller::Action::requeue(after)
+    }
+
     /// Whether the operator wrote `object` as it is now a moment ago and the cache does
     /// not show that write yet (see [`inflight`]).
     pub fn written_just_now<K>(&self, object: &K) -> Result<bool>

@@ -13,9 +13,7 @@ use super::error::{Error, Result};
 use super::plan::{self, NamespacePlan};
 use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
-use super::{
-    Context, SOON, check_isolation, children, cleanup, finalizer, inflight, namespaces, uid_of,
-};
+use super::{Context, check_isolation, children, cleanup, finalizer, inflight, namespaces, uid_of};
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
 use crate::desired::{self, Built, Desired, ownership};
@@ -67,8 +65,8 @@ async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option
 }
 
 /// Converges a Customer: the pipeline. A refused spec changes nothing but its status;
-/// an object the apiserver refuses is named in the status (Ready=False, reason
-/// ApplyRefused; an Event) before the error goes to the retry with backoff.
+/// an object the apiserver refuses is named in the status before the error goes to the
+/// retry with backoff.
 async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     let customer = &remember_former_partner(customer, ctx).await?;
     let settings = &ctx.options.settings;
@@ -85,29 +83,35 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
     let plan = plan::namespaces(&name, &built.wanted, &live, |meta| {
         ownership::holder(meta, |n| ctx.caches.customer(n))
     });
-    let observed = match apply(customer, ctx, &built, &plan, &uid).await {
-        Err(Error::ApplyRefused {
-            object,
-            message,
-            source,
-        }) => {
-            let refused = Outcome::Refused(format!("the apiserver refused {object}: {message}"));
-            status_write::write(customer, ctx, &refused).await?;
-            return Err(Error::ApplyRefused {
-                object,
-                message,
-                source,
-            });
-        }
-        other => other?,
-    };
+    let applied = apply(customer, ctx, &built, &plan, &uid).await;
+    let observed = report_refused(customer, ctx, applied).await?;
     let settled = plan.settled() && observed.waiting_peers.is_empty();
     status_write::write(customer, ctx, &Outcome::Applied(observed)).await?;
-    Ok(Action::requeue(if settled {
-        ctx.options.resync
-    } else {
-        SOON
-    }))
+    Ok(ctx.requeue(settled))
+}
+
+/// An object the apiserver refused goes into the status (Ready=False, ApplyRefused,
+/// naming it; an Event) before the error goes on to the retry.
+async fn report_refused(
+    customer: &Customer,
+    ctx: &Context,
+    applied: Result<Observed>,
+) -> Result<Observed> {
+    let Err(Error::ApplyRefused {
+        object,
+        message,
+        source,
+    }) = applied
+    else {
+        return applied;
+    };
+    let refused = Outcome::Refused(format!("the apiserver refused {object}: {message}"));
+    status_write::write(customer, ctx, &refused).await?;
+    Err(Error::ApplyRefused {
+        object,
+        message,
+        source,
+    })
 }
 
 /// The refused spec in the status; a refused parent also withdraws what the parent
