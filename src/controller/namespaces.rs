@@ -22,7 +22,7 @@ pub async fn look_up(ctx: &Context, wanted: &Desired) -> Result<BTreeMap<String,
         ctx.caches
             .namespaces
             .get(&ObjectRef::new(name))
-            .map(|ns| Live::Present(Box::new(ns.metadata.clone())))
+            .map(Live::Present)
     };
     let mut live = BTreeMap::new();
     for ns in &wanted.namespaces {
@@ -36,7 +36,7 @@ pub async fn look_up(ctx: &Context, wanted: &Desired) -> Result<BTreeMap<String,
                 .await
                 .at(Step::ReadNamespace, describe("Namespace", None, &name))?
             {
-                Some(meta) => Live::Present(Box::new(meta.metadata)),
+                Some(meta) => Live::Present(std::sync::Arc::new(meta)),
                 None => Live::Absent,
             },
         };
@@ -58,11 +58,14 @@ pub async fn apply(ctx: &Context, plan: &NamespacePlan<'_>) -> Result<()> {
             NamespaceWrite::Create(ns) => {
                 ctx.apply(&api, *ns, None).await?;
             }
-            NamespaceWrite::Update(ns, meta) => {
-                let live = serde_json::to_value(Namespace {
-                    metadata: (**meta).clone(),
-                    ..Default::default()
-                })?;
+            NamespaceWrite::Update(ns, live) => {
+                // The live namespace as the apply compares it, serialized from the cache
+                // without a copy.
+                let live = serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": &live.metadata,
+                });
                 ctx.apply(&api, *ns, Some(&live)).await?;
             }
         }

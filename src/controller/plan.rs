@@ -4,10 +4,11 @@
 //! [`crate::desired::ownership::holder`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::core::ObjectMeta;
+use kube::core::{ObjectMeta, PartialObjectMeta};
 
 use crate::api::NamespaceStatus;
 use crate::desired::{Desired, Existing};
@@ -65,8 +66,8 @@ pub enum Live {
     /// The operator created or updated it a moment ago and the cache does not show it
     /// yet: nothing to do.
     WrittenJustNow,
-    /// It exists, with this metadata.
-    Present(Box<ObjectMeta>),
+    /// It exists, with this metadata (as cached, or as just read).
+    Present(Arc<PartialObjectMeta<Namespace>>),
 }
 
 /// A write the plan asks for.
@@ -75,7 +76,7 @@ pub enum NamespaceWrite<'a> {
     /// Create the namespace.
     Create(&'a Namespace),
     /// Bring the existing namespace (its live metadata) up to date.
-    Update(&'a Namespace, Box<ObjectMeta>),
+    Update(&'a Namespace, Arc<PartialObjectMeta<Namespace>>),
 }
 
 /// What the reconcile does with the customer's namespaces.
@@ -130,12 +131,12 @@ pub fn namespaces<'a>(
                 plan.writes.push(NamespaceWrite::Create(ns));
                 NamespacePhase::Active
             }
-            Live::Present(meta) => match holder(meta) {
+            Live::Present(live) => match holder(&live.metadata) {
                 Existing::HeldBy(h) | Existing::HandedTo(h) if h == me => {
-                    if meta.deletion_timestamp.is_some() {
+                    if live.metadata.deletion_timestamp.is_some() {
                         NamespacePhase::Terminating
                     } else {
-                        plan.writes.push(NamespaceWrite::Update(ns, meta.clone()));
+                        plan.writes.push(NamespaceWrite::Update(ns, live.clone()));
                         NamespacePhase::Active
                     }
                 }
@@ -153,8 +154,8 @@ pub fn namespaces<'a>(
     }
     // Kept namespaces (no longer listed, deletionProtection) are managed like listed ones.
     for kept in &wanted.kept {
-        if let Some(Live::Present(meta)) = live.get(kept)
-            && meta.deletion_timestamp.is_none()
+        if let Some(Live::Present(live)) = live.get(kept)
+            && live.metadata.deletion_timestamp.is_none()
         {
             plan.usable.insert(kept.clone());
         }
@@ -193,7 +194,11 @@ mod tests {
             deletion_timestamp: terminating.then(|| Time(Default::default())),
             ..Default::default()
         };
-        (name.into(), Live::Present(Box::new(meta)))
+        let live = PartialObjectMeta::<Namespace> {
+            metadata: meta,
+            ..Default::default()
+        };
+        (name.into(), Live::Present(Arc::new(live)))
     }
 
     fn holder(meta: &ObjectMeta) -> Existing {
