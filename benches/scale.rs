@@ -269,6 +269,19 @@ impl Operator {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
+    /// The child's resident memory by kind (anonymous: heap and stacks; file: the
+    /// binary's pages), from /proc.
+    fn memory_parts(&self) -> String {
+        let pid = self.child.id().expect("child runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .filter(|l| l.starts_with("RssAnon:") || l.starts_with("RssFile:"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// CPU seconds the child has used (user + system).
     fn cpu_seconds(&self) -> f64 {
         cpu_seconds(self.child.id().expect("child runs"))
@@ -522,6 +535,7 @@ async fn benchmark(args: Args) {
     let idle_cpu = operator.cpu_seconds() - cpu_converge;
     let idle_reconciles = operator.reconciles() - r0;
     let (peak, steady) = operator.memory();
+    eprintln!("memory after the idle resyncs: {}", operator.memory_parts());
     rows.push(Row {
         measure: format!("Idle writes over {} resyncs", args.idle_resyncs),
         figure: idle_writes.to_string(),
