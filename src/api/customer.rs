@@ -71,7 +71,7 @@ pub struct CustomerSpec {
     pub parent: Option<String>,
     /// The integrator that manages this customer, and its security consultants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partner: Option<Partner>,
+    pub partner: Option<PartnerRef>,
     /// The customer's namespaces. Unset or empty means one namespace named after the customer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), extend("x-kubernetes-validations" = [{
@@ -101,7 +101,7 @@ pub struct CustomerSpec {
 /// The integrator that manages a customer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Partner {
+pub struct PartnerRef {
     /// The partner's name. Changing it removes every role of the previous partner's
     /// consultants; the new partner's consultants must be named again.
     #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]

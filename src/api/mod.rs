@@ -1,12 +1,16 @@
 //! The API of customer-operator: group `customers.dev`, version `v1alpha1`.
 
+pub mod claim;
 pub mod common;
 pub mod customer;
 pub mod group;
+pub mod partner;
 
+pub use claim::*;
 pub use common::*;
 pub use customer::*;
 pub use group::*;
+pub use partner::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -35,10 +39,28 @@ pub const ANNOTATION_ADOPT: &str = "customers.dev/adopt";
 pub const FINALIZER: &str = "customers.dev/cleanup";
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "customer-operator";
+/// Field manager of the Customer fields a CustomerClaim sets: apart from the platform
+/// team's, so that neither overwrites the other.
+pub const CLAIM_FIELD_MANAGER: &str = "customer-operator-claims";
+/// Label on a Customer made from a CustomerClaim: the claim's namespace.
+pub const LABEL_CLAIM_NAMESPACE: &str = "customers.dev/claim-namespace";
+/// Label on a Customer made from a CustomerClaim: the claim's name.
+pub const LABEL_CLAIM_NAME: &str = "customers.dev/claim-name";
+/// Label on a partner's namespace: the Partner's name.
+pub const LABEL_PARTNER_NAMESPACE: &str = "customers.dev/partner-namespace";
+/// Finalizer the operator puts on CustomerClaims (the Customer goes first).
+pub const CLAIM_FINALIZER: &str = "customers.dev/claim";
+/// Finalizer the operator puts on Partners (the deletion policy runs first).
+pub const PARTNER_FINALIZER: &str = "customers.dev/partner";
+
+/// The rule that keeps customer namespaces off the partners' namespaces, on every kind
+/// whose name becomes a Customer's.
+const RESERVED_NAME_RULE: &str =
+    "self.metadata.name != 'partner' && !self.metadata.name.startsWith('partner-')";
 
 /// The Customer CRD, with the name rules the derive cannot express.
 pub fn customer_crd() -> CustomResourceDefinition {
-    finish_crd(Customer::crd(), customer::MAX_CUSTOMER_NAME)
+    reserve_names(finish_crd(Customer::crd(), customer::MAX_CUSTOMER_NAME))
 }
 
 /// The CustomerGroup CRD, with the name rules the derive cannot express.
@@ -46,10 +68,39 @@ pub fn customer_group_crd() -> CustomResourceDefinition {
     finish_crd(CustomerGroup::crd(), 63)
 }
 
-/// Both CRDs as one multi-document YAML, as `customer-operator crds` prints and `crds/`
+/// The Partner CRD, with the name rules the derive cannot express.
+pub fn partner_crd() -> CustomResourceDefinition {
+    finish_crd(Partner::crd(), partner::MAX_PARTNER_NAME)
+}
+
+/// The CustomerClaim CRD: its name becomes the Customer's, with the Customer's rules.
+pub fn customer_claim_crd() -> CustomResourceDefinition {
+    reserve_names(finish_crd(
+        CustomerClaim::crd(),
+        customer::MAX_CUSTOMER_NAME,
+    ))
+}
+
+/// The CustomerUsers CRD.
+pub fn customer_users_crd() -> CustomResourceDefinition {
+    finish_crd(CustomerUsers::crd(), 63)
+}
+
+/// Every CRD of the API, in the order they are installed.
+pub fn crds() -> [CustomResourceDefinition; 5] {
+    [
+        customer_crd(),
+        customer_group_crd(),
+        partner_crd(),
+        customer_claim_crd(),
+        customer_users_crd(),
+    ]
+}
+
+/// Every CRD as one multi-document YAML, as `customer-operator crds` prints and `crds/`
 /// holds them.
 pub fn crds_yaml() -> String {
-    [customer_crd(), customer_group_crd()]
+    crds()
         .iter()
         .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
         .collect::<Vec<_>>()
@@ -82,6 +133,27 @@ fn finish_crd(crd: CustomResourceDefinition, max_len: usize) -> CustomResourceDe
             }
         });
         simplify(schema);
+    }
+    serde_json::from_value(value).expect("a finished CRD is still a CRD")
+}
+
+/// Adds the reserved-name rule ([`partner::is_reserved_customer_name`]) to the root of
+/// the CRD's schema.
+fn reserve_names(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD always serializes");
+    for version in value["spec"]["versions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let schema = &mut version["schema"]["openAPIV3Schema"];
+        let rules = schema["x-kubernetes-validations"].take();
+        let mut rules = rules.as_array().cloned().unwrap_or_default();
+        rules.push(serde_json::json!({
+            "rule": RESERVED_NAME_RULE,
+            "message": "the names `partner` and `partner-*` are reserved for the partners' namespaces"
+        }));
+        schema["x-kubernetes-validations"] = rules.into();
     }
     serde_json::from_value(value).expect("a finished CRD is still a CRD")
 }

@@ -92,7 +92,7 @@ pub fn describe(subject: &Subject) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CustomerSpec, CustomerStatus, Partner};
+    use crate::api::{CustomerSpec, CustomerStatus, PartnerRef};
 
     fn user(name: &str) -> Subject {
         Subject {
@@ -111,7 +111,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        c.spec.partner = partner.map(|(name, people)| Partner {
+        c.spec.partner = partner.map(|(name, people)| PartnerRef {
             name: name.into(),
             security_consultants: people.iter().map(|p| user(p)).collect(),
         });

@@ -20,11 +20,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 
-use crate::api::{Customer, CustomerGroup};
 use health::Health;
 use leader::LeaseConfig;
 use metrics::Metrics;
@@ -168,7 +167,7 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     use kube::ResourceExt;
     use kube::api::{Patch, PatchParams};
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [crate::api::customer_crd(), crate::api::customer_group_crd()] {
+    for crd in crate::api::crds() {
         crds.patch(
             &crd.name_any(),
             &PatchParams::apply(crate::api::FIELD_MANAGER).force(),
@@ -190,17 +189,11 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Waits until both CRDs exist and are established, checking every 2 s.
+/// Waits until every CRD of the API exists and is established, checking every 2 s.
 pub async fn crds_established(client: &Client) {
+    use kube::ResourceExt;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = [
-        format!("{}.{}", Customer::plural(&()), Customer::group(&())),
-        format!(
-            "{}.{}",
-            CustomerGroup::plural(&()),
-            CustomerGroup::group(&())
-        ),
-    ];
+    let names: Vec<String> = crate::api::crds().iter().map(|c| c.name_any()).collect();
     let mut told = false;
     loop {
         let mut missing = Vec::new();

@@ -16,7 +16,7 @@ use customer_operator::api::{
     Access, AllowFrom, Customer, CustomerGroup, CustomerGroupSpec, CustomerNamespace,
     CustomerNetwork, CustomerSpec, DefaultNetwork, GroupDefaults, GroupNetwork, Isolation,
     LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_NAMESPACE_NAME, LimitItem, LimitType,
-    MANAGED_BY, Partner, PortSpec, Protocol, QuotaSpec, Subject, SubjectKind,
+    MANAGED_BY, PartnerRef, PortSpec, Protocol, QuotaSpec, Subject, SubjectKind,
 };
 use customer_operator::desired::network::{
     self, ALLOW_DNS, ALLOW_FROM, ALLOW_GROUP, ALLOW_INTERNET, ALLOW_PLATFORM, ALLOW_SAME_CUSTOMER,
@@ -287,7 +287,7 @@ fn customer_spec() -> impl Strategy<Value = CustomerSpec> {
                     description: None,
                     group: None,
                     parent: None,
-                    partner: partner.map(|(name, security_consultants)| Partner {
+                    partner: partner.map(|(name, security_consultants)| PartnerRef {
                         name,
                         security_consultants,
                     }),
@@ -887,7 +887,7 @@ fn break_one(dir: &mut MapDirectory, name: &str, breakage: usize) -> (Customer, 
             Reason::InvalidField
         }
         23 => {
-            spec.partner = Some(Partner {
+            spec.partner = Some(PartnerRef {
                 name: "Acme Integrations".into(),
                 security_consultants: Vec::new(),
             });
@@ -1051,7 +1051,7 @@ impl Garbage {
                 });
         }
         if let Some(v) = &self.partner {
-            spec.partner = Some(Partner {
+            spec.partner = Some(PartnerRef {
                 name: v.clone(),
                 security_consultants: Vec::new(),
             });
