@@ -37,6 +37,8 @@ pub enum Reason {
     /// A subject is a system one (`system:` user or group, a ServiceAccount of a system
     /// namespace) the operator is not configured to allow.
     SystemSubject,
+    /// A CustomerClaim asks for more than its partner or its parent customer allows.
+    OutsideBounds,
 }
 
 impl Reason {
@@ -57,6 +59,7 @@ impl Reason {
             Reason::InvalidAllowFrom => "InvalidAllowFrom",
             Reason::InvalidQuantity => "InvalidQuantity",
             Reason::SystemSubject => "SystemSubject",
+            Reason::OutsideBounds => "OutsideBounds",
         }
     }
 }

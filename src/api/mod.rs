@@ -35,7 +35,8 @@ pub const MANAGED_BY: &str = "customer-operator";
 pub const LABEL_NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
 /// Annotation a cluster admin puts on an existing namespace to hand it to a customer.
 pub const ANNOTATION_ADOPT: &str = "customers.dev/adopt";
-/// Finalizer the operator puts on Customers.
+/// Finalizer the operator puts on Customers, CustomerGroups, Partners and
+/// CustomerClaims (their cleanup runs first).
 pub const FINALIZER: &str = "customers.dev/cleanup";
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "customer-operator";
@@ -48,10 +49,6 @@ pub const LABEL_CLAIM_NAMESPACE: &str = "customers.dev/claim-namespace";
 pub const LABEL_CLAIM_NAME: &str = "customers.dev/claim-name";
 /// Label on a partner's namespace: the Partner's name.
 pub const LABEL_PARTNER_NAMESPACE: &str = "customers.dev/partner-namespace";
-/// Finalizer the operator puts on CustomerClaims (the Customer goes first).
-pub const CLAIM_FINALIZER: &str = "customers.dev/claim";
-/// Finalizer the operator puts on Partners (the deletion policy runs first).
-pub const PARTNER_FINALIZER: &str = "customers.dev/partner";
 
 /// The rule that keeps customer namespaces off the partners' namespaces, on every kind
 /// whose name becomes a Customer's.

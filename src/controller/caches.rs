@@ -19,7 +19,10 @@ use super::decode::{self, Unreadable};
 use super::retry::WatchBackoff;
 use super::sweep::{self, Trouble};
 use super::{index::Index, inflight, synced::CacheSync};
-use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::api::{
+    Access, Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER,
+    LABEL_MANAGED_BY, MANAGED_BY, Partner,
+};
 use crate::desired::children::{Children, Family, Kind};
 use crate::desired::{self, Directory, ownership};
 use crate::operate::metrics::ClusterState;
@@ -58,6 +61,14 @@ pub struct Caches {
     pub foreign_policies: Index,
     /// The children the operator labelled, by kind.
     pub children: Children<Cached>,
+    /// All Partners.
+    pub partners: Store<Partner>,
+    /// All CustomerClaims.
+    pub claims: Store<CustomerClaim>,
+    /// All CustomerUsers.
+    pub users: Store<CustomerUsers>,
+    /// The names of the CustomerUsers by namespace.
+    pub users_by_namespace: Index,
     /// Which caches have listed once.
     pub sync: CacheSync,
     /// How far the watch of each kind the operator writes has got.
@@ -95,6 +106,42 @@ pub struct Changes {
     pub foreign_policies: Stream<PartialObjectMeta<NetworkPolicy>>,
     /// The children the operator labelled.
     pub children: Children<Changed>,
+    /// CustomerUsers, for the Customer controller.
+    pub users: Stream<CustomerUsers>,
+    /// Partners, for the Customer controller.
+    pub partners: Stream<Partner>,
+}
+
+/// What changed, for the CustomerClaim controller.
+pub struct ClaimChanges {
+    /// CustomerClaims, for its own queue.
+    pub claims: Stream<CustomerClaim>,
+    /// Partners (their bounds and deletion).
+    pub partners: Stream<Partner>,
+    /// Customers (the claims' own, and the customers counted against a limit).
+    pub customers: Stream<Customer>,
+}
+
+/// What changed, for the Partner controller.
+pub struct PartnerChanges {
+    /// Partners, for its own queue.
+    pub partners: Stream<Partner>,
+    /// Customers (a partner's customers and their readiness).
+    pub customers: Stream<Customer>,
+}
+
+/// Every cache and every stream of changes, as [`Caches::watch`] starts them.
+pub struct Watched {
+    /// The caches.
+    pub caches: Caches,
+    /// The changes for the Customer controller.
+    pub changes: Changes,
+    /// The changed Customers for the group controller.
+    pub group_members: Stream<Customer>,
+    /// The changes for the claim controller.
+    pub claims: ClaimChanges,
+    /// The changes for the partner controller.
+    pub partners: PartnerChanges,
 }
 
 /// A cache's name, for [`CacheSync`] and the error naming one not filled.
@@ -125,6 +172,9 @@ fn cache_names() -> Vec<&'static str> {
         "CustomerGroups",
         "Namespaces",
         "foreign NetworkPolicies",
+        "Partners",
+        "CustomerClaims",
+        "CustomerUsers",
         network_policies,
         role_bindings,
         resource_quotas,
@@ -135,14 +185,9 @@ fn cache_names() -> Vec<&'static str> {
 impl Caches {
     /// Starts a watch per cache (nothing is read before the returned streams are
     /// polled), with a sweep for missed Customer events every `resync`; unreadable
-    /// Customers are recorded in `unreadable`. Returns the caches, the changes for the
-    /// Customer controller, and the changed Customers once more for the group
-    /// controller.
-    pub fn watch(
-        client: &Client,
-        resync: std::time::Duration,
-        unreadable: &Unreadable,
-    ) -> (Caches, Changes, Stream<Customer>) {
+    /// Customers are recorded in `unreadable`. Returns the caches and the changes for
+    /// each controller.
+    pub fn watch(client: &Client, resync: std::time::Duration, unreadable: &Unreadable) -> Watched {
         let sync = CacheSync::new(&cache_names());
         let progress = Arc::new(inflight::Progresses::new());
         let watching = Watching {
@@ -155,7 +200,18 @@ impl Caches {
         let (groups, group_changes) = watching.groups();
         let (children, child_changes) = watching.children();
         let customers = watching.customers(resync, unreadable);
+        let (partners, [partner_changes, partners_for_customers, partners_for_claims]) =
+            watching.everything::<Partner, 3>("Partners", None);
+        let (claims, [claim_changes]) =
+            watching.everything::<CustomerClaim, 1>("CustomerClaims", None);
+        let users_by_namespace = Index::new(|meta| meta.namespace.clone());
+        let (users, [user_changes]) =
+            watching.everything::<CustomerUsers, 1>("CustomerUsers", Some(&users_by_namespace));
         let caches = Caches {
+            partners,
+            claims,
+            users,
+            users_by_namespace,
             customers: customers.cache,
             groups,
             namespaces,
@@ -172,8 +228,23 @@ impl Caches {
             namespaces: namespace_changes,
             foreign_policies: foreign_changes,
             children: child_changes,
+            users: user_changes,
+            partners: partners_for_customers,
         };
-        (caches, changes, customers.members)
+        Watched {
+            caches,
+            changes,
+            group_members: customers.members,
+            claims: ClaimChanges {
+                claims: claim_changes,
+                partners: partners_for_claims,
+                customers: customers.claimed,
+            },
+            partners: PartnerChanges {
+                partners: partner_changes,
+                customers: customers.partnered,
+            },
+        }
     }
 
     /// The Customer of that name.
@@ -266,6 +337,34 @@ impl Directory for Caches {
             .map(|ns| ns.name_any())
             .collect()
     }
+    fn partner(&self, name: &str) -> Option<Arc<Partner>> {
+        self.partners.get(&ObjectRef::new(name))
+    }
+    fn is_partner_namespace(&self, namespace: &str, partner: &Partner) -> bool {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .is_some_and(|ns| desired::selfservice::is_partner_namespace_of(&ns.metadata, partner))
+    }
+    /// Only the CustomerUsers in namespaces the customer holds (its label, and its uid
+    /// recorded as the owner) count.
+    fn users_of(&self, customer: &Customer) -> Vec<Access> {
+        let Some(uid) = customer.uid() else {
+            return Vec::new();
+        };
+        self.own_namespaces(&customer.name_any(), &uid)
+            .iter()
+            .flat_map(|ns| {
+                let namespace = ns.name_any();
+                self.users_by_namespace
+                    .names(&namespace)
+                    .into_iter()
+                    .filter_map(move |name| {
+                        self.users.get(&ObjectRef::new(&name).within(&namespace))
+                    })
+            })
+            .map(|u| u.spec.access())
+            .collect()
+    }
 }
 
 /// The watcher settings for objects the operator labels.
@@ -300,12 +399,14 @@ struct Watching<'a> {
     progress: &'a inflight::Progresses,
 }
 
-/// The Customer cache and its three streams of changes.
+/// The Customer cache and its streams of changes.
 struct CustomerWatch {
     cache: Store<Customer>,
     changes: Stream<Customer>,
     related: Stream<Customer>,
     members: Stream<Customer>,
+    claimed: Stream<Customer>,
+    partnered: Stream<Customer>,
 }
 
 impl Watching<'_> {
@@ -410,7 +511,7 @@ impl Watching<'_> {
     /// Customer event once. The sweep for missed events ([`sweep`]) joins the watch.
     fn customers(&self, resync: std::time::Duration, unreadable: &Unreadable) -> CustomerWatch {
         let (cache, writer) = reflector::store::<Customer>();
-        let (touched, related, members) = Touched::channels();
+        let (touched, [related, members, claimed, partnered]) = Touched::channels();
         let trouble = Trouble::default();
         let swept =
             sweep::missed_customers(self.client.clone(), cache.clone(), resync, trouble.clone());
@@ -459,40 +560,114 @@ impl Watching<'_> {
                 .boxed(),
             related: related.boxed(),
             members: members.boxed(),
+            claimed: claimed.boxed(),
+            partnered: partnered.boxed(),
+        }
+    }
+
+    /// A cache of every object of a kind the operator reads whole (few, small objects:
+    /// Partners, CustomerClaims, CustomerUsers), optionally indexed, and `N` streams of
+    /// its changes (the first also marks the cache filled).
+    fn everything<K, const N: usize>(
+        &self,
+        name: &'static str,
+        index: Option<&Index>,
+    ) -> (Store<K>, [Stream<K>; N])
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = reflector::store();
+        let (fan_out, mut copies) = FanOut::<K>::channels::<N>();
+        let events = watcher(Api::<K>::all(self.client.clone()), WatcherConfig::default())
+            .backoff(WatchBackoff::default())
+            .modify(forget_managed_fields)
+            .reflect(writer);
+        let events = match index {
+            Some(index) => index.follow(events).boxed(),
+            None => events.boxed(),
+        };
+        let main = self
+            .sync
+            .mark(name, events)
+            .touched_objects()
+            .inspect(move |object| {
+                if let Ok(object) = object {
+                    fan_out.send(object);
+                }
+            })
+            .boxed();
+        copies[0] = main;
+        (store, copies)
+    }
+}
+
+/// Hands each changed object to further streams: the same changes for several
+/// controllers from one watch.
+struct FanOut<K> {
+    senders: Vec<futures::channel::mpsc::UnboundedSender<K>>,
+}
+
+impl<K: Clone + Send + 'static> FanOut<K> {
+    /// The sender and `N` streams; the first stream is a placeholder for the caller's
+    /// own (the senders feed the other `N - 1`).
+    fn channels<const N: usize>() -> (FanOut<K>, [Stream<K>; N]) {
+        let mut senders = Vec::new();
+        let streams = std::array::from_fn(|i| {
+            if i == 0 {
+                futures::stream::empty().boxed()
+            } else {
+                let (tx, rx) = futures::channel::mpsc::unbounded();
+                senders.push(tx);
+                rx.map(Ok).boxed()
+            }
+        });
+        (FanOut { senders }, streams)
+    }
+
+    fn send(&self, object: &K) {
+        for sender in &self.senders {
+            // A closed receiver means the controller is shutting down.
+            let _ = sender.unbounded_send(object.clone());
         }
     }
 }
 
 /// Hands every Customer the main watch sees change or go (decoded; the unreadable ones
-/// are left out) to the streams that map changes to related customers and to groups.
+/// are left out) to the streams that map changes to related customers, to groups, to
+/// claims and to partners.
 struct Touched {
-    related: futures::channel::mpsc::UnboundedSender<Customer>,
-    members: futures::channel::mpsc::UnboundedSender<Customer>,
+    senders: Vec<futures::channel::mpsc::UnboundedSender<Customer>>,
 }
 
 impl Touched {
-    /// The sender and its two streams: related customers, group members.
-    fn channels() -> (
+    /// The sender and its `N` streams.
+    fn channels<const N: usize>() -> (
         Touched,
-        impl futures::Stream<Item = Result<Customer, watcher::Error>>,
-        impl futures::Stream<Item = Result<Customer, watcher::Error>>,
+        [impl futures::Stream<Item = Result<Customer, watcher::Error>>; N],
     ) {
-        let (related, related_rx) = futures::channel::mpsc::unbounded();
-        let (members, members_rx) = futures::channel::mpsc::unbounded();
-        (
-            Touched { related, members },
-            related_rx.map(Ok),
-            members_rx.map(Ok),
-        )
+        let mut senders = Vec::new();
+        let streams = std::array::from_fn(|_| {
+            let (tx, rx) = futures::channel::mpsc::unbounded();
+            senders.push(tx);
+            rx.map(Ok)
+        });
+        (Touched { senders }, streams)
     }
 
     /// Passes on the Customer of a watch event, if it has one.
     fn send(&self, event: &watcher::Event<Customer>) {
         use watcher::Event;
         if let Event::Apply(c) | Event::InitApply(c) | Event::Delete(c) = event {
-            // A closed receiver means the controller is shutting down.
-            let _ = self.related.unbounded_send(c.clone());
-            let _ = self.members.unbounded_send(c.clone());
+            for sender in &self.senders {
+                // A closed receiver means the controller is shutting down.
+                let _ = sender.unbounded_send(c.clone());
+            }
         }
     }
 }

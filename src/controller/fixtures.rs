@@ -81,6 +81,10 @@ impl Apiserver {
                 resource_quotas: reflector::store().0,
                 limit_ranges: reflector::store().0,
             },
+            partners: reflector::store().0,
+            claims: reflector::store().0,
+            users: reflector::store().0,
+            users_by_namespace: Index::new(|_| None),
             sync: CacheSync::new(&[]),
             progress: Arc::new(inflight::Progresses::new()),
         };

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod caches;
 pub mod check_isolation;
 pub mod children;
+pub mod claim;
 pub mod cleanup;
 pub mod compact;
 pub mod counting;
@@ -20,6 +21,7 @@ pub mod group;
 pub mod index;
 pub mod inflight;
 pub mod namespaces;
+pub mod partner;
 pub mod plan;
 pub mod reconcile;
 pub mod retry;
@@ -206,7 +208,13 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     let pod_ranges = options.settings.pod_ranges()?;
     hooks.health.set(Phase::Syncing);
     let unreadable = decode::Unreadable::default();
-    let (caches, changes, members) = caches::Caches::watch(&client, options.resync, &unreadable);
+    let caches::Watched {
+        caches,
+        changes,
+        group_members,
+        claims,
+        partners,
+    } = caches::Caches::watch(&client, options.resync, &unreadable);
     tokio::spawn(unreadable::report(client.clone(), unreadable));
     let context = Arc::new(Context {
         client,
@@ -232,7 +240,9 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     });
     futures::join!(
         wiring::customer_controller(context.clone(), changes, &hooks),
-        wiring::group_controller(context, members, &hooks),
+        wiring::group_controller(context.clone(), group_members, &hooks),
+        wiring::claim_controller(context.clone(), claims, &hooks),
+        wiring::partner_controller(context, partners, &hooks),
     );
     synced.abort();
     Ok(())

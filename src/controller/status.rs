@@ -363,7 +363,7 @@ fn applied(conditions: &mut Conditions, observed: &Observed) {
             true,
             "PeerNotFound",
             format!(
-                "allowFrom names what does not exist yet; the connection opens when it appears: {}",
+                "allowFrom names what does not exist yet, or a customer of another partner that has not named this one in its own allowFrom; each connection opens when its peer appears or consents: {}",
                 observed.waiting_peers.join(", ")
             ),
         );

@@ -171,3 +171,25 @@ fn consultants_holding_roles(
         .collect();
     Ok(holders.into_iter().collect())
 }
+
+/// Writes `new` as the status of `object` (a merge patch from `old`, nulls for what
+/// went), unless it is what the object already shows.
+pub async fn write_status_of<K, S>(api: &Api<K>, object: &K, old: Option<&S>, new: &S) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq + Default + Clone,
+{
+    if old == Some(new) {
+        return Ok(());
+    }
+    let old_value = serde_json::to_value(old.cloned().unwrap_or_default())?;
+    let patch = json!({"status": status::merge_patch(&old_value, &serde_json::to_value(new)?)});
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .at(Step::WriteStatus, named(object))?;
+    Ok(())
+}

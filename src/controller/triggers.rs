@@ -12,7 +12,10 @@ use kube::{Resource, ResourceExt};
 
 use super::caches::Caches;
 use super::index::Index;
-use crate::api::{Customer, CustomerGroup, LABEL_CUSTOMER};
+use crate::api::{
+    Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER, Partner,
+    partner_namespace,
+};
 use crate::desired::ownership::name_prefixes;
 use crate::desired::resolve::{self, group_name_or};
 
@@ -71,6 +74,90 @@ pub fn on_customer(changed: &Customer, caches: &Caches, default_group: &str) -> 
         .iter()
         .map(|name| ObjectRef::new(name))
         .collect()
+}
+
+/// A Partner changed: its customers (its people's roles, and the claims' bounds).
+pub fn on_partner(partner: &Partner, caches: &Caches) -> Targets {
+    customers_of_partner(&partner.name_any(), &caches.customers)
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// CustomerUsers changed: the customer holding its namespace and that customer's inner
+/// customers (its admins are admins there too).
+pub fn on_users(users: &CustomerUsers, caches: &Caches) -> Targets {
+    let Some(namespace) = users.namespace() else {
+        return Vec::new();
+    };
+    let Some(holder) = crate::desired::Directory::namespace_holder(caches, &namespace) else {
+        return Vec::new();
+    };
+    let mut targets = vec![ObjectRef::new(&holder)];
+    if let Some(customer) = caches.customer(&holder) {
+        let all = caches.customers.state();
+        targets.extend(
+            crate::desired::relations::inner_customers(&customer, &all)
+                .iter()
+                .map(|c| ObjectRef::from_obj(c.as_ref())),
+        );
+    }
+    targets
+}
+
+/// A Customer changed: for the claim controller, the claim that made it and, when it
+/// has a partner, every claim in the partner's namespace (a customer gone may free a
+/// place under the partner's count limit).
+pub fn claims_of_customer(customer: &Customer, caches: &Caches) -> Vec<ObjectRef<CustomerClaim>> {
+    let own = crate::desired::selfservice::claim_of(customer)
+        .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace));
+    let partner = customer.spec.partner.as_ref().map(|p| p.name.clone());
+    own.into_iter()
+        .chain(
+            partner
+                .into_iter()
+                .flat_map(|p| claims_in(&partner_namespace(&p), caches)),
+        )
+        .collect()
+}
+
+/// A Partner changed: for the claim controller, every claim in its namespace.
+pub fn claims_of_partner(partner: &Partner, caches: &Caches) -> Vec<ObjectRef<CustomerClaim>> {
+    claims_in(&partner_namespace(&partner.name_any()), caches)
+}
+
+fn claims_in(namespace: &str, caches: &Caches) -> Vec<ObjectRef<CustomerClaim>> {
+    caches
+        .claims
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(namespace))
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// A Customer changed: for the partner controller, the partner its spec names and the
+/// one its status still names.
+pub fn partners_of_customer(customer: &Customer) -> Vec<ObjectRef<Partner>> {
+    let mut partners: Vec<String> = customer
+        .spec
+        .partner
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    partners.extend(customer.status.as_ref().and_then(|s| s.partner.clone()));
+    partners.dedup();
+    partners.iter().map(|p| ObjectRef::new(p)).collect()
+}
+
+/// The cached Customers whose `spec.partner.name` is `partner`.
+pub fn customers_of_partner<'a>(
+    partner: &'a str,
+    customers: &Store<Customer>,
+) -> impl Iterator<Item = Arc<Customer>> + 'a {
+    customers
+        .state()
+        .into_iter()
+        .filter(move |c| c.spec.partner.as_ref().is_some_and(|p| p.name == partner))
 }
 
 /// A Customer changed: for the group controller, the group it is in and the one its

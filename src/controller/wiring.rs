@@ -1,4 +1,4 @@
-//! The two controllers assembled: which stream of changes feeds which rule of
+//! The controllers assembled (Customers, groups, claims, partners): which stream of changes feeds which rule of
 //! [`super::triggers`], the periodic passes, and what each finished reconcile logs.
 
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::watcher::{self, Config as WatcherConfig};
 use kube::{Api, Resource};
 
-use super::caches::Changes;
+use super::caches::{Changes, ClaimChanges, PartnerChanges};
 use super::retry::{BriefPause, WatchBackoff, error_policy};
-use super::{Context, group, reconcile, roles, triggers};
+use super::{Context, claim, group, partner, reconcile, roles, triggers};
 use crate::api::CustomerGroup;
 use crate::desired::children::Children;
 use crate::operate::Hooks;
@@ -30,6 +30,8 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         namespaces,
         foreign_policies,
         children,
+        users,
+        partners,
     } = changes;
     let Children {
         network_policies,
@@ -39,7 +41,9 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
     } = children;
     let caches = &context.caches;
     let default_group = context.options.settings.default_group.clone();
-    let (c1, c2, c3, c4, c5) = (
+    let (c1, c2, c3, c4, c5, c6, c7) = (
+        caches.clone(),
+        caches.clone(),
         caches.clone(),
         caches.clone(),
         caches.clone(),
@@ -67,6 +71,8 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         .watches_stream(related, move |c| {
             triggers::on_customer(&c, &c5, &default_group)
         })
+        .watches_stream(users, move |u| triggers::on_users(&u, &c6))
+        .watches_stream(partners, move |p| triggers::on_partner(&p, &c7))
         .reconcile_all_on(ticks(context.options.resync))
         .reconcile_all_on(roles::missing_roles(
             context.client.clone(),
@@ -119,6 +125,66 @@ pub async fn group_controller(
         )
         .for_each(move |result| {
             presence.log("group", result);
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// The CustomerClaim controller: reconciles a claim when it changes, when its Customer
+/// or another customer of its partner changes, when its partner changes, and every
+/// resync period. One claim at a time, so that the partner's count limit counts every
+/// Customer made before.
+pub async fn claim_controller(context: Arc<Context>, changes: ClaimChanges, hooks: &Hooks) {
+    let ClaimChanges {
+        claims,
+        partners,
+        customers,
+    } = changes;
+    let (on_customer, on_partner) = (context.caches.clone(), context.caches.clone());
+    let presence = ApiPresence::new(&hooks.health);
+    Controller::for_stream(claims, context.caches.claims.clone())
+        .with_config(ControllerConfig::default().concurrency(1))
+        .trigger_backoff(BriefPause)
+        .watches_stream(customers, move |c| {
+            triggers::claims_of_customer(&c, &on_customer)
+        })
+        .watches_stream(partners, move |p| {
+            triggers::claims_of_partner(&p, &on_partner)
+        })
+        .reconcile_all_on(ticks(context.options.resync))
+        .graceful_shutdown_on(hooks.shutdown.clone())
+        .run(
+            hooks.metrics.measured(claim::reconcile),
+            claim::error_policy,
+            context,
+        )
+        .for_each(move |result| {
+            presence.log("claim", result);
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// The Partner controller: reconciles a partner when it changes, when one of its
+/// customers changes, and every resync period.
+pub async fn partner_controller(context: Arc<Context>, changes: PartnerChanges, hooks: &Hooks) {
+    let PartnerChanges {
+        partners,
+        customers,
+    } = changes;
+    let presence = ApiPresence::new(&hooks.health);
+    Controller::for_stream(partners, context.caches.partners.clone())
+        .trigger_backoff(BriefPause)
+        .watches_stream(customers, |c| triggers::partners_of_customer(&c))
+        .reconcile_all_on(ticks(context.options.resync))
+        .graceful_shutdown_on(hooks.shutdown.clone())
+        .run(
+            hooks.metrics.measured(partner::reconcile),
+            partner::error_policy,
+            context,
+        )
+        .for_each(move |result| {
+            presence.log("partner", result);
             futures::future::ready(())
         })
         .await;

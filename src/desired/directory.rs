@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::api::{Customer, CustomerGroup};
+use crate::api::{Access, Customer, CustomerGroup, CustomerUsers, Partner};
 
 /// Read access to the Customers and CustomerGroups the operator knows.
 pub trait Directory {
@@ -24,6 +24,27 @@ pub trait Directory {
     /// The existing namespaces that carry the customer's label and record the Customer
     /// of this uid as their owner. Offline: none.
     fn owned_namespaces(&self, _customer: &str, _uid: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// The Partner of that name, if known.
+    fn partner(&self, _name: &str) -> Option<Arc<Partner>> {
+        None
+    }
+    /// Whether `namespace` is the one the operator made for `partner` (claims there ask
+    /// on the partner's behalf). Offline there are no namespaces: true.
+    fn is_partner_namespace(&self, _namespace: &str, _partner: &Partner) -> bool {
+        true
+    }
+    /// The customer that holds this namespace, if any.
+    fn namespace_holder(&self, namespace: &str) -> Option<String> {
+        match self.namespace(namespace) {
+            Existing::HeldBy(holder) => Some(holder),
+            _ => None,
+        }
+    }
+    /// The people the customer's admins added themselves (CustomerUsers in the
+    /// customer's own namespaces).
+    fn users_of(&self, _customer: &Customer) -> Vec<Access> {
         Vec::new()
     }
 }
@@ -54,6 +75,10 @@ pub struct MapDirectory {
     pub namespace_holders: BTreeMap<String, String>,
     /// Existing namespaces that are no customer's (empty offline).
     pub foreign_namespaces: BTreeSet<String>,
+    /// Partners by name.
+    pub partners: BTreeMap<String, Arc<Partner>>,
+    /// CustomerUsers, each with its namespace.
+    pub users: Vec<Arc<CustomerUsers>>,
 }
 
 impl MapDirectory {
@@ -73,6 +98,8 @@ impl MapDirectory {
                 .collect(),
             namespace_holders: BTreeMap::new(),
             foreign_namespaces: BTreeSet::new(),
+            partners: BTreeMap::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -86,6 +113,38 @@ impl Directory for MapDirectory {
     }
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.values().cloned().collect()
+    }
+    fn partner(&self, name: &str) -> Option<Arc<Partner>> {
+        self.partners.get(name).cloned()
+    }
+    /// A namespace no holder is recorded for is held by the customer that asks for it
+    /// (offline, every namespace is still to be made).
+    fn namespace_holder(&self, namespace: &str) -> Option<String> {
+        if let Some(holder) = self.namespace_holders.get(namespace) {
+            return Some(holder.clone());
+        }
+        if self.foreign_namespaces.contains(namespace) {
+            return None;
+        }
+        self.customers
+            .values()
+            .find(|c| super::names::claims(c, namespace))
+            .map(|c| c.name_any())
+    }
+    fn users_of(&self, customer: &Customer) -> Vec<Access> {
+        let name = customer.name_any();
+        self.users
+            .iter()
+            .filter(|u| {
+                u.metadata
+                    .namespace
+                    .as_deref()
+                    .and_then(|ns| self.namespace_holder(ns))
+                    .as_deref()
+                    == Some(name.as_str())
+            })
+            .map(|u| u.spec.access())
+            .collect()
     }
     fn namespace(&self, namespace: &str) -> Existing {
         if let Some(holder) = self.namespace_holders.get(namespace) {

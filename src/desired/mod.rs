@@ -4,11 +4,13 @@
 pub mod access;
 pub mod children;
 pub mod directory;
+pub mod names;
 pub mod network;
 pub mod ownership;
 pub mod partner;
 pub mod relations;
 pub mod resolve;
+pub mod selfservice;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +39,9 @@ use crate::error::{Error, Problem, Result};
 use crate::settings::Settings;
 use children::{Children, Objects};
 use network::{NetworkPlan, Peer, PeerRule};
+
+/// How a waiting `allowFrom` peer is marked when it exists and its consent is missing.
+pub const CONSENT_PENDING: &str = "(waiting for its consent)";
 
 /// Name of the ResourceQuota in each namespace.
 pub const QUOTA_NAME: &str = "customer-quota";
@@ -308,7 +313,7 @@ pub fn build(
     out.namespaces = held.iter().map(|ns| objects.namespace(ns)).collect();
     // The children of kept namespaces follow the spec like those of listed ones (an
     // admin removed from spec.access loses her role there too).
-    let bindings = access::bindings(&access_plan(customer, resolved));
+    let bindings = access::bindings(&access_plan(customer, resolved, dir));
     for ns_name in held.iter().chain(&kept) {
         objects.children(ns_name, &policy_specs, &bindings, &mut out);
     }
@@ -353,6 +358,25 @@ impl<'a> Peers<'a> {
         self.dir.customer(name).filter(|c| self.accepted(c))
     }
 
+    /// Whether `opener`'s `allowFrom` toward `peer` may open ([`selfservice::consented`]).
+    fn consented(&self, opener: &Customer, peer: &Customer) -> bool {
+        selfservice::consented(opener, peer, self.dir)
+    }
+
+    /// The namespaces of the group's other accepted members toward which `opener` may
+    /// open.
+    fn members_consenting(&self, group: &str, opener: &Customer) -> BTreeSet<String> {
+        self.others
+            .iter()
+            .filter(|c| {
+                resolve::group_name(c, self.settings) == group
+                    && self.accepted(c)
+                    && self.consented(opener, c)
+            })
+            .flat_map(|c| self.held_by(c))
+            .collect()
+    }
+
     fn held_by(&self, customer: &Customer) -> BTreeSet<String> {
         held_namespaces(customer, self.dir).0.into_iter().collect()
     }
@@ -366,12 +390,20 @@ impl<'a> Peers<'a> {
             .collect()
     }
 
-    /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`).
+    /// `allowFrom` peers that do not exist yet (`Customer x`, `CustomerGroup g`), or
+    /// whose consent a claimed customer waits for (`Customer x (waiting for its
+    /// consent)`).
     fn waiting(&self, customer: &Customer) -> Vec<String> {
         allow_from(customer)
             .filter_map(|allow| {
-                if let Some(c) = allow.customer.as_deref().filter(|c| self.peer(c).is_none()) {
-                    Some(format!("Customer {c}"))
+                if let Some(c) = allow.customer.as_deref() {
+                    match self.peer(c) {
+                        None => Some(format!("Customer {c}")),
+                        Some(peer) if !self.consented(customer, &peer) => {
+                            Some(format!("Customer {c} {CONSENT_PENDING}"))
+                        }
+                        Some(_) => None,
+                    }
                 } else {
                     allow
                         .group
@@ -390,9 +422,13 @@ impl<'a> Peers<'a> {
                 let peer = if let Some(selector) = &allow.namespace_selector {
                     Peer::Selector(selector.clone())
                 } else if let Some(group) = &allow.group {
-                    Peer::Namespaces(self.members_of(group))
+                    Peer::Namespaces(self.members_consenting(group, customer))
                 } else {
-                    let other = allow.customer.as_deref().and_then(|c| self.peer(c));
+                    let other = allow
+                        .customer
+                        .as_deref()
+                        .and_then(|c| self.peer(c))
+                        .filter(|peer| self.consented(customer, peer));
                     Peer::Namespaces(other.map(|c| self.held_by(&c)).unwrap_or_default())
                 };
                 let empty = matches!(&peer, Peer::Namespaces(names) if names.is_empty());
@@ -406,7 +442,7 @@ impl<'a> Peers<'a> {
 
     /// The egress to the accepted customers that opened their ingress to this one (by
     /// name or by its group).
-    fn egress(&self, group: &str) -> Vec<PeerRule> {
+    fn egress(&self, customer: &Customer, group: &str) -> Vec<PeerRule> {
         let me = self.me.as_str();
         self.others
             .iter()
@@ -417,7 +453,8 @@ impl<'a> Peers<'a> {
                     })
                     .cloned()
                     .collect();
-                let names = if opens_to_me.is_empty() || !self.accepted(other) {
+                let consented = self.consented(other, customer);
+                let names = if opens_to_me.is_empty() || !self.accepted(other) || !consented {
                     BTreeSet::new()
                 } else {
                     self.held_by(other)
@@ -453,7 +490,7 @@ impl<'a> Peers<'a> {
             internet_egress: effective.internet_egress,
             own_namespaces: own,
             allow_from: self.ingress(customer),
-            egress_to_peers: self.egress(&effective.group_name),
+            egress_to_peers: self.egress(customer, &effective.group_name),
             group_zone: if zone_open {
                 self.members_of(&effective.group_name)
             } else {
@@ -473,22 +510,54 @@ fn allow_from(customer: &Customer) -> impl Iterator<Item = &AllowFrom> {
         .flat_map(|n| n.allow_from.iter())
 }
 
-/// Who gets which role in the customer's namespaces.
-fn access_plan(customer: &Customer, resolved: &Resolved) -> access::AccessPlan {
+/// Who gets which role in the customer's namespaces: its own people (the spec's and
+/// those its admins added in CustomerUsers), its group's managers, the admins of every
+/// parent (theirs and those their admins added), the partner's consultants (the
+/// spec's, and the Partner's admins and consultants).
+fn access_plan(
+    customer: &Customer,
+    resolved: &Resolved,
+    dir: &dyn Directory,
+) -> access::AccessPlan {
+    let mut own = customer.spec.access.clone().unwrap_or_default();
+    for added in dir.users_of(customer) {
+        own.admins.extend(added.admins);
+        own.editors.extend(added.editors);
+        own.viewers.extend(added.viewers);
+    }
+    let parent_admins = resolved
+        .ancestors
+        .iter()
+        .flat_map(|a| {
+            let added = dir.users_of(a).into_iter().flat_map(|u| u.admins);
+            a.spec
+                .access
+                .iter()
+                .flat_map(|x| x.admins.iter().cloned())
+                .chain(added)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut consultants = partner::granted_consultants(customer);
+    if let Some(p) = customer
+        .spec
+        .partner
+        .as_ref()
+        .and_then(|p| dir.partner(&p.name))
+    {
+        consultants.extend(p.spec.admins.iter().cloned());
+        consultants.extend(p.spec.security_consultants.iter().cloned());
+    }
     access::AccessPlan {
-        own: customer.spec.access.clone().unwrap_or_default(),
+        own,
         group: resolved
             .effective
             .group
             .as_ref()
             .and_then(|g| g.spec.access.clone())
             .unwrap_or_default(),
-        parent_admins: resolved
-            .ancestors
-            .iter()
-            .flat_map(|a| a.spec.access.iter().flat_map(|x| x.admins.iter().cloned()))
-            .collect(),
-        consultants: partner::granted_consultants(customer),
+        parent_admins,
+        consultants,
     }
 }
 

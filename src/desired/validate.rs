@@ -101,6 +101,13 @@ fn check_identity(problems: &mut Vec<Problem>, customer: &Customer) {
             ),
         ));
     }
+    if crate::api::is_reserved_customer_name(&name) {
+        problems.push(Problem::new(
+            Reason::InvalidName,
+            "metadata.name",
+            format!("{name:?}: the names `partner` and `partner-*` are reserved for the partners' namespaces"),
+        ));
+    }
     let spec = &customer.spec;
     check_length(problems, "spec.displayName", &spec.display_name, 1, 100);
     check_display_name(problems, "spec.displayName", &spec.display_name);

@@ -15,6 +15,7 @@ use customer_operator::controller::events::EVENT_NAMESPACE;
 use customer_operator::desired::access::{
     ROLE_ADMIN, ROLE_EDIT, ROLE_SECURITY_CONSULTANT, ROLE_VIEW,
 };
+use customer_operator::desired::selfservice::ROLE_PARTNER_ADMIN;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -167,7 +168,8 @@ fn chart_rbac_names_what_the_code_uses() {
         );
     }
     let operator = rules(named(&docs, "ClusterRole", "customer-operator"));
-    // `bind` exactly the four roles, nothing broader, and never escalate.
+    // `bind` exactly the four roles and the partner admins' role, nothing broader, and
+    // never escalate.
     let bind: Vec<&Value> = operator
         .iter()
         .filter(|r| {
@@ -182,7 +184,13 @@ fn chart_rbac_names_what_the_code_uses() {
     assert_eq!(bind[0]["verbs"], json!(["bind"]));
     assert_eq!(
         bind[0]["resourceNames"],
-        json!([ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT])
+        json!([
+            ROLE_ADMIN,
+            ROLE_EDIT,
+            ROLE_VIEW,
+            ROLE_SECURITY_CONSULTANT,
+            ROLE_PARTNER_ADMIN
+        ])
     );
     assert!(
         !operator.iter().any(|r| r.to_string().contains('*')),

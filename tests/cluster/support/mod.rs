@@ -57,8 +57,9 @@ pub async fn client() -> Client {
     client
 }
 
-/// Applies the four customer ClusterRoles exactly as the chart renders them, once per
-/// test process: without them a Customer's `AccessGranted` is False.
+/// Applies the four customer ClusterRoles and the partner admins' one exactly as the
+/// chart renders them, once per test process: without them a Customer's
+/// `AccessGranted` is False.
 pub async fn install_customer_roles(client: &Client) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
@@ -71,7 +72,11 @@ pub async fn install_customer_roles(client: &Client) {
                         .is_some_and(|n| n.starts_with("customer-") && n != "customer-operator")
             })
             .collect();
-        assert_eq!(roles.len(), 4, "the chart renders the four customer roles");
+        assert_eq!(
+            roles.len(),
+            5,
+            "the chart renders the four customer roles and the partner admins' role"
+        );
         let skipped = apply_manifests(client, &roles, &PatchParams::apply("helm").force()).await;
         assert!(skipped.is_empty(), "{skipped:?}");
     })
