@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod cidr;
+pub mod console;
 pub mod controller;
 pub mod desired;
 pub mod error;

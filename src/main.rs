@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use customer_operator::operate::{self, LogFormat, leader::LeaseConfig};
 use customer_operator::settings::{DEFAULT_POD_CIDRS, DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
-use customer_operator::{api, controller, render, service, verify};
+use customer_operator::{api, console, controller, render, service, verify};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::net::SocketAddr;
@@ -70,6 +70,105 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// List the customers you may see, with your own credentials: every Customer when
+    /// you may list them, else the CustomerClaims of the namespace (-n). Also
+    /// `kubectl customer list`.
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Show one customer as its console does: display name, contact, partner, group,
+    /// readiness, namespaces, policies, bindings, quota used against hard, connections
+    /// open and pending. Also `kubectl customer overview NAME`.
+    Overview {
+        /// The customer's name (a CustomerClaim's name is its customer's).
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// Shows the customers you may see and their assets, with your own credentials.
+// The binary installed as `kubectl-customer` on PATH: kubectl passes it every argument
+// after `customer`, kubectl's own flags included, so it takes them itself.
+#[derive(Parser)]
+#[command(name = "kubectl customer", bin_name = "kubectl customer", version)]
+struct Plugin {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+/// The commands of `kubectl customer`.
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// List the customers you may see: every Customer when you may list them, else the
+    /// CustomerClaims of the namespace (-n, else the context's).
+    List,
+    /// Show one customer with its assets and connections.
+    Overview {
+        /// The customer's name (a CustomerClaim's name is its customer's).
+        name: String,
+    },
+}
+
+impl Plugin {
+    /// The same command as `customer-operator list|overview` would be.
+    fn into_command(self) -> Command {
+        let target = self.target;
+        match self.command {
+            PluginCommand::List => Command::List { target },
+            PluginCommand::Overview { name } => Command::Overview { name, target },
+        }
+    }
+}
+
+/// Whether the binary runs as the kubectl plugin: its argv[0] is `kubectl-customer`.
+fn invoked_as_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_stem()
+                .map(|stem| stem == "kubectl-customer")
+        })
+        .unwrap_or(false)
+}
+
+/// Whose credentials and which namespace `list` and `overview` use, as kubectl takes
+/// them.
+#[derive(Args)]
+struct TargetArgs {
+    /// Kubeconfig file; default: $KUBECONFIG (a list of files), else ~/.kube/config.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; default: its current context.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace of the CustomerClaims to read when you may not list Customers (a
+    /// partner's or a customer's namespace); default: the context's namespace.
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+}
+
+impl TargetArgs {
+    fn into_target(self) -> console::Target {
+        console::Target {
+            kubeconfig: self.kubeconfig,
+            context: self.context,
+            namespace: self.namespace,
+        }
+    }
+}
+
+/// `list` and `overview`: the text to print.
+fn console(target: TargetArgs, request: console::Request) -> Result<(String, bool), String> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())?
+        .block_on(console::run(&target.into_target(), &request))
+        .map(|text| (text, true))
+        .map_err(|e| e.to_string())
 }
 
 /// How `verify` prints its report.
@@ -318,15 +417,19 @@ fn verify(
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = if invoked_as_plugin() {
+        Plugin::parse().into_command()
+    } else {
+        Cli::parse().command
+    };
     // `render` and `verify` keep 1 for "not isolated" and say 2 for input they cannot
-    // use or any other error; `run` and `crds` fail with 1.
-    let error_code: u8 = match cli.command {
+    // use or any other error; `run`, `crds`, `list` and `overview` fail with 1.
+    let error_code: u8 = match command {
         Command::Render { .. } | Command::Verify { .. } => 2,
-        Command::Run { .. } | Command::Crds => 1,
+        Command::Run { .. } | Command::Crds | Command::List { .. } | Command::Overview { .. } => 1,
     };
     let done = |text: String| (text, true);
-    let result = match cli.command {
+    let result = match command {
         Command::Run {
             kubeconfig,
             concurrency,
@@ -362,6 +465,8 @@ fn main() -> ExitCode {
         } => settings
             .into_settings()
             .and_then(|settings| verify(files, kubeconfig, output, settings)),
+        Command::List { target } => console(target, console::Request::List),
+        Command::Overview { name, target } => console(target, console::Request::Overview(name)),
     };
     match result {
         Ok((text, ok)) => {
