@@ -31,7 +31,8 @@ bin=${CARGO_TARGET_DIR:-$PWD/target}/debug/customer-operator
 # The CRDs as crds/ holds them, and the customer ClusterRoles as the chart ships them.
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s \
-  crd/customers.customers.dev crd/customergroups.customers.dev >/dev/null
+  crd/customers.customers.dev crd/customergroups.customers.dev crd/partners.customers.dev \
+  crd/customerclaims.customers.dev crd/customerusers.customers.dev >/dev/null
 bash scripts/helm.sh template customer-operator charts/customer-operator \
   --show-only templates/rbac-customer-roles.yaml | kubectl apply --server-side -f - >/dev/null
 
@@ -42,10 +43,18 @@ if ! { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
   echo "operator started (pid $(cat "$pidfile"), log $state/operator.log)"
 fi
 
+# The claims of examples/self-service.yaml need namespaces the operator makes (the
+# partner's, galactic-holdings'): the first apply makes those, the second the claims.
+kubectl apply -f examples/ >/dev/null 2>&1 || true
+kubectl wait --for condition=Ready --timeout=120s \
+  partner/acme-integrations customer/galactic-holdings >/dev/null
 kubectl apply -f examples/ >/dev/null
 kubectl wait --for condition=Ready --timeout=120s \
   customer/nova-bakery customer/astral-voyage customer/orbital-freight \
-  customer/galactic-holdings customer/galactic-labs customer/quiet-vault >/dev/null
+  customer/galactic-holdings customer/galactic-labs customer/quiet-vault \
+  customer/comet-coffee customer/meteor-mail customer/galactic-studio >/dev/null
+kubectl wait --for condition=Ready --timeout=60s -n partner-acme-integrations \
+  customerclaim/comet-coffee customerclaim/meteor-mail >/dev/null
 echo
 # The category `customers` lists both kinds: groups and customers.
 kubectl get customers

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 
-use crate::api::{API_VERSION, Customer, CustomerGroup};
+use crate::api::{API_VERSION, Customer, CustomerClaim, CustomerGroup, CustomerUsers, Partner};
 use crate::desired::{self, Desired, MapDirectory};
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -28,15 +28,76 @@ pub struct Inputs {
     /// Policies of other kinds (AdminNetworkPolicy, Calico, Cilium), which `verify`
     /// cannot evaluate, and their files.
     pub unevaluated: Vec<(PathBuf, String)>,
+    /// Partners and their files.
+    pub partners: Vec<(PathBuf, Partner)>,
+    /// CustomerClaims and their files; the Customer each asks for is among `customers`.
+    pub claims: Vec<(PathBuf, CustomerClaim)>,
+    /// CustomerUsers (with their namespaces) and their files.
+    pub users: Vec<(PathBuf, CustomerUsers)>,
 }
 
 impl Inputs {
     /// A directory of the Customers and groups read.
     pub fn directory(&self) -> MapDirectory {
-        MapDirectory::new(
+        let mut dir = MapDirectory::new(
             self.customers.iter().map(|(_, c)| c.clone()),
             self.groups.iter().map(|(_, g)| g.clone()),
-        )
+        );
+        dir.partners = self
+            .partners
+            .iter()
+            .map(|(_, p)| (p.name_any(), std::sync::Arc::new(p.clone())))
+            .collect();
+        dir.users = self
+            .users
+            .iter()
+            .map(|(_, u)| std::sync::Arc::new(u.clone()))
+            .collect();
+        dir
+    }
+
+    /// Adds the Customer each claim asks for, as the operator would make it. A claim
+    /// whose namespace is neither a partner's (a Partner in the files) nor a customer's
+    /// is an error naming it.
+    fn add_claimed_customers(&mut self, problems: &mut Vec<Error>) {
+        let dir = self.directory();
+        for (file, claim) in &self.claims {
+            let namespace = claim.namespace().unwrap_or_default();
+            match desired::selfservice::requester(&namespace, &dir) {
+                Some(requester) => self.customers.push((
+                    file.clone(),
+                    desired::selfservice::customer_for(claim, &requester),
+                )),
+                None => problems.push(Error::Parse {
+                    path: file.display().to_string(),
+                    object: format!("CustomerClaim/{namespace}/{}", claim.name_any()),
+                    message: format!(
+                        "namespace {namespace:?} is neither the namespace of a Partner in the files nor one of a Customer's: the claim asks for nothing"
+                    ),
+                }),
+            }
+        }
+    }
+
+    /// Every claim asking for more than its partner or parent allows, as errors.
+    fn claims_outside_bounds(&self, dir: &MapDirectory, settings: &Settings) -> Vec<Error> {
+        self.claims
+            .iter()
+            .filter_map(|(file, claim)| {
+                let namespace = claim.namespace().unwrap_or_default();
+                let requester = desired::selfservice::requester(&namespace, dir)?;
+                let problems = desired::selfservice::check_claim(claim, &requester, dir, settings);
+                (!problems.is_empty()).then(|| Error::Parse {
+                    path: file.display().to_string(),
+                    object: format!("CustomerClaim/{namespace}/{}", claim.name_any()),
+                    message: problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                })
+            })
+            .collect()
     }
 
     /// Every object for every Customer read, in file order. Every invalid Customer is an
@@ -44,7 +105,7 @@ impl Inputs {
     /// for (offline nothing says which of them holds it).
     pub fn desired(&self, settings: &Settings) -> Result<Vec<(&Customer, Desired)>> {
         let dir = self.directory();
-        let mut problems = Vec::new();
+        let mut problems = self.claims_outside_bounds(&dir, settings);
         let mut out = Vec::new();
         for (file, customer) in &self.customers {
             let problem = |message: String| Error::Parse {
@@ -118,6 +179,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
             read_documents(&file, &text, &mut inputs, &mut problems);
         }
     }
+    inputs.add_claimed_customers(&mut problems);
     problems.extend(duplicates(&inputs));
     if problems.is_empty() {
         Ok(inputs)
@@ -130,6 +192,9 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
 const KNOWN: &[(&str, &str)] = &[
     (API_VERSION, "Customer"),
     (API_VERSION, "CustomerGroup"),
+    (API_VERSION, "Partner"),
+    (API_VERSION, "CustomerClaim"),
+    (API_VERSION, "CustomerUsers"),
     ("v1", "Namespace"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
 ];
@@ -259,7 +324,7 @@ fn read_object(
         Some(_) => {}
         None if group == "customers.dev" => {
             return refuse(format!(
-                "customers.dev has no kind {kind:?} (Customer, CustomerGroup)"
+                "customers.dev has no kind {kind:?} (Customer, CustomerGroup, Partner, CustomerClaim, CustomerUsers)"
             ));
         }
         None if OTHER_POLICY_GROUPS.contains(&group) && kind.contains("Policy") => {
@@ -274,6 +339,9 @@ fn read_object(
     let result = match kind.as_str() {
         "Customer" => decode(&value).map(|c| inputs.customers.push((file, c))),
         "CustomerGroup" => decode(&value).map(|g| inputs.groups.push((file, g))),
+        "Partner" => decode(&value).map(|p| inputs.partners.push((file, p))),
+        "CustomerClaim" => decode(&value).map(|c| inputs.claims.push((file, c))),
+        "CustomerUsers" => decode(&value).map(|u| inputs.users.push((file, u))),
         "Namespace" => decode(&value).map(|n| inputs.namespaces.push((file, n))),
         _ => decode(&value).map(|p| inputs.network_policies.push((file, p))),
     };
@@ -418,6 +486,23 @@ fn split_documents(text: &str) -> Vec<&str> {
 /// collisions stop the render with an error naming each file and field.
 pub fn render(inputs: &Inputs, settings: &Settings) -> Result<String> {
     let mut out = String::new();
+    for (_, partner) in &inputs.partners {
+        out.push_str(&format!("# Partner {}\n", partner.name_any()));
+        let namespace =
+            serde_json::to_value(desired::selfservice::partner_namespace_object(partner))?;
+        let binding = serde_json::to_value(desired::selfservice::partner_admins_binding(partner))?;
+        for (kind, api_version, mut value) in [
+            ("Namespace", "v1", namespace),
+            ("RoleBinding", "rbac.authorization.k8s.io/v1", binding),
+        ] {
+            value["apiVersion"] = api_version.into();
+            value["kind"] = kind.into();
+            out.push_str("---\n");
+            out.push_str(
+                &serde_yaml::to_string(&value).map_err(|e| Error::Serialize(e.to_string()))?,
+            );
+        }
+    }
     for (customer, desired) in inputs.desired(settings)? {
         out.push_str(&format!("# Customer {}\n", customer.name_any()));
         for value in desired.to_values()? {

@@ -393,6 +393,33 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         v.sort();
         v
     });
+    // The asset overview, as alice, with her own token: her customer's, and a clear
+    // refusal for the other partner's.
+    let alice_config = support::kubeconfig().with_file_name("kubeconfig-alice");
+    let overview = |namespace: &str, name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_customer-operator"))
+            .args(["overview", name, "-n", namespace, "--kubeconfig"])
+            .arg(&alice_config)
+            .output()
+            .unwrap()
+    };
+    let hers = overview(&ns_a, &first);
+    let text = String::from_utf8_lossy(&hers.stdout);
+    assert!(
+        hers.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&hers.stderr)
+    );
+    for shown in ["First", "a@x.example", pa.as_str(), first.as_str()] {
+        assert!(text.contains(shown), "the overview shows {shown}: {text}");
+    }
+    let other = overview(&ns_b, &bobs);
+    let refusal = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{refusal}");
+    assert!(
+        refusal.contains("forbidden") && refusal.trim().lines().count() == 1,
+        "{refusal}"
+    );
     // A place freed lets the waiting claim through.
     mine.delete(&second, &Default::default()).await.unwrap();
     wait_claim(&alice, &ns_a, &third, "True", "Reconciled").await;

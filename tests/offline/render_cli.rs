@@ -25,11 +25,12 @@ fn render_examples_prints_every_kind_for_every_customer() {
         .collect();
     let count = |kind: &str| docs.iter().filter(|d| d["kind"] == kind).count();
     // nova-bakery, astral-voyage (2), orbital-freight, galactic-holdings, galactic-labs,
-    // quiet-vault (2).
-    assert_eq!(count("Namespace"), 8);
+    // quiet-vault (2); the partner's namespace, and its claims' comet-coffee,
+    // meteor-mail (2) and galactic-studio.
+    assert_eq!(count("Namespace"), 13);
     assert!(count("NetworkPolicy") >= 8 * 3);
     assert!(count("RoleBinding") >= 8);
-    assert_eq!(count("ResourceQuota"), 5);
+    assert_eq!(count("ResourceQuota"), 8, "the claims' quotas too");
     assert_eq!(count("LimitRange"), 5);
     for customer in [
         "nova-bakery",

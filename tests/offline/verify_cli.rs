@@ -33,10 +33,12 @@ fn examples_verify_and_print_the_matrix() {
     ] {
         assert!(text.contains(part), "{part:?} not in\n{text}");
     }
-    // The grid: galactic-holdings (row 2) reaches astral-voyage (column 1) as declared,
-    // quiet-vault (row 6) reaches no one.
-    assert_eq!(row(&text, "galactic-holdings"), "+ = . . . .");
-    assert_eq!(row(&text, "quiet-vault"), ". . . . . =");
+    // The grid: galactic-holdings (row 3) reaches astral-voyage (column 1) as declared,
+    // comet-coffee (row 2) meteor-mail (column 6), customers of the same partner;
+    // quiet-vault (row 9) reaches no one.
+    assert_eq!(row(&text, "galactic-holdings"), "+ . = . . . . . .");
+    assert_eq!(row(&text, "comet-coffee"), ". = . . . + . . .");
+    assert_eq!(row(&text, "quiet-vault"), ". . . . . . . . =");
 }
 
 /// The cells of a customer's row of the grid.
@@ -69,16 +71,16 @@ fn a_broad_allow_policy_fails_naming_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("Undeclared paths: 7"), "{text}");
+    assert!(text.contains("Undeclared paths: 11"), "{text}");
     assert!(
         text.contains(
             "admitted by nova-bakery/allow-everything ingress rule 1 (peer every source; all ports)"
         ),
         "{text}"
     );
-    // nova-bakery (column 4) admits everyone; their own egress still holds today.
-    assert_eq!(row(&text, "quiet-vault"), ". . . ? . =");
-    assert_eq!(row(&text, "nova-bakery"), ". . . = . .");
+    // nova-bakery (column 7) admits everyone; their own egress still holds today.
+    assert_eq!(row(&text, "quiet-vault"), ". . . . . . ? . =");
+    assert_eq!(row(&text, "nova-bakery"), ". . . . . . = . .");
 }
 
 #[test]
@@ -86,9 +88,9 @@ fn json_output() {
     let out = run(&[BROAD, &["--output", "json"]].concat());
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["customers"].as_array().unwrap().len(), 6);
+    assert_eq!(report["customers"].as_array().unwrap().len(), 9);
     let undeclared = report["undeclared"].as_array().unwrap();
-    assert_eq!(undeclared.len(), 7);
+    assert_eq!(undeclared.len(), 11);
     assert_eq!(undeclared[0]["to"], "nova-bakery");
     assert_eq!(undeclared[0]["ports"], "all ports");
     assert_eq!(undeclared[0]["reachable"], "none");
@@ -158,7 +160,7 @@ fn an_allow_all_policy_inside_a_list_counts_as_the_plain_document() {
     let plain = run(BROAD);
     assert_eq!(plain.status.code(), Some(1));
     let plain_text = stdout(&plain);
-    assert!(plain_text.contains("Undeclared paths: 7"), "{plain_text}");
+    assert!(plain_text.contains("Undeclared paths: 11"), "{plain_text}");
     // As `kubectl get -o yaml` writes it (kind: List), and as the API's
     // NetworkPolicyList in JSON (`kubectl get -o json`, items without kind).
     for list in [
