@@ -142,15 +142,61 @@ fn cases() -> Vec<Case> {
             "spec.access.viewers[*]",
         ],
     );
+    for kind in ["CustomerGroup", "CustomerClaim"] {
+        cases.extend(subject_lists(
+            kind,
+            &[
+                "spec.access.admins[*]",
+                "spec.access.editors[*]",
+                "spec.access.viewers[*]",
+            ],
+        ));
+    }
     cases.extend(subject_lists(
-        "CustomerGroup",
-        &[
-            "spec.access.admins[*]",
-            "spec.access.editors[*]",
-            "spec.access.viewers[*]",
-        ],
+        "CustomerUsers",
+        &["spec.admins[*]", "spec.editors[*]", "spec.viewers[*]"],
     ));
-    for kind in ["Customer", "CustomerGroup"] {
+    cases.extend(subject_lists(
+        "Partner",
+        &["spec.admins[*]", "spec.securityConsultants[*]"],
+    ));
+    // The reserved names (the case's object is named `partner-...`).
+    for kind in ["Customer", "CustomerClaim"] {
+        cases.push(Case {
+            kind,
+            path: "",
+            write: Write::Create(base_spec()),
+        });
+    }
+    for kind in ["CustomerClaim"] {
+        cases.extend([
+            Case {
+                kind,
+                path: "spec.namespaces",
+                write: Write::Create(spec_with(
+                    "namespaces",
+                    json!([{"name": "app"}, {"name": "app"}]),
+                )),
+            },
+            Case {
+                kind,
+                path: "spec.network.allowFrom[*]",
+                write: Write::Create(spec_with(
+                    "network.allowFrom",
+                    json!([{"customer": "a", "group": "b"}]),
+                )),
+            },
+            Case {
+                kind,
+                path: "spec.network.allowFrom[*].ports[*]",
+                write: Write::Create(spec_with(
+                    "network.allowFrom",
+                    json!([{"customer": "a", "ports": [{"port": 8100, "endPort": 8000}]}]),
+                )),
+            },
+        ]);
+    }
+    for kind in ["Customer", "CustomerGroup", "CustomerClaim", "Partner"] {
         for name in ["   ", "Acme \u{202E}evil"] {
             cases.push(Case {
                 kind,
@@ -215,8 +261,19 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// The API of a kind of the CRDs; the namespaced ones in `default`.
 fn api_of(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
-    support::untyped(client, kind)
+    let crd = api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .expect("a kind of the CRDs");
+    let gvk = kube::api::GroupVersionKind::gvk(api::API_GROUP, "v1alpha1", kind);
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
+    if crd.spec.scope == "Namespaced" {
+        Api::namespaced_with(client.clone(), "default", &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    }
 }
 
 fn object(kind: &str, name: &str, spec: &Value) -> kube::api::DynamicObject {
@@ -251,7 +308,11 @@ async fn edit(
 /// Sends the case's write; returns the apiserver's refusal (code, message).
 async fn refusal(client: &Client, case: &Case) -> Option<(u16, String)> {
     let api = api_of(client, case.kind);
-    let name = support::unique("rules");
+    let name = if case.path.is_empty() {
+        support::unique("partner-r")
+    } else {
+        support::unique("rules")
+    };
     let dry = PostParams {
         dry_run: true,
         ..Default::default()
