@@ -168,7 +168,8 @@ fn cases() -> Vec<Case> {
             write: Write::Create(base_spec()),
         });
     }
-    for kind in ["CustomerClaim"] {
+    {
+        let kind = "CustomerClaim";
         cases.extend([
             Case {
                 kind,
