@@ -41,7 +41,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
     } = children;
     let caches = &context.caches;
     let default_group = context.options.settings.default_group.clone();
-    let (c1, c2, c3, c4, c5, c6, c7) = (
+    let (on_ns, on_policy, on_foreign, on_group, on_customer, on_users, on_partner) = (
         caches.clone(),
         caches.clone(),
         caches.clone(),
@@ -55,24 +55,24 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
     Controller::for_stream(customers, caches.customers.clone())
         .with_config(ControllerConfig::default().concurrency(context.options.concurrency))
         .trigger_backoff(BriefPause)
-        .watches_stream(namespaces, move |ns| triggers::on_namespace(&ns, &c1))
+        .watches_stream(namespaces, move |ns| triggers::on_namespace(&ns, &on_ns))
         .watches_stream(network_policies, move |p| {
-            triggers::on_policy(p.meta(), &c2)
+            triggers::on_policy(p.meta(), &on_policy)
         })
         .watches_stream(foreign_policies, move |p| {
-            triggers::on_policy(&p.metadata, &c3)
+            triggers::on_policy(&p.metadata, &on_foreign)
         })
         .watches_stream(role_bindings, |o| triggers::on_child(&o))
         .watches_stream(resource_quotas, |o| triggers::on_child(&o))
         .watches_stream(limit_ranges, |o| triggers::on_child(&o))
         .watches_stream(groups, move |g| {
-            triggers::on_group(&g, &c4, &default_for_groups)
+            triggers::on_group(&g, &on_group, &default_for_groups)
         })
         .watches_stream(related, move |c| {
-            triggers::on_customer(&c, &c5, &default_group)
+            triggers::on_customer(&c, &on_customer, &default_group)
         })
-        .watches_stream(users, move |u| triggers::on_users(&u, &c6))
-        .watches_stream(partners, move |p| triggers::on_partner(&p, &c7))
+        .watches_stream(users, move |u| triggers::on_users(&u, &on_users))
+        .watches_stream(partners, move |p| triggers::on_partner(&p, &on_partner))
         .reconcile_all_on(ticks(context.options.resync))
         .reconcile_all_on(roles::missing_roles(
             context.client.clone(),
