@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use customer_operator::operate::{self, LogFormat, leader::LeaseConfig};
-use customer_operator::settings::{DEFAULT_POD_CIDRS, DEFAULT_PRIVATE_CIDRS, DnsTarget, Settings};
+use customer_operator::settings::{
+    DEFAULT_CLUSTER_POLICY_PRIORITY, DEFAULT_POD_CIDRS, DEFAULT_PRIVATE_CIDRS, DnsTarget,
+    IsolationBackend, Settings,
+};
 use customer_operator::{api, console, controller, render, service, verify};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -234,6 +237,20 @@ struct SettingsArgs {
         value_delimiter = ','
     )]
     allow_system_subjects: Vec<String>,
+    /// What isolates the customers: NetworkPolicies in their namespaces, or
+    /// ClusterNetworkPolicies (Admin and Baseline tier), under which customers may write
+    /// NetworkPolicies of their own.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_ISOLATION_BACKEND",
+        value_enum,
+        default_value = "NetworkPolicy"
+    )]
+    isolation_backend: IsolationBackend,
+    /// Priority of the operator's ClusterNetworkPolicies in both tiers (0 to 1000, lower
+    /// first).
+    #[arg(long, env = "CUSTOMER_OPERATOR_CLUSTER_POLICY_PRIORITY", default_value_t = DEFAULT_CLUSTER_POLICY_PRIORITY, value_parser = clap::value_parser!(i32).range(0..=1000))]
+    cluster_policy_priority: i32,
 }
 
 /// How the operator runs as a service: logs, metrics and health, leader election.
@@ -350,6 +367,8 @@ impl SettingsArgs {
             operator_namespace: self.operator_namespace,
             pod_cidrs: self.pod_cidrs,
             allowed_system_subjects: self.allow_system_subjects,
+            isolation_backend: self.isolation_backend,
+            cluster_policy_priority: self.cluster_policy_priority,
         })
     }
 }

@@ -38,7 +38,29 @@ pub struct Settings {
     /// authenticates them as: `system:authenticated`, or
     /// `system:serviceaccount:<namespace>:<name>` for a ServiceAccount. Empty: none.
     pub allowed_system_subjects: Vec<String>,
+    /// Which kind of policy isolates the customers.
+    pub isolation_backend: IsolationBackend,
+    /// The priority of the operator's ClusterNetworkPolicies in both tiers (0 to 1000,
+    /// lower first): the platform team's own policies go below it to come first.
+    pub cluster_policy_priority: i32,
 }
+
+/// Which kind of policy the operator isolates customers with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationBackend {
+    /// NetworkPolicies in every customer namespace; customers may write none of their
+    /// own.
+    #[default]
+    #[value(name = "NetworkPolicy")]
+    NetworkPolicy,
+    /// Two ClusterNetworkPolicies per customer (Admin and Baseline tier); the customers'
+    /// own NetworkPolicies decide only among their own namespaces.
+    #[value(name = "ClusterNetworkPolicy")]
+    ClusterNetworkPolicy,
+}
+
+/// The priority of the operator's ClusterNetworkPolicies unless told otherwise.
+pub const DEFAULT_CLUSTER_POLICY_PRIORITY: i32 = 100;
 
 /// Ranges excluded from internet egress unless told otherwise.
 pub const DEFAULT_PRIVATE_CIDRS: &[&str] = &[
@@ -79,6 +101,8 @@ impl Default for Settings {
             operator_namespace: "customer-operator".into(),
             pod_cidrs: DEFAULT_POD_CIDRS.iter().map(|s| s.to_string()).collect(),
             allowed_system_subjects: Vec::new(),
+            isolation_backend: IsolationBackend::NetworkPolicy,
+            cluster_policy_priority: DEFAULT_CLUSTER_POLICY_PRIORITY,
         }
     }
 }

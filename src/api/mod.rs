@@ -1,12 +1,16 @@
 //! The API of customer-operator: group `customers.dev`, version `v1alpha1`.
 
 pub mod claim;
+pub mod cluster_network_policy;
 pub mod common;
 pub mod customer;
 pub mod group;
 pub mod partner;
 
 pub use claim::*;
+pub use cluster_network_policy::{
+    CLUSTER_NETWORK_POLICY_CRD, ClusterNetworkPolicy, ClusterNetworkPolicySpec,
+};
 pub use common::*;
 pub use customer::*;
 pub use group::*;
