@@ -207,6 +207,13 @@ pub struct Summary {
     pub role_bindings: u32,
     /// ResourceQuotas and LimitRanges across all namespaces.
     pub quotas: u32,
+    /// ClusterNetworkPolicies (the ClusterNetworkPolicy isolation backend).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cluster_network_policies: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CustomerNamespace {

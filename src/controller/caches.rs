@@ -20,8 +20,8 @@ use super::retry::WatchBackoff;
 use super::sweep::{self, Trouble};
 use super::{index::Index, inflight, synced::CacheSync};
 use crate::api::{
-    Access, Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER,
-    LABEL_MANAGED_BY, MANAGED_BY, Partner,
+    Access, ClusterNetworkPolicy, Customer, CustomerClaim, CustomerGroup, CustomerUsers,
+    LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY, Partner,
 };
 use crate::desired::children::{Children, Family, Kind};
 use crate::desired::{self, Directory, ownership};
@@ -61,6 +61,9 @@ pub struct Caches {
     pub foreign_policies: Index,
     /// The children the operator labelled, by kind.
     pub children: Children<Cached>,
+    /// Every ClusterNetworkPolicy, the operator's and everyone else's; always empty when
+    /// the cluster does not serve the kind.
+    pub cluster_policies: Store<ClusterNetworkPolicy>,
     /// All Partners.
     pub partners: Store<Partner>,
     /// All CustomerClaims.
@@ -106,6 +109,8 @@ pub struct Changes {
     pub foreign_policies: Stream<PartialObjectMeta<NetworkPolicy>>,
     /// The children the operator labelled.
     pub children: Children<Changed>,
+    /// ClusterNetworkPolicies (nothing when the cluster does not serve them).
+    pub cluster_policies: Stream<ClusterNetworkPolicy>,
     /// CustomerUsers, for the Customer controller.
     pub users: Stream<CustomerUsers>,
     /// Partners, for the Customer controller.
@@ -159,15 +164,18 @@ const CHILD_CACHES: Children<CacheName> = Children {
     limit_ranges: "LimitRanges",
 };
 
-/// The names of every cache.
-fn cache_names() -> Vec<&'static str> {
+/// The name of the ClusterNetworkPolicy cache.
+const CLUSTER_POLICY_CACHE: &str = "ClusterNetworkPolicies";
+
+/// The names of every cache; the ClusterNetworkPolicies' only when they are watched.
+fn cache_names(cluster_policies: bool) -> Vec<&'static str> {
     let Children {
         network_policies,
         role_bindings,
         resource_quotas,
         limit_ranges,
     } = CHILD_CACHES;
-    vec![
+    let mut names = vec![
         "Customers",
         "CustomerGroups",
         "Namespaces",
@@ -179,16 +187,26 @@ fn cache_names() -> Vec<&'static str> {
         role_bindings,
         resource_quotas,
         limit_ranges,
-    ]
+    ];
+    if cluster_policies {
+        names.push(CLUSTER_POLICY_CACHE);
+    }
+    names
 }
 
 impl Caches {
     /// Starts a watch per cache (nothing is read before the returned streams are
     /// polled), with a sweep for missed Customer events every `resync`; unreadable
-    /// Customers are recorded in `unreadable`. Returns the caches and the changes for
-    /// each controller.
-    pub fn watch(client: &Client, resync: std::time::Duration, unreadable: &Unreadable) -> Watched {
-        let sync = CacheSync::new(&cache_names());
+    /// Customers are recorded in `unreadable`; ClusterNetworkPolicies are watched when
+    /// `cluster_policies` says the cluster serves them. Returns the caches and the
+    /// changes for each controller.
+    pub fn watch(
+        client: &Client,
+        resync: std::time::Duration,
+        unreadable: &Unreadable,
+        cluster_policies: bool,
+    ) -> Watched {
+        let sync = CacheSync::new(&cache_names(cluster_policies));
         let progress = Arc::new(inflight::Progresses::new());
         let watching = Watching {
             client,
@@ -199,6 +217,8 @@ impl Caches {
         let (foreign_policies, foreign_changes) = watching.foreign_policies();
         let (groups, group_changes) = watching.groups();
         let (children, child_changes) = watching.children();
+        let (cluster_policies, cluster_policy_changes) =
+            watching.cluster_policies(cluster_policies);
         let customers = watching.customers(resync, unreadable);
         let (partners, [partner_changes, partners_for_customers, partners_for_claims]) =
             watching.everything::<Partner, 3>("Partners", None);
@@ -218,6 +238,7 @@ impl Caches {
             namespaces_by_customer,
             foreign_policies,
             children,
+            cluster_policies,
             sync,
             progress,
         };
@@ -228,6 +249,7 @@ impl Caches {
             namespaces: namespace_changes,
             foreign_policies: foreign_changes,
             children: child_changes,
+            cluster_policies: cluster_policy_changes,
             users: user_changes,
             partners: partners_for_customers,
         };
@@ -492,6 +514,28 @@ impl Watching<'_> {
                 limit_ranges: limit_changes,
             },
         )
+    }
+
+    /// Every ClusterNetworkPolicy when `served`; else an empty cache and a stream that
+    /// never yields.
+    fn cluster_policies(
+        &self,
+        served: bool,
+    ) -> (Store<ClusterNetworkPolicy>, Stream<ClusterNetworkPolicy>) {
+        let (store, writer) = reflector::store();
+        if !served {
+            return (store, futures::stream::pending().boxed());
+        }
+        let events = watcher(
+            Api::<ClusterNetworkPolicy>::all(self.client.clone()),
+            WatcherConfig::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .modify(forget_managed_fields)
+        .reflect(writer);
+        let events = inflight::follow(self.progress.of::<ClusterNetworkPolicy>(), events);
+        let changes = self.sync.mark(CLUSTER_POLICY_CACHE, events);
+        (store, changes.touched_objects().boxed())
     }
 
     fn child<K: Kind>(&self, name: &'static str) -> (Store<Compact<K>>, Stream<Compact<K>>) {

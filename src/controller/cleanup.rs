@@ -14,7 +14,10 @@ use super::apply::delete_exactly;
 use super::compact::Compact;
 use super::error::{At, Result, Step, describe, named};
 use super::status::Outcome;
-use super::{Context, SOON, finalizer, namespaces, plan::NamespacePhase, status_write, uid_of};
+use super::{
+    Context, SOON, cluster_policies, finalizer, namespaces, plan::NamespacePhase, status_write,
+    uid_of,
+};
 use crate::api::{ANNOTATION_ADOPT, Customer, LABEL_CUSTOMER};
 use crate::desired::children::{Children, Kind};
 use crate::desired::ownership::ANNOTATION_OWNER_UID;
@@ -48,6 +51,9 @@ pub async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         status_write::write(customer, ctx, &Outcome::Terminating(waiting)).await?;
         return Ok(Action::requeue(SOON));
     }
+    // The ClusterNetworkPolicies go last: they isolate the namespaces until those are
+    // gone.
+    cluster_policies::delete_all(ctx, customer, &uid).await?;
     finalizer::remove(&api, customer).await?;
     Ok(Action::await_change())
 }

@@ -68,6 +68,11 @@ impl Apiserver {
     /// A Context whose client talks to this apiserver, with empty caches that count as
     /// filled.
     pub fn context(&self) -> Arc<Context> {
+        self.context_with(Options::default())
+    }
+
+    /// The same, with these options.
+    pub fn context_with(&self, options: Options) -> Arc<Context> {
         let client = kube::Client::new(self.clone(), "default");
         let caches = Caches {
             customers: reflector::store().0,
@@ -81,6 +86,7 @@ impl Apiserver {
                 resource_quotas: reflector::store().0,
                 limit_ranges: reflector::store().0,
             },
+            cluster_policies: reflector::store().0,
             partners: reflector::store().0,
             claims: reflector::store().0,
             users: reflector::store().0,
@@ -90,7 +96,7 @@ impl Apiserver {
         };
         Arc::new(Context {
             client,
-            options: Options::default(),
+            options,
             caches,
             pod_ranges: Vec::new(),
             failures: Default::default(),

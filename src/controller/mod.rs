@@ -11,6 +11,7 @@ pub mod check_isolation;
 pub mod children;
 pub mod claim;
 pub mod cleanup;
+pub mod cluster_policies;
 pub mod compact;
 pub mod counting;
 pub mod decode;
@@ -40,11 +41,12 @@ use std::time::Duration;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::api::CLUSTER_NETWORK_POLICY_CRD;
 use crate::cidr::Cidr;
 use crate::operate::health::Phase;
 use crate::operate::metrics::Metrics;
 use crate::operate::{self, Hooks};
-use crate::settings::Settings;
+use crate::settings::{IsolationBackend, Settings};
 use error::{Error, Result};
 
 /// How the controller runs.
@@ -214,7 +216,12 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         group_members,
         claims,
         partners,
-    } = caches::Caches::watch(&client, options.resync, &unreadable);
+    } = caches::Caches::watch(
+        &client,
+        options.resync,
+        &unreadable,
+        cluster_policies_in_view(&client, &options.settings).await?,
+    );
     tokio::spawn(unreadable::report(client.clone(), unreadable));
     let context = Arc::new(Context {
         client,
@@ -246,6 +253,21 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
     );
     synced.abort();
     Ok(())
+}
+
+/// Whether to watch ClusterNetworkPolicies: whenever the cluster serves them (the
+/// operator's may need pruning after a switch back to NetworkPolicies). The
+/// ClusterNetworkPolicy backend on a cluster without them is a configuration error.
+async fn cluster_policies_in_view(client: &Client, settings: &Settings) -> crate::Result<bool> {
+    let served = cluster_policies::served(client)
+        .await
+        .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+    if settings.isolation_backend == IsolationBackend::ClusterNetworkPolicy && !served {
+        return Err(crate::error::Error::Config(format!(
+            "--isolation-backend ClusterNetworkPolicy: the cluster does not serve ClusterNetworkPolicies (no CRD {CLUSTER_NETWORK_POLICY_CRD}, or the operator may not read it); install it (the chart's clusterNetworkPolicy.installCRD) or use --isolation-backend NetworkPolicy"
+        )));
+    }
+    Ok(served)
 }
 
 #[cfg(test)]

@@ -13,7 +13,10 @@ use super::error::{Error, Result};
 use super::plan::{self, NamespacePlan};
 use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
-use super::{Context, check_isolation, children, cleanup, finalizer, inflight, namespaces, uid_of};
+use super::{
+    Context, check_isolation, children, cleanup, cluster_policies, finalizer, inflight, namespaces,
+    uid_of,
+};
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
 use crate::desired::{self, Built, Desired, ownership};
@@ -140,8 +143,10 @@ async fn apply(
     uid: &str,
 ) -> Result<Observed> {
     let wanted = &built.wanted;
+    let cluster_policies = cluster_policies::apply(ctx, wanted).await?;
     namespaces::apply(ctx, plan).await?;
     let counts = children::apply(ctx, customer, uid, wanted, &plan.usable).await?;
+    cluster_policies::prune(ctx, customer, uid, wanted).await?;
     let undeclared_inbound =
         check_isolation::undeclared_inbound(ctx, customer, built, &plan.usable, uid).await?;
     namespaces::prune(customer, ctx, wanted, uid).await?;
@@ -150,7 +155,7 @@ async fn apply(
         conflicts: plan.conflicts.clone(),
         kept: wanted.kept.clone(),
         waiting_peers: wanted.waiting_peers.clone(),
-        summary: summary(plan, counts),
+        summary: summary(plan, counts, cluster_policies),
         isolation: Some(built.resolved.effective.isolation),
         carried_over: wanted.carried_over.clone(),
         missing_roles: missing_roles(ctx, wanted, plan),
@@ -159,7 +164,7 @@ async fn apply(
 }
 
 /// The counts the status shows.
-fn summary(plan: &NamespacePlan<'_>, counts: Children<Counts>) -> Summary {
+fn summary(plan: &NamespacePlan<'_>, counts: Children<Counts>, cluster_policies: u32) -> Summary {
     let Children {
         network_policies,
         role_bindings,
@@ -171,6 +176,7 @@ fn summary(plan: &NamespacePlan<'_>, counts: Children<Counts>) -> Summary {
         network_policies,
         role_bindings,
         quotas: resource_quotas + limit_ranges,
+        cluster_network_policies: cluster_policies,
     }
 }
 
@@ -270,6 +276,32 @@ mod tests {
             .clone();
         assert_eq!(ready["status"], "True", "{status:#}");
         assert_eq!(status["summary"]["roleBindings"], 1, "{status:#}");
+    }
+
+    #[tokio::test]
+    async fn under_the_cluster_policy_backend_both_tiers_come_before_the_namespace() {
+        let apiserver = Apiserver::default();
+        let customer = customer(true, "ops@nova.example");
+        apiserver.insert(CUSTOMER, serde_json::to_value(&customer).unwrap());
+        let mut options = crate::controller::Options::default();
+        options.settings.isolation_backend =
+            crate::settings::IsolationBackend::ClusterNetworkPolicy;
+        reconcile(Arc::new(customer), apiserver.context_with(options))
+            .await
+            .expect("reconciled");
+        let writes = apiserver.writes();
+        let policies = "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies";
+        let admin = position(&writes, &format!("{policies}/customer-admin.nova"));
+        let baseline = position(&writes, &format!("{policies}/customer-baseline.nova"));
+        let namespace = position(&writes, "/api/v1/namespaces/nova");
+        assert!(admin < namespace && baseline < namespace, "{writes:#?}");
+        assert!(
+            !writes.iter().any(|w| w.contains("/networkpolicies/")),
+            "no NetworkPolicy: {writes:#?}"
+        );
+        let status = apiserver.object(CUSTOMER).unwrap()["status"].clone();
+        assert_eq!(status["summary"]["clusterNetworkPolicies"], 2, "{status:#}");
+        assert_eq!(status["summary"]["networkPolicies"], 0, "{status:#}");
     }
 
     #[tokio::test]

@@ -47,8 +47,9 @@ pub fn on_policy(policy: &ObjectMeta, caches: &Caches) -> Targets {
     customers_of_policy(policy, &caches.namespaces)
 }
 
-/// A RoleBinding, ResourceQuota or LimitRange the operator labelled changed: the
-/// customer it belongs to.
+/// A RoleBinding, ResourceQuota, LimitRange or ClusterNetworkPolicy the operator
+/// labelled changed: the customer it belongs to (someone else's ClusterNetworkPolicy:
+/// nobody; the next resync checks it).
 pub fn on_child<K: Resource>(child: &K) -> Targets {
     owner_of(child.meta()).into_iter().collect()
 }

@@ -30,6 +30,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         namespaces,
         foreign_policies,
         children,
+        cluster_policies,
         users,
         partners,
     } = changes;
@@ -65,6 +66,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         .watches_stream(role_bindings, |o| triggers::on_child(&o))
         .watches_stream(resource_quotas, |o| triggers::on_child(&o))
         .watches_stream(limit_ranges, |o| triggers::on_child(&o))
+        .watches_stream(cluster_policies, |o| triggers::on_child(&o))
         .watches_stream(groups, move |g| {
             triggers::on_group(&g, &on_group, &default_for_groups)
         })

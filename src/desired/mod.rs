@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod children;
+pub mod cluster_policy;
 pub mod directory;
 pub mod names;
 pub mod network;
@@ -32,11 +33,11 @@ use k8s_openapi::api::networking::v1::NetworkPolicySpec;
 use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
 
 use crate::api::{
-    AllowFrom, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_PARTNER, LimitItem,
-    LimitType, MANAGED_BY,
+    AllowFrom, ClusterNetworkPolicy, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY,
+    LABEL_PARTNER, LimitItem, LimitType, MANAGED_BY,
 };
 use crate::error::{Error, Problem, Result};
-use crate::settings::Settings;
+use crate::settings::{IsolationBackend, Settings};
 use children::{Children, Objects};
 use network::{NetworkPlan, Peer, PeerRule};
 
@@ -62,6 +63,8 @@ pub struct NamespaceConflict {
 pub struct Desired {
     /// The customer's namespaces.
     pub namespaces: Vec<Namespace>,
+    /// ClusterNetworkPolicies (the ClusterNetworkPolicy backend): Admin, then Baseline.
+    pub cluster_network_policies: Vec<ClusterNetworkPolicy>,
     /// NetworkPolicies, in every namespace.
     pub network_policies: Vec<NetworkPolicy>,
     /// RoleBindings, in every namespace.
@@ -91,6 +94,7 @@ impl Desired {
     pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();
         push_values(&mut out, &self.namespaces)?;
+        push_values(&mut out, &self.cluster_network_policies)?;
         let Children {
             network_policies,
             role_bindings,
@@ -108,6 +112,7 @@ impl Desired {
     pub fn children(&self) -> Children<Objects<'_>> {
         let Desired {
             namespaces: _,
+            cluster_network_policies: _,
             network_policies,
             role_bindings,
             resource_quotas,
@@ -292,7 +297,16 @@ pub fn build(
     let kept = kept_namespaces(customer, dir, &held);
     let peers = Peers::new(customer, dir, settings);
     let own: BTreeSet<String> = held.iter().cloned().collect();
-    let policy_specs = network::policy_specs(&peers.plan(customer, resolved, &own));
+    let plan = peers.plan(customer, resolved, &own);
+    let (policy_specs, cluster_specs) = match settings.isolation_backend {
+        IsolationBackend::NetworkPolicy => (network::policy_specs(&plan), Vec::new()),
+        IsolationBackend::ClusterNetworkPolicy => {
+            let subject: BTreeSet<String> = held.iter().chain(&kept).cloned().collect();
+            let me = customer.name_any();
+            let specs = cluster_policy::cluster_policy_specs(&me, &plan, &subject);
+            (Vec::new(), specs)
+        }
+    };
     let mut out = Desired {
         conflicts,
         foreign,
@@ -311,6 +325,13 @@ pub fn build(
         owner: owner_annotations(customer),
     };
     out.namespaces = held.iter().map(|ns| objects.namespace(ns)).collect();
+    out.cluster_network_policies = cluster_specs
+        .into_iter()
+        .map(|(name, spec)| ClusterNetworkPolicy {
+            metadata: objects.cluster_meta(&name),
+            spec,
+        })
+        .collect();
     // The children of kept namespaces follow the spec like those of listed ones (an
     // admin removed from spec.access loses her role there too).
     let bindings = access::bindings(&access_plan(customer, resolved, dir));
@@ -572,8 +593,16 @@ struct ObjectsOf<'a> {
 impl ObjectsOf<'_> {
     fn meta(&self, name: &str, namespace: &str) -> ObjectMeta {
         ObjectMeta {
-            name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
+            ..self.cluster_meta(name)
+        }
+    }
+
+    /// The metadata of a cluster-scoped object: its name, the operator's labels and the
+    /// ownership record.
+    fn cluster_meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
             labels: Some(self.labels.clone()),
             annotations: Some(self.owner.clone()).filter(|a| !a.is_empty()),
             ..Default::default()

@@ -20,25 +20,13 @@ use customer_operator::desired::network::{ALLOW_FROM, ALLOW_TO_PEERS};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 async fn setup() -> Client {
     let client = support::client().await;
     support::operator();
     client
-}
-
-/// A client as the token user `user`, from `kubeconfig-<user>` beside the admin's
-/// kubeconfig (the control plane's token file).
-async fn as_user(user: &str) -> Client {
-    let path = support::kubeconfig().with_file_name(format!("kubeconfig-{user}"));
-    let file = Kubeconfig::read_from(&path).expect("the token user's kubeconfig");
-    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("a valid kubeconfig");
-    Client::try_from(config).expect("client")
 }
 
 /// The HTTP status of a failed request, 0 for success.
@@ -192,7 +180,10 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     )
     .await;
     let (ns_a, ns_b) = (partner_namespace(&pa), partner_namespace(&pb));
-    let (alice, bob) = (as_user("alice").await, as_user("bob").await);
+    let (alice, bob) = (
+        support::as_user("alice").await,
+        support::as_user("bob").await,
+    );
     let quota = json!({"hard": {"pods": "10", "requests.cpu": "2"}});
     let first = support::unique("ca");
     apply_claim(
@@ -462,7 +453,10 @@ async fn a_customer_admin_requests_inner_customers_and_manages_her_own_users() {
     support::create_customer(&admin, &other, basic("Other")).await;
     support::wait_condition(&admin, &parent, types::READY, "True").await;
     support::wait_condition(&admin, &other, types::READY, "True").await;
-    let (carol, dave) = (as_user("carol").await, as_user("dave").await);
+    let (carol, dave) = (
+        support::as_user("carol").await,
+        support::as_user("dave").await,
+    );
 
     // An inner customer, from a claim in the parent's namespace; the parent's admins
     // (carol) are admins there.
@@ -572,7 +566,7 @@ async fn a_claim_never_touches_a_customer_it_did_not_make() {
     let taken = support::unique("taken");
     support::create_customer(&admin, &taken, basic("Taken")).await;
     let before = support::wait_condition(&admin, &taken, types::READY, "True").await;
-    let alice = as_user("alice").await;
+    let alice = support::as_user("alice").await;
     let ns = partner_namespace(&p);
     apply_claim(&alice, &ns, &taken, basic("Mine now"))
         .await
@@ -632,7 +626,10 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
             "displayName": "P", "contactEmail": "ops@p.example", "admins": [{"kind": "User", "name": user}]
         })).await;
     }
-    let (alice, bob) = (as_user("alice").await, as_user("bob").await);
+    let (alice, bob) = (
+        support::as_user("alice").await,
+        support::as_user("bob").await,
+    );
     let (ns1, ns2) = (partner_namespace(&p1), partner_namespace(&p2));
     let (a, b) = (support::unique("ssx"), support::unique("ssy"));
     let opens_to = |peer: &str| {
@@ -689,7 +686,7 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
     create_partner(&admin, &p, json!({
         "displayName": "D", "contactEmail": "ops@d.example", "admins": [{"kind": "User", "name": "alice"}]
     })).await;
-    let alice = as_user("alice").await;
+    let alice = support::as_user("alice").await;
     let ns = partner_namespace(&p);
     let claims: Api<CustomerClaim> = Api::namespaced(alice.clone(), &ns);
     let (plain, kept) = (support::unique("ssg"), support::unique("ssk"));
@@ -747,7 +744,7 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
 #[tokio::test]
 async fn deleting_a_partner_follows_its_deletion_policy() {
     let admin = setup().await;
-    let alice = as_user("alice").await;
+    let alice = support::as_user("alice").await;
     let customers: Api<Customer> = Api::all(admin.clone());
     let partners: Api<Partner> = Api::all(admin.clone());
     let namespaces: Api<Namespace> = Api::all(admin.clone());

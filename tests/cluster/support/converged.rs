@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use customer_operator::api::{Customer, CustomerGroup, LABEL_CUSTOMER};
+use customer_operator::api::{ClusterNetworkPolicy, Customer, CustomerGroup, LABEL_CUSTOMER};
 use customer_operator::controller::apply::{applied_form, is_current};
 use customer_operator::controller::decode;
 use customer_operator::desired::{self, MapDirectory};
@@ -73,7 +73,25 @@ pub async fn differences(
         &wanted.limit_ranges,
         &mut out,
     );
+    compare(
+        &labelled_if_served::<ClusterNetworkPolicy>(client, &name).await,
+        &wanted.cluster_network_policies,
+        &mut out,
+    );
     out
+}
+
+/// Like [`labelled`], for a kind the cluster may not serve (none then).
+pub async fn labelled_if_served<K>(client: &Client, customer: &str) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let params = ListParams::default().labels(&format!("{LABEL_CUSTOMER}={customer}"));
+    match Api::<K>::all(client.clone()).list(&params).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(other) => panic!("listing {}: {other}", K::kind(&())),
+    }
 }
 
 /// Every object of a kind that carries the customer's label.

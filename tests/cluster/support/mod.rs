@@ -641,6 +641,18 @@ pub async fn config_as(user: &str) -> Config {
     config
 }
 
+/// A client as the token user `user`, from `kubeconfig-<user>` beside the admin's
+/// kubeconfig (the control plane's token file).
+#[allow(dead_code)]
+pub async fn as_user(user: &str) -> Client {
+    let path = kubeconfig().with_file_name(format!("kubeconfig-{user}"));
+    let file = Kubeconfig::read_from(&path).expect("the token user's kubeconfig");
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("a valid kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
 /// Deletes these Customers and waits (up to 2 minutes) until they are gone, their
 /// namespaces with them: a test that leaves refused or conflicting Customers behind
 /// keeps the operators of later tests busy.
