@@ -11,6 +11,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use customer_operator::api;
+use customer_operator::api::CLUSTER_NETWORK_POLICY_CRD;
+use customer_operator::api::cluster_network_policy::CLUSTER_NETWORK_POLICY_GROUP;
 use customer_operator::controller::events::EVENT_NAMESPACE;
 use customer_operator::desired::access::{
     ROLE_ADMIN, ROLE_EDIT, ROLE_SECURITY_CONSULTANT, ROLE_VIEW,
@@ -445,6 +447,387 @@ fn non_default_values_reach_the_deployment() {
     assert!(!typo.status.success(), "an unknown value is refused");
 }
 
+/// `helm template` of `chart` with these extra arguments, expected to fail: its
+/// standard error.
+fn template_fails(chart: &str, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/helm.sh");
+    let out = std::process::Command::new("bash")
+        .args([script, "template", support::CHART_NAMESPACE, chart])
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(
+        !out.status.success(),
+        "helm template {chart} {} renders: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The Deployment's arguments of the operator container.
+fn operator_args(docs: &[Value]) -> Vec<String> {
+    named(docs, "Deployment", "customer-operator")["spec"]["template"]["spec"]["containers"][0]
+        ["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The write verbs of the customer roles' rules.
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+#[test]
+fn isolation_backend_defaults_to_network_policy() {
+    let docs = support::render_chart(&[]);
+    let args = operator_args(&docs);
+    for want in [
+        "--isolation-backend=NetworkPolicy",
+        "--cluster-policy-priority=100",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
+    }
+    for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
+        let rules = rules(named(&docs, "ClusterRole", role));
+        for verb in WRITE_VERBS {
+            assert!(
+                !grants(&rules, "networking.k8s.io", "networkpolicies", verb, None),
+                "{role} may {verb} networkpolicies"
+            );
+        }
+    }
+    assert!(
+        of_kind(&docs, "CustomResourceDefinition")
+            .iter()
+            .all(|crd| crd["spec"]["group"] != CLUSTER_NETWORK_POLICY_GROUP),
+        "the chart installs no ClusterNetworkPolicy CRD unless asked"
+    );
+    // The values reach the arguments; the schema keeps them to what the operator takes.
+    let docs = support::render_chart(&[
+        "--set",
+        "operator.isolationBackend=ClusterNetworkPolicy,operator.clusterPolicyPriority=7",
+    ]);
+    let args = operator_args(&docs);
+    for want in [
+        "--isolation-backend=ClusterNetworkPolicy",
+        "--cluster-policy-priority=7",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
+    }
+    for wrong in [
+        "operator.isolationBackend=Calico",
+        "operator.clusterPolicyPriority=1001",
+        "operator.clusterPolicyPriority=-1",
+        "clusterNetworkPolicy.install=true",
+    ] {
+        template_fails(support::CHART, &["--set", wrong]);
+    }
+}
+
+#[test]
+fn customers_write_network_policies_under_the_cluster_network_policy_backend() {
+    let defaults = support::render_chart(&[]);
+    let docs = support::render_chart(&[
+        "--set",
+        "operator.isolationBackend=ClusterNetworkPolicy,customerRoles.allowNetworkPolicies=true",
+    ]);
+    let netpol_write = json!({"apiGroups": ["networking.k8s.io"],
+                              "resources": ["networkpolicies"], "verbs": WRITE_VERBS});
+    for role in [ROLE_ADMIN, ROLE_EDIT, ROLE_VIEW, ROLE_SECURITY_CONSULTANT] {
+        let before = rules(named(&defaults, "ClusterRole", role));
+        let after = rules(named(&docs, "ClusterRole", role));
+        let writer = role == ROLE_ADMIN || role == ROLE_EDIT;
+        for verb in WRITE_VERBS {
+            assert_eq!(
+                grants(&after, "networking.k8s.io", "networkpolicies", verb, None),
+                writer,
+                "{role} may {verb} networkpolicies"
+            );
+            for (group, resource) in [
+                ("", "resourcequotas"),
+                ("", "limitranges"),
+                ("", "namespaces"),
+                ("customers.dev", "customers"),
+            ] {
+                assert!(
+                    !grants(&after, group, resource, verb, None),
+                    "{role} may {verb} {resource}"
+                );
+            }
+        }
+        // The one rule added, to admins and editors; every other rule as it was.
+        let mut rest = after.clone();
+        rest.retain(|r| r != &netpol_write);
+        assert_eq!(
+            after.len() - rest.len(),
+            usize::from(writer),
+            "{role}: the NetworkPolicy rule"
+        );
+        assert_eq!(rest, before, "{role}: only the NetworkPolicy rule changes");
+    }
+    // The same objects; the operator is told its backend, and the editors' description
+    // names NetworkPolicies among what they write.
+    let args = operator_args(&docs);
+    assert!(
+        args.iter()
+            .any(|a| a == "--isolation-backend=ClusterNetworkPolicy"),
+        "{args:?}"
+    );
+    assert_eq!(docs.len(), defaults.len());
+    let edit_description = &named(&docs, "ClusterRole", ROLE_EDIT)["metadata"]["annotations"]["customers.dev/description"];
+    assert!(
+        edit_description
+            .as_str()
+            .unwrap()
+            .contains("NetworkPolicies"),
+        "{edit_description}"
+    );
+}
+
+#[test]
+fn customer_network_policies_fail_the_render_under_the_network_policy_backend() {
+    for args in [
+        vec!["--set", "customerRoles.allowNetworkPolicies=true"],
+        vec![
+            "--set",
+            "operator.isolationBackend=NetworkPolicy,customerRoles.allowNetworkPolicies=true",
+        ],
+        // Also when the chart does not create the roles: the values contradict.
+        vec![
+            "--set",
+            "customerRoles.allowNetworkPolicies=true,customerRoles.create=false",
+        ],
+    ] {
+        let message = template_fails(support::CHART, &args);
+        assert!(
+            message.contains("customerRoles.allowNetworkPolicies")
+                && message.contains("operator.isolationBackend ClusterNetworkPolicy")
+                && message.contains("every other customer"),
+            "{args:?}: {message}"
+        );
+    }
+}
+
+/// A copy of the chart in a fresh temporary directory, without `files/` (so without the
+/// ClusterNetworkPolicy CRD whatever the working tree holds). Removed on drop.
+struct ChartCopy(std::path::PathBuf);
+
+impl ChartCopy {
+    fn new(name: &str) -> Self {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    copy(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).unwrap();
+                }
+            }
+        }
+        let root = std::env::temp_dir().join(format!(
+            "customer-operator-chart-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let chart = root.join("customer-operator");
+        std::fs::create_dir_all(&chart).unwrap();
+        for entry in std::fs::read_dir(support::CHART).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == "files" {
+                continue;
+            }
+            let target = chart.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+        ChartCopy(root)
+    }
+
+    fn root(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn chart(&self) -> String {
+        self.0.join("customer-operator").display().to_string()
+    }
+}
+
+impl Drop for ChartCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `helm template` of a chart directory or package, one JSON value per manifest.
+fn render_chart_at(chart: &str, args: &[&str]) -> Vec<Value> {
+    use serde::Deserialize;
+    let mut all = vec![
+        "template",
+        support::CHART_NAMESPACE,
+        chart,
+        "--namespace",
+        support::CHART_NAMESPACE,
+    ];
+    all.extend_from_slice(args);
+    let text = support::helm(&all);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("Helm renders YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+#[test]
+fn cluster_network_policy_crd_is_rendered_from_the_fetched_file_only() {
+    let install = ["--set", "clusterNetworkPolicy.installCRD=true"];
+    // Without the file: the chart says how to get it.
+    let bare = ChartCopy::new("without-crd");
+    let message = template_fails(&bare.chart(), &install);
+    assert!(
+        message.contains(
+            "scripts/cluster-network-policy-crd.sh --into charts/customer-operator/files"
+        ),
+        "{message}"
+    );
+    assert!(
+        of_kind(
+            &render_chart_at(&bare.chart(), &[]),
+            "CustomResourceDefinition"
+        )
+        .iter()
+        .all(|crd| crd["spec"]["group"] != CLUSTER_NETWORK_POLICY_GROUP)
+    );
+    drop(bare);
+
+    // With the file the script fetches (from the pinned Go module).
+    let copy = ChartCopy::new("with-crd");
+    let files = format!("{}/files", copy.chart());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/cluster-network-policy-crd.sh"
+    );
+    let fetched = std::process::Command::new("bash")
+        .args([script, "--into", &files])
+        .output()
+        .expect("bash runs");
+    assert!(
+        fetched.status.success(),
+        "{script} --into {files}: {}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let path = format!("{files}/clusternetworkpolicies.yaml");
+    let upstream: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let check = |docs: &[Value]| {
+        let crd = named(docs, "CustomResourceDefinition", CLUSTER_NETWORK_POLICY_CRD);
+        let meta = &crd["metadata"];
+        assert_eq!(meta["annotations"]["helm.sh/resource-policy"], "keep");
+        assert_eq!(
+            meta["labels"]["app.kubernetes.io/part-of"],
+            "customer-operator"
+        );
+        // sig-network's own annotations (bundle version, channel) stay.
+        for (key, value) in upstream["metadata"]["annotations"].as_object().unwrap() {
+            assert_eq!(&meta["annotations"][key], value, "annotation {key}");
+        }
+        // Their schema, unchanged by the template; no status.
+        assert_eq!(crd["spec"], upstream["spec"]);
+        assert_eq!(crd["spec"]["group"], CLUSTER_NETWORK_POLICY_GROUP);
+        assert!(crd.get("status").is_none());
+        // Next to the chart's own CRDs, which do not change.
+        assert_eq!(
+            of_kind(docs, "CustomResourceDefinition").len(),
+            api::crds().len() + 1
+        );
+    };
+    check(&render_chart_at(&copy.chart(), &install));
+    // Present but not asked for: not rendered.
+    assert!(
+        of_kind(
+            &render_chart_at(&copy.chart(), &[]),
+            "CustomResourceDefinition"
+        )
+        .iter()
+        .all(|crd| crd["spec"]["group"] != CLUSTER_NETWORK_POLICY_GROUP)
+    );
+    let chart = copy.chart();
+    support::helm(&["lint", &chart, "--strict", install[0], install[1]]);
+    // The packaged chart carries the file (.helmignore leaves files/ in).
+    let root = copy.root();
+    support::helm(&["package", &chart, "--destination", &root]);
+    let package = format!("{root}/customer-operator-{}.tgz", chart_version());
+    check(&render_chart_at(&package, &install));
+}
+
+/// The chart's version, from Chart.yaml.
+fn chart_version() -> String {
+    let text = std::fs::read_to_string(format!("{}/Chart.yaml", support::CHART)).unwrap();
+    let chart: Value = serde_yaml::from_str(&text).unwrap();
+    chart["version"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn operator_may_write_cluster_network_policies_whatever_the_backend() {
+    for backend in ["NetworkPolicy", "ClusterNetworkPolicy"] {
+        let set = format!("operator.isolationBackend={backend}");
+        let docs = support::render_chart(&["--set", &set]);
+        let operator = rules(named(&docs, "ClusterRole", "customer-operator"));
+        let cnp: Vec<&Value> = operator
+            .iter()
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == "clusternetworkpolicies")
+            })
+            .collect();
+        assert_eq!(
+            cnp,
+            vec![&json!({"apiGroups": [CLUSTER_NETWORK_POLICY_GROUP],
+                         "resources": ["clusternetworkpolicies"],
+                         "verbs": ["list", "watch", "create", "patch", "delete"]})],
+            "{backend}"
+        );
+        for name in [
+            CLUSTER_NETWORK_POLICY_CRD.to_string(),
+            format!("customers.{}", api::API_GROUP),
+        ] {
+            assert!(
+                grants(
+                    &operator,
+                    "apiextensions.k8s.io",
+                    "customresourcedefinitions",
+                    "get",
+                    Some(&name)
+                ),
+                "{backend}: get CRD {name}"
+            );
+        }
+        for verb in ["list", "update", "patch", "delete"] {
+            assert!(!grants(
+                &operator,
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                verb,
+                Some(CLUSTER_NETWORK_POLICY_CRD)
+            ));
+        }
+        assert!(!grants(
+            &operator,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "get",
+            Some("customergroups.customers.dev")
+        ));
+    }
+}
+
 /// Sends every rendered manifest to the apiserver as a server-side apply with dryRun:
 /// it is validated and admitted there, nothing is stored. Returns the kinds it skipped
 /// because the cluster does not serve them.
@@ -561,6 +944,22 @@ async fn operator_service_account_is_refused_what_the_chart_does_not_grant() {
         403
     );
     assert_eq!(refused(crds.get("customergroups.customers.dev").await), 403);
+    // Granted whatever the backend: whether the cluster serves ClusterNetworkPolicy, and
+    // the operator's ClusterNetworkPolicies (404 where the test cluster lacks the CRD;
+    // never 403).
+    assert_ne!(refused(crds.get(CLUSTER_NETWORK_POLICY_CRD).await), 403);
+    let cluster_policies: Api<DynamicObject> = Api::all_with(
+        operator.clone(),
+        &resource(
+            &format!("{CLUSTER_NETWORK_POLICY_GROUP}/v1alpha2"),
+            "ClusterNetworkPolicy",
+            "clusternetworkpolicies",
+        ),
+    );
+    assert_ne!(
+        refused(cluster_policies.list(&ListParams::default().limit(1)).await),
+        403
+    );
     let event = |ns: &str| Event {
         metadata: kube::api::ObjectMeta {
             generate_name: Some("probe.".into()),
