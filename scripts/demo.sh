@@ -5,6 +5,10 @@
 # and shows the result.
 #   scripts/demo.sh        start (idempotent) and show
 #   scripts/demo.sh stop   stop the operator (scripts/control-plane.sh down stops the rest)
+#   CUSTOMER_OPERATOR_ISOLATION_BACKEND=ClusterNetworkPolicy scripts/demo.sh
+#                          the same with the ClusterNetworkPolicy backend: installs that CRD
+#                          from its Go module, and roles that let customers write
+#                          NetworkPolicies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +37,14 @@ kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s \
   crd/customers.customers.dev crd/customergroups.customers.dev crd/partners.customers.dev \
   crd/customerclaims.customers.dev crd/customerusers.customers.dev >/dev/null
-bash scripts/helm.sh template customer-operator charts/customer-operator \
+roles=()
+if [ "${CUSTOMER_OPERATOR_ISOLATION_BACKEND:-NetworkPolicy}" = ClusterNetworkPolicy ]; then
+  kubectl apply --server-side -f "$(bash scripts/cluster-network-policy-crd.sh)" >/dev/null
+  kubectl wait --for condition=established --timeout=60s \
+    crd/clusternetworkpolicies.policy.networking.k8s.io >/dev/null
+  roles=(--set operator.isolationBackend=ClusterNetworkPolicy --set customerRoles.allowNetworkPolicies=true)
+fi
+bash scripts/helm.sh template customer-operator charts/customer-operator "${roles[@]}" \
   --show-only templates/rbac-customer-roles.yaml | kubectl apply --server-side -f - >/dev/null
 
 if ! { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
