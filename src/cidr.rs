@@ -1,5 +1,6 @@
-//! Address ranges (`10.0.0.0/8`, `fc00::/7`) as intervals, and the one question an
-//! `ipBlock` poses for pod-to-pod traffic: may a pod have an address in it?
+//! Address ranges (`10.0.0.0/8`, `fc00::/7`) as intervals, and the two questions an
+//! `ipBlock` or a ClusterNetworkPolicy's `networks` pose for pod-to-pod traffic: may a
+//! pod have an address in it, and must it?
 
 use std::fmt;
 use std::net::IpAddr;
@@ -133,6 +134,30 @@ pub fn overlaps_outside(block: &Cidr, except: &[Cidr], within: &[Cidr]) -> bool 
     })
 }
 
+/// Whether every address of every range of `within` lies in some range of `blocks`:
+/// whether a pod whose address is only known to lie in `within` must be in them.
+pub fn covers(blocks: &[Cidr], within: &[Cidr]) -> bool {
+    within.iter().all(|w| {
+        let mut parts: Vec<(u128, u128)> = blocks
+            .iter()
+            .filter(|b| b.v6 == w.v6 && b.last >= w.first && b.first <= w.last)
+            .map(|b| (b.first, b.last))
+            .collect();
+        parts.sort_unstable();
+        let mut next = w.first;
+        for (first, last) in parts {
+            if first > next {
+                return false;
+            }
+            if last >= w.last {
+                return true;
+            }
+            next = next.max(last + 1);
+        }
+        false
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +203,22 @@ mod tests {
             &[c("::/1"), c("8000::/1")],
             &[Cidr::ALL_V6]
         ));
+    }
+
+    #[test]
+    fn covering() {
+        let pods = [c("10.244.0.0/16")];
+        assert!(covers(&[c("10.0.0.0/8")], &pods));
+        assert!(covers(&[c("10.244.0.0/17"), c("10.244.128.0/17")], &pods));
+        assert!(!covers(&[c("10.244.0.0/17")], &pods));
+        assert!(!covers(&[c("10.244.0.0/17"), c("10.244.129.0/24")], &pods));
+        assert!(!covers(&[Cidr::ALL_V4], &[Cidr::ALL_V4, Cidr::ALL_V6]));
+        assert!(covers(
+            &[Cidr::ALL_V4, Cidr::ALL_V6],
+            &[Cidr::ALL_V4, Cidr::ALL_V6]
+        ));
+        assert!(covers(&[c("::/1"), c("8000::/1")], &[Cidr::ALL_V6]));
+        assert!(!covers(&[], &pods));
+        assert!(covers(&[], &[]));
     }
 }

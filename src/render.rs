@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 
-use crate::api::{API_VERSION, Customer, CustomerClaim, CustomerGroup, CustomerUsers, Partner};
+use crate::api::{
+    API_VERSION, ClusterNetworkPolicy, Customer, CustomerClaim, CustomerGroup, CustomerUsers,
+    Partner,
+};
 use crate::desired::{self, Desired, MapDirectory};
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -25,6 +28,8 @@ pub struct Inputs {
     pub namespaces: Vec<(PathBuf, Namespace)>,
     /// NetworkPolicies (`networking.k8s.io/v1`) and their files.
     pub network_policies: Vec<(PathBuf, NetworkPolicy)>,
+    /// ClusterNetworkPolicies (`policy.networking.k8s.io/v1alpha2`) and their files.
+    pub cluster_policies: Vec<(PathBuf, ClusterNetworkPolicy)>,
     /// Policies of other kinds (AdminNetworkPolicy, Calico, Cilium), which `verify`
     /// cannot evaluate, and their files.
     pub unevaluated: Vec<(PathBuf, String)>,
@@ -161,7 +166,8 @@ pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads every Customer, CustomerGroup, Namespace and NetworkPolicy in these files or
+/// Reads every Customer, CustomerGroup, Namespace, NetworkPolicy and ClusterNetworkPolicy
+/// (as well as Partners, CustomerClaims and CustomerUsers) in these files or
 /// directories, also inside `kind: List` documents (what `kubectl get -o yaml` and `-o
 /// json` write). Documents of kinds neither tool uses are skipped. Every document that
 /// cannot be used is an error naming its file and object, all of them at once: a
@@ -197,11 +203,13 @@ const KNOWN: &[(&str, &str)] = &[
     (API_VERSION, "CustomerUsers"),
     ("v1", "Namespace"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy"),
 ];
 
-/// API groups of network policy kinds other than `networking.k8s.io/v1` NetworkPolicy
-/// (AdminNetworkPolicy, ClusterNetworkPolicy, Calico, Cilium): they open or close paths
-/// the evaluator does not know of.
+/// API groups of network policy kinds other than `networking.k8s.io/v1` NetworkPolicy and
+/// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy (AdminNetworkPolicy,
+/// BaselineAdminNetworkPolicy, Calico, Cilium): they open or close paths the evaluator
+/// does not know of.
 const OTHER_POLICY_GROUPS: &[&str] = &[
     "policy.networking.k8s.io",
     "crd.projectcalico.org",
@@ -343,6 +351,14 @@ fn read_object(
         "CustomerClaim" => decode(&value).map(|c| inputs.claims.push((file, c))),
         "CustomerUsers" => decode(&value).map(|u| inputs.users.push((file, u))),
         "Namespace" => decode(&value).map(|n| inputs.namespaces.push((file, n))),
+        "ClusterNetworkPolicy" => {
+            // What a plugin reports (`kubectl get -o yaml` writes it) decides no traffic.
+            let mut value = value.clone();
+            if let Some(map) = value.as_object_mut() {
+                map.remove("status");
+            }
+            decode(&value).map(|p| inputs.cluster_policies.push((file, p)))
+        }
         _ => decode(&value).map(|p| inputs.network_policies.push((file, p))),
     };
     if let Err(message) = result {
@@ -433,6 +449,12 @@ fn duplicates(inputs: &Inputs) -> Vec<Error> {
                 .namespaces
                 .iter()
                 .map(|(f, n)| (f, format!("Namespace/{}", n.name_any()))),
+        )
+        .chain(
+            inputs
+                .cluster_policies
+                .iter()
+                .map(|(f, p)| (f, format!("ClusterNetworkPolicy/{}", p.name_any()))),
         )
         .chain(inputs.network_policies.iter().map(|(f, p)| {
             (

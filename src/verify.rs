@@ -1,6 +1,7 @@
 //! `customer-operator verify`: the customer-by-customer reachability matrix of a cluster,
-//! or of files, from every NetworkPolicy in the customers' namespaces, and the openings
-//! between customers that no `allowFrom` or group zone declares.
+//! or of files, from every NetworkPolicy in the customers' namespaces and every
+//! ClusterNetworkPolicy, and the openings between customers that no `allowFrom` or group
+//! zone declares.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::LABEL_CUSTOMER;
-use crate::api::{Customer, CustomerGroup};
+use crate::api::{ClusterNetworkPolicy, Customer, CustomerGroup};
 use crate::controller::decode;
 use crate::desired::{self, MapDirectory};
 use crate::error::{Error, Result};
@@ -22,14 +23,16 @@ use crate::settings::Settings;
 /// Above this many customers the table leaves the grid out (the lists stay).
 const MAX_GRID: usize = 60;
 
-/// What `verify` looks at: namespaces, their policies, and the Customers and groups
-/// that say what is declared.
+/// What `verify` looks at: namespaces, their policies, the ClusterNetworkPolicies, and
+/// the Customers and groups that say what is declared.
 #[derive(Clone, Debug, Default)]
 pub struct World {
     /// Every namespace (customer namespaces carry `customers.dev/customer`).
     pub namespaces: Vec<Namespace>,
     /// Every NetworkPolicy.
     pub policies: Vec<NetworkPolicy>,
+    /// Every ClusterNetworkPolicy (Admin and Baseline tier).
+    pub cluster_policies: Vec<ClusterNetworkPolicy>,
     /// The Customers.
     pub customers: Vec<Customer>,
     /// The CustomerGroups.
@@ -40,8 +43,8 @@ pub struct World {
 
 /// The world the files describe: their Customers rendered with the operator's builder,
 /// plus the Namespaces and NetworkPolicies the files hold (which replace rendered ones
-/// of the same name). Render output alone is taken as it is; without Customers nothing
-/// is declared.
+/// of the same name) and their ClusterNetworkPolicies. Render output alone is taken as
+/// it is; without Customers nothing is declared.
 pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> {
     let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
     let mut policies: BTreeMap<(String, String), NetworkPolicy> = BTreeMap::new();
@@ -69,7 +72,7 @@ pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> 
                 .map(|(file, object)| Error::Parse {
                     path: file.display().to_string(),
                     object: object.clone(),
-                    message: "verify evaluates networking.k8s.io/v1 NetworkPolicies only and cannot judge what this policy opens or closes; leave it out of the input to check the NetworkPolicies alone".into(),
+                    message: "verify evaluates networking.k8s.io/v1 NetworkPolicies only (and policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicies) and cannot judge what this policy opens or closes; leave it out of the input to check the others alone".into(),
                 })
                 .collect(),
         ));
@@ -81,6 +84,11 @@ pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> 
     Ok(World {
         namespaces: namespaces.into_values().collect(),
         policies: policies.into_values().collect(),
+        cluster_policies: inputs
+            .cluster_policies
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect(),
         customers: inputs.customers.iter().map(|(_, c)| c.clone()).collect(),
         groups: inputs.groups.iter().map(|(_, g)| g.clone()).collect(),
         notes,
@@ -91,8 +99,9 @@ fn key(policy: &NetworkPolicy) -> (String, String) {
     (policy.namespace().unwrap_or_default(), policy.name_any())
 }
 
-/// The world of a cluster: every namespace, every NetworkPolicy, the Customers (one
-/// that does not decode is left out, with a note) and the CustomerGroups.
+/// The world of a cluster: every namespace, every NetworkPolicy, every
+/// ClusterNetworkPolicy (none when the cluster does not serve the kind: 404), the
+/// Customers (one that does not decode is left out, with a note) and the CustomerGroups.
 pub async fn world_from_cluster(client: &Client) -> Result<World> {
     let namespaces = Api::<Namespace>::all(client.clone())
         .list(&Default::default())
@@ -102,6 +111,14 @@ pub async fn world_from_cluster(client: &Client) -> Result<World> {
         .list(&Default::default())
         .await?
         .items;
+    let cluster_policies = match Api::<ClusterNetworkPolicy>::all(client.clone())
+        .list(&Default::default())
+        .await
+    {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     let groups = Api::<CustomerGroup>::all(client.clone())
         .list(&Default::default())
         .await?
@@ -124,6 +141,7 @@ pub async fn world_from_cluster(client: &Client) -> Result<World> {
     Ok(World {
         namespaces,
         policies,
+        cluster_policies,
         customers,
         groups,
         notes,
@@ -207,7 +225,8 @@ pub fn model(world: &World, settings: &Settings) -> Result<Model> {
         world.namespaces.iter().map(labels),
         &world.policies,
         &settings.pod_ranges()?,
-    );
+    )
+    .with_cluster_policies(&world.cluster_policies);
     let mut lookalikes = Vec::new();
     let owned: Vec<(String, Labels)> = world
         .namespaces
@@ -243,7 +262,8 @@ pub fn model(world: &World, settings: &Settings) -> Result<Model> {
     })
 }
 
-/// Evaluates every NetworkPolicy of the world and builds the report.
+/// Evaluates every NetworkPolicy and ClusterNetworkPolicy of the world and builds the
+/// report.
 pub fn verify(world: &World, settings: &Settings) -> Result<Report> {
     let Model {
         dir,

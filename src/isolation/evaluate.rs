@@ -1,7 +1,28 @@
-//! The NetworkPolicy evaluator: given namespaces with their labels and the
-//! `networking.k8s.io/v1` NetworkPolicies in them, what one pod may send to another.
+//! The evaluator: given namespaces with their labels, the `networking.k8s.io/v1`
+//! NetworkPolicies in them and the ClusterNetworkPolicies of the cluster, what one pod
+//! may send to another.
 //!
-//! The rules, as the Kubernetes documentation of NetworkPolicy states them:
+//! The tiers, in the order the ClusterNetworkPolicy API states (each policy's own rules
+//! are in [`super::tiers`]):
+//! - First the Admin ClusterNetworkPolicies that select the pod, then the NetworkPolicy
+//!   tier, then the Baseline ClusterNetworkPolicies, then the Kubernetes default, which
+//!   allows. In a ClusterNetworkPolicy tier the first rule that matches decides: Accept
+//!   and Deny finally, Pass sends the traffic on to the next tier; what no rule of the
+//!   tier matches goes on too.
+//! - The NetworkPolicy tier decides finally for a pod some NetworkPolicy selects for the
+//!   direction (allowed when one of their rules allows, else denied), also after an
+//!   Admin Pass; for any other pod it passes everything on to the Baseline tier.
+//! - Each direction is evaluated on its own: an egress Accept lets the traffic out of
+//!   the source, and the destination's ingress still decides whether it gets in.
+//! - This is done port by port: per pod, peer and direction, the ports an earlier rule
+//!   matched are decided, and each rule decides, out of the ports still open, those it
+//!   matches.
+//! - What the API leaves out: a pod's traffic to itself is always allowed (the same pod:
+//!   equal namespace, labels and a known address; a pod without address stands for any
+//!   pod with those labels); host-network pods are never a subject nor matched by a
+//!   `namespaces` or `pods` peer (they may match `networks` by address).
+//!
+//! NetworkPolicies, as the Kubernetes documentation states them:
 //! - A pod that no policy selects for a direction is not isolated in that direction:
 //!   everything is allowed there. A policy selects the pods of its own namespace that
 //!   its `podSelector` matches; the empty selector selects every pod there.
@@ -31,8 +52,12 @@
 //! parse matches every pod; an `except` that does not parse is ignored (both refused by
 //! the apiserver, and both read so as to find more paths).
 //!
-//! Traffic from the pod's own node, reply traffic and host-network pods are outside
-//! NetworkPolicy and outside this evaluator.
+//! Host-network pods: how NetworkPolicy treats them is left to the plugin. The evaluator
+//! takes the reading that finds more paths: no NetworkPolicy isolates a host-network
+//! pod (what most plugins do, seeing its traffic as its node's), and NetworkPolicy peers
+//! match it as any pod (what plugins that tell such pods apart do); a host-network pod
+//! without a given address may have any address. Traffic from the pod's own node and
+//! reply traffic are outside this evaluator.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -45,20 +70,34 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use serde::Serialize;
 
+pub use super::tiers::{ClusterPolicyRef, Reach};
+
 use super::ports::{MAX_PORT, MIN_PORT, PortSet};
 use super::selector::{self, Labels};
-use crate::api::{LABEL_NAMESPACE_NAME, Protocol};
+use super::tiers::{ClusterPolicy, ClusterRule, Target};
+use crate::api::cluster_network_policy::{Action, Tier};
+use crate::api::{ClusterNetworkPolicy, LABEL_NAMESPACE_NAME, Protocol};
 use crate::cidr::{self, Cidr};
 
-/// A pod as the evaluator sees it: its namespace, its labels, and its address if known.
+/// Every address: where a host-network pod of unknown address may be.
+const ANYWHERE: [Cidr; 2] = [Cidr::ALL_V4, Cidr::ALL_V6];
+
+/// The labels of a namespace the network does not know.
+static NO_LABELS: Labels = Labels::new();
+
+/// A pod as the evaluator sees it: its namespace, its labels, its address if known, and
+/// whether it runs on its node's network.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pod {
     /// The pod's namespace.
     pub namespace: String,
     /// The pod's labels.
     pub labels: Labels,
-    /// The pod's address; unknown means somewhere in the pod ranges.
+    /// The pod's address; unknown means somewhere in the pod ranges (for a host-network
+    /// pod: anywhere).
     pub ip: Option<IpAddr>,
+    /// Whether the pod uses its node's network (`hostNetwork: true`).
+    pub host_network: bool,
 }
 
 impl Pod {
@@ -71,6 +110,7 @@ impl Pod {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ip: None,
+            host_network: false,
         }
     }
 
@@ -78,6 +118,17 @@ impl Pod {
     pub fn with_ip(mut self, ip: IpAddr) -> Self {
         self.ip = Some(ip);
         self
+    }
+
+    /// The same pod on its node's network.
+    pub fn with_host_network(mut self) -> Self {
+        self.host_network = true;
+        self
+    }
+
+    /// Whether `other` is this very pod: equal, with a known address.
+    fn is_same(&self, other: &Pod) -> bool {
+        self.ip.is_some() && self == other
     }
 }
 
@@ -128,32 +179,64 @@ impl fmt::Display for PolicyRef {
     }
 }
 
-/// What one rule of one policy allows a pod to exchange with one peer.
+/// A policy of any tier: a NetworkPolicy or a ClusterNetworkPolicy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyId {
+    /// A `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy(PolicyRef),
+    /// A ClusterNetworkPolicy, with its tier and priority.
+    Cluster(ClusterPolicyRef),
+}
+
+/// `ns/name`, or `ClusterNetworkPolicy name (Admin, priority 100)`.
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyId::NetworkPolicy(p) => p.fmt(f),
+            PolicyId::Cluster(c) => c.fmt(f),
+        }
+    }
+}
+
+/// One rule of one policy that matched a peer, and the ports it decided there: a
+/// NetworkPolicy rule allows them (its action reads Accept); a ClusterNetworkPolicy
+/// rule accepts, denies or passes them on to the next tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     /// The policy.
-    pub policy: Arc<PolicyRef>,
+    pub policy: Arc<PolicyId>,
     /// Ingress or egress.
     pub direction: Direction,
     /// Index of the rule in the policy's `ingress` or `egress` list (0-based).
     pub rule: usize,
+    /// The rule's `name` (ClusterNetworkPolicy rules may have one).
+    pub name: Option<Arc<str>>,
+    /// What the rule does: Accept for a NetworkPolicy rule.
+    pub action: Action,
     /// The peer of the rule that matched, as text; `None` when the rule has no peer
     /// list and so matches every peer.
     pub peer: Option<Arc<str>>,
-    /// The ports the rule allows.
+    /// The ports the rule decides: those it matches that no earlier rule or tier took.
     pub ports: PortSet,
 }
 
-/// `ns/name ingress rule 1 (peer namespaceSelector {...}; TCP 443)`.
+/// `ns/name ingress rule 1 (peer namespaceSelector {...}; TCP 443)`, or
+/// `ClusterNetworkPolicy x (Admin, priority 100) ingress rule 3 "deny-rest" (peer
+/// namespaces {}; all ports)`.
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let every = match self.direction {
             Direction::Ingress => "every source",
             Direction::Egress => "every destination",
         };
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| format!(" {n:?}"))
+            .unwrap_or_default();
         write!(
             f,
-            "{} {} rule {} (peer {}; {})",
+            "{} {} rule {}{name} (peer {}; {})",
             self.policy,
             self.direction.as_str().to_lowercase(),
             self.rule + 1,
@@ -163,62 +246,133 @@ impl fmt::Display for Grant {
     }
 }
 
-/// How the policies of one pod treat traffic with one peer in one direction.
+/// What decided some ports of one side.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// No policy selects the pod for this direction: everything is allowed.
-    Unrestricted,
-    /// These policies select the pod; these grants (maybe none) allow traffic.
-    Restricted {
-        /// The policies that select the pod for this direction.
-        policies: Vec<Arc<PolicyRef>>,
-        /// What their rules allow with this peer.
-        grants: Vec<Grant>,
-    },
+pub enum By {
+    /// The pod's traffic to itself, always allowed.
+    Itself,
+    /// A rule: of a ClusterNetworkPolicy (Accept, Deny, or Pass on to the next tier),
+    /// or of a NetworkPolicy (it allows).
+    Rule(Grant),
+    /// These NetworkPolicies select the pod and no rule of theirs allows it.
+    NoRuleAllows(Vec<Arc<PolicyRef>>),
+    /// No tier decided: the Kubernetes default allows it.
+    Default,
+}
+
+/// Some ports of one side and what decided them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The ports.
+    pub ports: PortSet,
+    /// What decided them.
+    pub by: By,
+}
+
+impl Step {
+    /// Whether the step lets its ports through; a Pass decides nothing.
+    pub fn allows(&self) -> bool {
+        match &self.by {
+            By::Itself | By::Default => true,
+            By::Rule(grant) => grant.action == Action::Accept,
+            By::NoRuleAllows(_) => false,
+        }
+    }
+}
+
+/// How the policies of every tier treat one pod's traffic with one peer in one
+/// direction, port by port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Side {
+    /// The policies that select the pod for this direction, in the order of evaluation.
+    pub policies: Vec<Arc<PolicyId>>,
+    /// What decided which ports, in the order of evaluation. A port is decided by the
+    /// first step holding it that is not a Pass; a Pass step's ports are decided by a
+    /// later tier's. The grants of the NetworkPolicy tier may overlap each other (their
+    /// union allows).
+    pub steps: Vec<Step>,
 }
 
 impl Side {
     /// Every port this side allows.
     pub fn ports(&self) -> PortSet {
-        match self {
-            Side::Unrestricted => PortSet::all(),
-            Side::Restricted { grants, .. } => {
-                let mut ports = PortSet::none();
-                for grant in grants {
-                    ports.union_with(&grant.ports);
-                }
-                ports
-            }
+        let mut ports = PortSet::none();
+        for step in self.steps.iter().filter(|s| s.allows()) {
+            ports.union_with(&step.ports);
         }
+        ports
     }
 
-    /// The grants that allow some port of `ports`.
+    /// Whether no policy of any tier selects the pod for this direction.
+    pub fn is_unrestricted(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// The rules that allow some port of `ports`: NetworkPolicy grants and
+    /// ClusterNetworkPolicy Accept rules.
     pub fn grants_within<'a>(&'a self, ports: &'a PortSet) -> impl Iterator<Item = &'a Grant> {
-        let grants: &[Grant] = match self {
-            Side::Unrestricted => &[],
-            Side::Restricted { grants, .. } => grants,
-        };
-        grants
+        self.steps_within(ports).filter_map(|s| match &s.by {
+            By::Rule(grant) if grant.action == Action::Accept => Some(grant),
+            _ => None,
+        })
+    }
+
+    /// The steps that decide (or pass on) some port of `ports`.
+    pub fn steps_within<'a>(&'a self, ports: &'a PortSet) -> impl Iterator<Item = &'a Step> {
+        self.steps
             .iter()
-            .filter(move |g| !g.ports.intersect(ports).is_empty())
+            .filter(move |s| !s.ports.intersect(ports).is_empty())
+    }
+
+    /// How this side decides one port.
+    pub fn decide(&self, protocol: Protocol, port: u16) -> Decision {
+        let mut passed = Vec::new();
+        for step in self
+            .steps
+            .iter()
+            .filter(|s| s.ports.contains(protocol, port))
+        {
+            return match &step.by {
+                By::Itself => Decision::Itself,
+                By::Rule(grant) => match grant.action {
+                    Action::Accept => Decision::Allowed(grant.clone()),
+                    Action::Deny => Decision::DeniedBy(grant.clone()),
+                    Action::Pass => {
+                        passed.push(grant.clone());
+                        continue;
+                    }
+                },
+                By::NoRuleAllows(policies) => Decision::Denied(policies.clone()),
+                By::Default if self.is_unrestricted() => Decision::Unrestricted,
+                By::Default => Decision::Default(passed),
+            };
+        }
+        Decision::Default(passed)
     }
 }
 
 /// How one side decided one probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// No policy selects the pod for this direction.
+    /// No policy of any tier selects the pod for this direction.
     Unrestricted,
-    /// This grant allows it.
+    /// This rule allows it: a NetworkPolicy grant or a ClusterNetworkPolicy Accept.
     Allowed(Grant),
-    /// These policies select the pod and none allows it.
+    /// These NetworkPolicies select the pod and none allows it.
     Denied(Vec<Arc<PolicyRef>>),
+    /// This ClusterNetworkPolicy Deny rule denies it.
+    DeniedBy(Grant),
+    /// Policies select the pod and no tier decides: the Kubernetes default allows it,
+    /// after these Pass rules (maybe none) sent it on.
+    Default(Vec<Grant>),
+    /// The pod's traffic to itself.
+    Itself,
 }
 
 impl Decision {
     /// Whether traffic passes this side.
     pub fn allows(&self) -> bool {
-        !matches!(self, Decision::Denied(_))
+        !matches!(self, Decision::Denied(_) | Decision::DeniedBy(_))
     }
 }
 
@@ -231,6 +385,19 @@ impl fmt::Display for Decision {
                 let names: Vec<String> = policies.iter().map(|p| p.to_string()).collect();
                 write!(f, "denied: no rule of {} allows it", names.join(", "))
             }
+            Decision::DeniedBy(grant) => write!(f, "denied by {grant}"),
+            Decision::Default(passed) if passed.is_empty() => {
+                f.write_str("no rule of any tier decides it: the Kubernetes default allows it")
+            }
+            Decision::Default(passed) => {
+                let names: Vec<String> = passed.iter().map(|g| g.to_string()).collect();
+                write!(
+                    f,
+                    "passed on by {}, and no later tier decides it: the Kubernetes default allows it",
+                    names.join(", then ")
+                )
+            }
+            Decision::Itself => f.write_str("a pod's traffic to itself"),
         }
     }
 }
@@ -261,15 +428,6 @@ impl fmt::Display for Verdict {
             self.egress, self.ingress
         )
     }
-}
-
-/// Which namespaces may hold a peer that a pod's policies allow in one direction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reach {
-    /// Any namespace.
-    All,
-    /// Only these (by index in the [`Network`]).
-    Some(BTreeSet<usize>),
 }
 
 /// A peer of a rule, ready to match.
@@ -306,6 +464,7 @@ struct Rule {
 #[derive(Clone, Debug)]
 struct Compiled {
     id: Arc<PolicyRef>,
+    key: Arc<PolicyId>,
     selects: LabelSelector,
     ingress: Option<Vec<Rule>>,
     egress: Option<Vec<Rule>>,
@@ -329,14 +488,22 @@ pub struct Network {
     /// label key -> value -> namespaces carrying it.
     index: HashMap<String, HashMap<String, Vec<usize>>>,
     policies: Vec<Vec<Compiled>>,
+    /// The ClusterNetworkPolicies, by tier, priority and name.
+    cluster: Vec<ClusterPolicy>,
+    /// The id of each of `cluster`, as reports name it.
+    cluster_keys: Vec<Arc<PolicyId>>,
+    /// Per namespace, the ClusterNetworkPolicies whose subject may select pods there
+    /// (indexes into `cluster`, in its order).
+    cluster_at: Vec<Vec<usize>>,
     classes: Vec<Vec<Labels>>,
     pod_ranges: Vec<Cidr>,
 }
 
 impl Network {
-    /// Compiles namespaces (name and labels) and policies. A policy in a namespace not
-    /// listed adds that namespace, without labels. `pod_ranges` are where pods may have
-    /// their addresses (empty: anywhere).
+    /// Compiles namespaces (name and labels) and NetworkPolicies. A policy in a
+    /// namespace not listed adds that namespace, without labels. `pod_ranges` are where
+    /// pods may have their addresses (empty: anywhere). ClusterNetworkPolicies come with
+    /// [`Network::with_cluster_policies`].
     pub fn new<'a>(
         namespaces: impl IntoIterator<Item = (String, Labels)>,
         policies: impl IntoIterator<Item = &'a NetworkPolicy>,
@@ -344,7 +511,7 @@ impl Network {
     ) -> Self {
         let mut network = Network {
             pod_ranges: if pod_ranges.is_empty() {
-                vec![Cidr::ALL_V4, Cidr::ALL_V6]
+                ANYWHERE.to_vec()
             } else {
                 pod_ranges.to_vec()
             },
@@ -365,11 +532,39 @@ impl Network {
         for policies in &mut network.policies {
             policies.sort_by(|a, b| a.id.name.cmp(&b.id.name));
         }
-        network.classes = (0..network.names.len())
-            .map(|_| vec![Labels::new()])
-            .collect();
         network.find_classes();
         network
+    }
+
+    /// The same network with these ClusterNetworkPolicies (added to any it has): they
+    /// select and match the pods of its namespaces. Within a tier they are evaluated by
+    /// priority and, for equal priorities (whose order the API leaves undefined), by
+    /// name.
+    pub fn with_cluster_policies<'a>(
+        mut self,
+        policies: impl IntoIterator<Item = &'a ClusterNetworkPolicy>,
+    ) -> Self {
+        self.cluster
+            .extend(policies.into_iter().map(ClusterPolicy::compile));
+        self.cluster.sort_by(|a, b| a.order().cmp(&b.order()));
+        self.cluster_keys = self
+            .cluster
+            .iter()
+            .map(|p| Arc::new(PolicyId::Cluster((*p.id).clone())))
+            .collect();
+        let mut cluster_at = vec![Vec::new(); self.names.len()];
+        for (index, policy) in self.cluster.iter().enumerate() {
+            let mut at = BTreeSet::new();
+            for namespaces in policy.subject_namespaces() {
+                at.extend(self.namespaces_matching(namespaces));
+            }
+            for namespace in at {
+                cluster_at[namespace].push(index);
+            }
+        }
+        self.cluster_at = cluster_at;
+        self.find_classes();
+        self
     }
 
     /// Adds a namespace with its labels, and `kubernetes.io/metadata.name` set to its
@@ -393,12 +588,13 @@ impl Network {
         self.names.push(name);
         self.labels.push(labels);
         self.policies.push(Vec::new());
+        self.cluster_at.push(Vec::new());
         at
     }
 
     /// The pods each namespace is probed with: one without labels, one for every
-    /// selector that the policies apply to pods there (a label set it matches), and,
-    /// when there are several, one carrying all of those labels at once.
+    /// selector that the policies of any tier apply to pods there (a label set it
+    /// matches), and, when there are several, one carrying all of those labels at once.
     fn find_classes(&mut self) {
         let mut found: Vec<BTreeSet<Labels>> = vec![BTreeSet::new(); self.names.len()];
         for (at, policies) in self.policies.iter().enumerate() {
@@ -429,18 +625,31 @@ impl Network {
                 }
             }
         }
-        for (at, witnesses) in found.into_iter().enumerate() {
-            let mut merged = Labels::new();
-            for witness in &witnesses {
-                for (key, value) in witness {
-                    merged.entry(key.clone()).or_insert_with(|| value.clone());
+        for policy in &self.cluster {
+            for (namespaces, pods) in policy.pod_selectors() {
+                let Some(witness) = selector::witness(pods) else {
+                    continue;
+                };
+                for at in self.namespaces_matching(namespaces) {
+                    found[at].insert(witness.clone());
                 }
             }
-            let mut classes: BTreeSet<Labels> = witnesses;
-            classes.insert(Labels::new());
-            classes.insert(merged);
-            self.classes[at] = classes.into_iter().collect();
         }
+        self.classes = found
+            .into_iter()
+            .map(|witnesses| {
+                let mut merged = Labels::new();
+                for witness in &witnesses {
+                    for (key, value) in witness {
+                        merged.entry(key.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+                let mut classes: BTreeSet<Labels> = witnesses;
+                classes.insert(Labels::new());
+                classes.insert(merged);
+                classes.into_iter().collect()
+            })
+            .collect();
     }
 
     /// The index of a namespace.
@@ -463,6 +672,26 @@ impl Network {
 
     fn namespace_labels(&self, name: &str) -> Option<&Labels> {
         self.by_name.get(name).map(|&at| &self.labels[at])
+    }
+
+    /// Where a pod's address may be when it is not given.
+    fn ranges_of(&self, pod: &Pod) -> &[Cidr] {
+        if pod.host_network {
+            &ANYWHERE
+        } else {
+            &self.pod_ranges
+        }
+    }
+
+    /// A pod as the ClusterNetworkPolicies see it.
+    fn target<'a>(&'a self, pod: &'a Pod) -> Target<'a> {
+        Target {
+            namespace_labels: self.namespace_labels(&pod.namespace).unwrap_or(&NO_LABELS),
+            labels: &pod.labels,
+            host_network: pod.host_network,
+            ip: pod.ip,
+            ranges: self.ranges_of(pod),
+        }
     }
 
     /// The namespaces `selector` matches, found through the label index when the
@@ -489,14 +718,16 @@ impl Network {
             .collect()
     }
 
+    /// The NetworkPolicies that select `pod` for `direction`, with their rules for it;
+    /// none for a host-network pod.
     fn selecting<'a>(
         &'a self,
         direction: Direction,
         pod: &'a Pod,
     ) -> impl Iterator<Item = (&'a Compiled, &'a [Rule])> + 'a {
         let policies: &[Compiled] = match self.by_name.get(&pod.namespace) {
-            Some(&at) => &self.policies[at],
-            None => &[],
+            Some(&at) if !pod.host_network => &self.policies[at],
+            _ => &[],
         };
         policies.iter().filter_map(move |p| {
             let rules = p.rules(direction)?;
@@ -504,15 +735,109 @@ impl Network {
         })
     }
 
-    /// How the policies of `pod` treat traffic with `peer` in `direction` (for ingress
-    /// the peer is the source, for egress the destination).
+    /// The ClusterNetworkPolicies of `tier` that select `pod` and have rules for
+    /// `direction`, in the order of evaluation, with their ids.
+    fn cluster_selecting(
+        &self,
+        tier: Tier,
+        direction: Direction,
+        pod: &Pod,
+    ) -> Vec<(&ClusterPolicy, &Arc<PolicyId>)> {
+        let target = self.target(pod);
+        let ingress = direction == Direction::Ingress;
+        let wanted = |&index: &usize| {
+            let policy = &self.cluster[index];
+            (policy.id.tier == tier && !policy.rules(ingress).is_empty() && policy.selects(&target))
+                .then(|| (policy, &self.cluster_keys[index]))
+        };
+        match self.by_name.get(&pod.namespace) {
+            Some(&at) => self.cluster_at[at].iter().filter_map(wanted).collect(),
+            None => (0..self.cluster.len())
+                .filter_map(|index| wanted(&index))
+                .collect(),
+        }
+    }
+
+    /// How the policies of every tier treat `pod`'s traffic with `peer` in `direction`
+    /// (for ingress the peer is the source, for egress the destination), port by port.
     pub fn side(&self, direction: Direction, pod: &Pod, peer: &Pod) -> Side {
-        let mut policies = Vec::new();
-        let mut grants = Vec::new();
+        let mut side = Side::default();
+        if pod.is_same(peer) {
+            side.steps.push(Step {
+                ports: PortSet::all(),
+                by: By::Itself,
+            });
+            return side;
+        }
+        let open = self.cluster_tier(Tier::Admin, direction, pod, peer, PortSet::all(), &mut side);
+        let open = self.network_policy_tier(direction, pod, peer, open, &mut side);
+        let open = self.cluster_tier(Tier::Baseline, direction, pod, peer, open, &mut side);
+        if !open.is_empty() {
+            side.steps.push(Step {
+                ports: open,
+                by: By::Default,
+            });
+        }
+        side
+    }
+
+    /// One ClusterNetworkPolicy tier for the ports `open` that reach it: the steps of
+    /// the rules that match, and the ports that go on to the next tier (passed on, or
+    /// matched by no rule).
+    fn cluster_tier(
+        &self,
+        tier: Tier,
+        direction: Direction,
+        pod: &Pod,
+        peer: &Pod,
+        mut open: PortSet,
+        side: &mut Side,
+    ) -> PortSet {
+        let target = self.target(peer);
+        let mut passed = PortSet::none();
+        for (policy, key) in self.cluster_selecting(tier, direction, pod) {
+            side.policies.push(key.clone());
+            for rule in policy.rules(direction == Direction::Ingress) {
+                let ports = open.intersect(&rule.ports);
+                if ports.is_empty() {
+                    continue;
+                }
+                let Some(peer_text) = rule.matching_peer(&target) else {
+                    continue;
+                };
+                open = open.minus(&ports);
+                if rule.action == Action::Pass {
+                    passed.union_with(&ports);
+                }
+                side.steps.push(Step {
+                    by: By::Rule(cluster_grant(key, direction, rule, peer_text, &ports)),
+                    ports,
+                });
+            }
+        }
+        open.union_with(&passed);
+        open
+    }
+
+    /// The NetworkPolicy tier for the ports `open` that reach it: when a NetworkPolicy
+    /// selects the pod, its grants and the denial of the rest (nothing goes on);
+    /// otherwise everything goes on.
+    fn network_policy_tier(
+        &self,
+        direction: Direction,
+        pod: &Pod,
+        peer: &Pod,
+        open: PortSet,
+        side: &mut Side,
+    ) -> PortSet {
+        let mut selecting = Vec::new();
+        let mut allowed = PortSet::none();
         for (policy, rules) in self.selecting(direction, pod) {
-            policies.push(policy.id.clone());
+            selecting.push(policy.id.clone());
+            side.policies.push(policy.key.clone());
             for (index, rule) in rules.iter().enumerate() {
-                if rule.ports.is_empty() {
+                let ports = rule.ports.intersect(&open);
+                if ports.is_empty() {
                     continue;
                 }
                 let matched = if rule.peers.is_empty() {
@@ -524,21 +849,33 @@ impl Network {
                         .map(|p| Some(p.text.clone()))
                 };
                 if let Some(peer_text) = matched {
-                    grants.push(Grant {
-                        policy: policy.id.clone(),
-                        direction,
-                        rule: index,
-                        peer: peer_text,
-                        ports: rule.ports.clone(),
+                    allowed.union_with(&ports);
+                    side.steps.push(Step {
+                        ports: ports.clone(),
+                        by: By::Rule(Grant {
+                            policy: policy.key.clone(),
+                            direction,
+                            rule: index,
+                            name: None,
+                            action: Action::Accept,
+                            peer: peer_text,
+                            ports,
+                        }),
                     });
                 }
             }
         }
-        if policies.is_empty() {
-            Side::Unrestricted
-        } else {
-            Side::Restricted { policies, grants }
+        if selecting.is_empty() {
+            return open;
         }
+        let denied = open.minus(&allowed);
+        if !denied.is_empty() {
+            side.steps.push(Step {
+                ports: denied,
+                by: By::NoRuleAllows(selecting),
+            });
+        }
+        PortSet::none()
     }
 
     fn peer_matches(&self, peer: &Peer, policy_namespace: &str, pod: &Pod) -> bool {
@@ -548,8 +885,7 @@ impl Network {
                 let in_scope = match namespaces {
                     None => pod.namespace == policy_namespace,
                     Some(selector) => {
-                        let empty = Labels::new();
-                        let labels = self.namespace_labels(&pod.namespace).unwrap_or(&empty);
+                        let labels = self.namespace_labels(&pod.namespace).unwrap_or(&NO_LABELS);
                         selector::matches(selector, labels)
                     }
                 };
@@ -564,22 +900,80 @@ impl Network {
                 except,
             } => match pod.ip {
                 Some(ip) => block.contains(ip) && !except.iter().any(|e| e.contains(ip)),
-                None => cidr::overlaps_outside(block, except, &self.pod_ranges),
+                None => cidr::overlaps_outside(block, except, self.ranges_of(pod)),
             },
         }
     }
 
-    /// The namespaces whose pods the policies of `pod` may allow as peers in
-    /// `direction`: every namespace when no policy selects the pod, or a rule matches
-    /// every peer, or an ipBlock may hold pods; else those its selectors match.
+    /// The namespaces whose pods (on the pod network, of unknown address, other than
+    /// `pod` itself) the policies of every tier may allow as `pod`'s peers in
+    /// `direction`: what an Admin or Baseline Accept may match, what the NetworkPolicies
+    /// selecting the pod may allow of what reaches their tier, and what may reach the
+    /// Kubernetes default. A namespace leaves the running only when a rule matches
+    /// every pod there on every port still open (a Deny, a Pass to a tier that does not
+    /// allow it).
     pub fn reach(&self, direction: Direction, pod: &Pod) -> Reach {
+        if pod.host_network {
+            return Reach::All;
+        }
+        let mut possible = Reach::none();
+        let open = self.reach_cluster_tier(Tier::Admin, direction, pod, Reach::All, &mut possible);
+        let open = match self.reach_network_policies(direction, pod) {
+            Some(allowed) => {
+                possible.union_with(&allowed.intersect(&open));
+                Reach::none()
+            }
+            None => open,
+        };
+        let open = self.reach_cluster_tier(Tier::Baseline, direction, pod, open, &mut possible);
+        possible.union_with(&open);
+        possible
+    }
+
+    /// One ClusterNetworkPolicy tier for the namespaces `open` that reach it: adds to
+    /// `possible` what its Accept rules may match; gives the namespaces that may go on.
+    fn reach_cluster_tier(
+        &self,
+        tier: Tier,
+        direction: Direction,
+        pod: &Pod,
+        mut open: Reach,
+        possible: &mut Reach,
+    ) -> Reach {
+        let count = self.names.len();
+        let matching = |s: &LabelSelector| self.namespaces_matching(s);
+        let mut passed = Reach::none();
+        for (policy, _) in self.cluster_selecting(tier, direction, pod) {
+            for rule in policy.rules(direction == Direction::Ingress) {
+                if open.is_empty() {
+                    break;
+                }
+                let (full, partial) = rule.spread(&self.pod_ranges, &matching);
+                let mut touched = full.intersect(&open);
+                touched.union_with(&partial.intersect(&open));
+                match rule.action {
+                    Action::Accept => possible.union_with(&touched),
+                    Action::Pass => passed.union_with(&touched),
+                    Action::Deny => {}
+                }
+                open = open.minus(&full, count);
+            }
+        }
+        open.union_with(&passed);
+        open
+    }
+
+    /// What the NetworkPolicies selecting `pod` may allow as peers in `direction`:
+    /// `None` when none selects it; every namespace when a rule matches every peer or
+    /// an ipBlock may hold pods; else those its selectors match.
+    fn reach_network_policies(&self, direction: Direction, pod: &Pod) -> Option<Reach> {
         let mut out = BTreeSet::new();
         let mut restricted = false;
         for (policy, rules) in self.selecting(direction, pod) {
             restricted = true;
             for rule in rules.iter().filter(|r| !r.ports.is_empty()) {
                 if rule.peers.is_empty() {
-                    return Reach::All;
+                    return Some(Reach::All);
                 }
                 for peer in &rule.peers {
                     match &peer.kind {
@@ -594,35 +988,47 @@ impl Network {
                         } => out.extend(self.namespaces_matching(selector)),
                         _ => {
                             if self.peer_matches(peer, &policy.id.namespace, &Pod::default()) {
-                                return Reach::All;
+                                return Some(Reach::All);
                             }
                         }
                     }
                 }
             }
         }
-        if restricted {
-            Reach::Some(out)
-        } else {
-            Reach::All
-        }
+        restricted.then_some(Reach::Some(out))
     }
 
     /// Decides one probe: the source's egress and the destination's ingress, each
-    /// with the grant that allows it or the policies that deny it.
+    /// with the rule or policies that decide it.
     pub fn check(&self, probe: &Probe) -> Verdict {
-        let decide = |side: Side| match side {
-            Side::Unrestricted => Decision::Unrestricted,
-            Side::Restricted { policies, grants } => grants
-                .into_iter()
-                .find(|g| g.ports.contains(probe.protocol, probe.port))
-                .map(Decision::Allowed)
-                .unwrap_or(Decision::Denied(policies)),
-        };
+        let (protocol, port) = (probe.protocol, probe.port);
         Verdict {
-            egress: decide(self.side(Direction::Egress, &probe.from, &probe.to)),
-            ingress: decide(self.side(Direction::Ingress, &probe.to, &probe.from)),
+            egress: self
+                .side(Direction::Egress, &probe.from, &probe.to)
+                .decide(protocol, port),
+            ingress: self
+                .side(Direction::Ingress, &probe.to, &probe.from)
+                .decide(protocol, port),
         }
+    }
+}
+
+/// The grant of a ClusterNetworkPolicy rule that matched a peer on `ports`.
+fn cluster_grant(
+    key: &Arc<PolicyId>,
+    direction: Direction,
+    rule: &ClusterRule,
+    peer: Arc<str>,
+    ports: &PortSet,
+) -> Grant {
+    Grant {
+        policy: key.clone(),
+        direction,
+        rule: rule.index,
+        name: rule.name.clone(),
+        action: rule.action,
+        peer: Some(peer),
+        ports: ports.clone(),
     }
 }
 
@@ -672,11 +1078,13 @@ fn compile(policy: &NetworkPolicy) -> Compiled {
             .map(|r| rule(&r.to, &r.ports))
             .collect()
     });
+    let id = PolicyRef {
+        namespace: namespace.clone(),
+        name: policy.name_any(),
+    };
     Compiled {
-        id: Arc::new(PolicyRef {
-            namespace: namespace.clone(),
-            name: policy.name_any(),
-        }),
+        key: Arc::new(PolicyId::NetworkPolicy(id.clone())),
+        id: Arc::new(id),
         selects: spec
             .and_then(|s| s.pod_selector.clone())
             .unwrap_or_default(),

@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::evaluate::{Direction, Network, Pod, Reach, Side};
+use super::evaluate::{By, Direction, Network, Pod, Reach, Side, Step};
 use super::ports::PortSet;
 use super::selector::{self, Labels};
+use crate::api::cluster_network_policy::Action;
 use crate::api::{Customer, Isolation, LABEL_CUSTOMER, LABEL_GROUP};
 use crate::desired::{self, Directory, resolve};
 use crate::settings::Settings;
@@ -350,6 +351,7 @@ pub fn analyse(
                 namespace: dest_ns.clone(),
                 labels: dest_labels.clone(),
                 ip: None,
+                host_network: false,
             };
             let candidates = match network.reach(Direction::Ingress, &dest) {
                 Reach::All => all.clone(),
@@ -368,6 +370,7 @@ pub fn analyse(
                         namespace: source_ns.to_string(),
                         labels: source_labels.clone(),
                         ip: None,
+                        host_network: false,
                     };
                     let ingress = network.side(Direction::Ingress, &dest, &source);
                     let admitted = ingress.ports();
@@ -432,33 +435,85 @@ fn endpoint(pod: &Pod) -> Endpoint {
     }
 }
 
+/// What admits `ports` on the destination's side: the rules that accept them, and the
+/// Kubernetes default where no tier decides.
 fn admitted_by(ingress: &Side, ports: &PortSet) -> Vec<String> {
-    match ingress {
-        Side::Unrestricted => vec!["no NetworkPolicy there selects the pod for ingress".into()],
-        Side::Restricted { .. } => ingress
-            .grants_within(ports)
-            .map(|g| g.to_string())
-            .collect(),
-    }
+    ingress
+        .steps_within(ports)
+        .filter(|s| s.allows())
+        .map(|s| match &s.by {
+            By::Rule(grant) => grant.to_string(),
+            By::Default if ingress.is_unrestricted() => {
+                "no policy of any tier selects the pod for ingress: the Kubernetes default allows it"
+                    .into()
+            }
+            _ => undecided(ingress, s),
+        })
+        .collect()
 }
 
+/// The ports no tier decides (or the pod's own traffic), with the Pass rules that
+/// sent them on.
+fn undecided(side: &Side, step: &Step) -> String {
+    if step.by == By::Itself {
+        return "the pod's traffic to itself".into();
+    }
+    let passed: Vec<String> = side
+        .steps_within(&step.ports)
+        .filter_map(|s| match &s.by {
+            By::Rule(grant) if grant.action == Action::Pass => {
+                Some(format!("passed on by {grant}"))
+            }
+            _ => None,
+        })
+        .collect();
+    let prefix = if passed.is_empty() {
+        String::new()
+    } else {
+        format!("{}, then ", passed.join(", "))
+    };
+    format!(
+        "{prefix}no rule of any tier decides {}: the Kubernetes default allows it",
+        step.ports
+    )
+}
+
+/// What the source's egress does with `ports`: allowed by what, or denied by what.
 fn egress_text(egress: &Side, ports: &PortSet) -> String {
-    match egress {
-        Side::Unrestricted => {
-            "not restricted: no NetworkPolicy selects the source pod for egress".into()
-        }
-        Side::Restricted { policies, .. } => {
-            let grants: Vec<String> = egress.grants_within(ports).map(|g| g.to_string()).collect();
-            if grants.is_empty() {
+    if egress.is_unrestricted() {
+        return "not restricted: no policy of any tier selects the source pod for egress".into();
+    }
+    let allowed = egress.ports().intersect(ports);
+    let denied = ports.minus(&allowed);
+    let mut allowing = Vec::new();
+    let mut denying = Vec::new();
+    for step in egress.steps_within(ports) {
+        match &step.by {
+            By::Rule(grant) if step.allows() => allowing.push(grant.to_string()),
+            By::Rule(grant) if grant.action == Action::Deny => {
+                denying.push(format!("denied by {grant}"))
+            }
+            By::Rule(_) => {}
+            By::NoRuleAllows(policies) => {
                 let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
                 let none_of = match names.len() {
                     1 => "the 1 policy selecting the pod does not allow it".to_string(),
                     n => format!("none of the {n} policies selecting the pod allows it"),
                 };
-                format!("denied today: {none_of} ({})", names.join(", "))
-            } else {
-                format!("allowed by {}", grants.join("; "))
+                denying.push(format!("{none_of} ({})", names.join(", ")));
             }
+            By::Default | By::Itself => allowing.push(undecided(egress, step)),
         }
+    }
+    if allowed.is_empty() {
+        format!("denied today: {}", denying.join("; "))
+    } else if denied.is_empty() {
+        format!("allowed by {}", allowing.join("; "))
+    } else {
+        format!(
+            "allowed on {allowed} by {}; denied today on {denied}: {}",
+            allowing.join("; "),
+            denying.join("; ")
+        )
     }
 }

@@ -266,11 +266,13 @@ fn pruned_search_finds_what_probing_every_pair_finds() {
                         namespace: dest_ns.clone(),
                         labels: dest_labels.clone(),
                         ip: None,
+                        host_network: false,
                     };
                     let source = Pod {
                         namespace: source_ns.clone(),
                         labels: source_labels.clone(),
                         ip: None,
+                        host_network: false,
                     };
                     let admitted = network.side(Direction::Ingress, &dest, &source).ports();
                     if admitted.is_empty() {

@@ -9,4 +9,5 @@ mod netpol_truth;
 mod properties;
 mod render_cli;
 mod shape;
+mod tiers_truth;
 mod verify_cli;

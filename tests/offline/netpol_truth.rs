@@ -79,6 +79,7 @@ fn pod(text: &str) -> Pod {
         namespace: namespace.to_string(),
         labels,
         ip,
+        host_network: false,
     }
 }
 
