@@ -42,16 +42,29 @@ pub struct World {
 }
 
 /// The world the files describe: their Customers rendered with the operator's builder,
-/// plus the Namespaces and NetworkPolicies the files hold (which replace rendered ones
-/// of the same name) and their ClusterNetworkPolicies. Render output alone is taken as
+/// plus the Namespaces, NetworkPolicies and ClusterNetworkPolicies the files hold
+/// (which replace rendered ones of the same name). Render output alone is taken as
 /// it is; without Customers nothing is declared.
 pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> {
     let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
     let mut policies: BTreeMap<(String, String), NetworkPolicy> = BTreeMap::new();
+    let mut cluster_policies: BTreeMap<String, ClusterNetworkPolicy> = BTreeMap::new();
     for (_, wanted) in inputs.desired(settings)? {
         namespaces.extend(wanted.namespaces.into_iter().map(|n| (n.name_any(), n)));
         policies.extend(wanted.network_policies.into_iter().map(|p| (key(&p), p)));
+        cluster_policies.extend(
+            wanted
+                .cluster_network_policies
+                .into_iter()
+                .map(|p| (p.name_any(), p)),
+        );
     }
+    cluster_policies.extend(
+        inputs
+            .cluster_policies
+            .iter()
+            .map(|(_, p)| (p.name_any(), p.clone())),
+    );
     namespaces.extend(
         inputs
             .namespaces
@@ -84,11 +97,7 @@ pub fn world_from_inputs(inputs: &Inputs, settings: &Settings) -> Result<World> 
     Ok(World {
         namespaces: namespaces.into_values().collect(),
         policies: policies.into_values().collect(),
-        cluster_policies: inputs
-            .cluster_policies
-            .iter()
-            .map(|(_, p)| p.clone())
-            .collect(),
+        cluster_policies: cluster_policies.into_values().collect(),
         customers: inputs.customers.iter().map(|(_, c)| c.clone()).collect(),
         groups: inputs.groups.iter().map(|(_, g)| g.clone()).collect(),
         notes,

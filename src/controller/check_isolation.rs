@@ -1,6 +1,7 @@
 //! The `NetworkIsolated` check of one Customer, from the caches: every NetworkPolicy in
-//! its namespaces (the operator's own as just applied, and anyone else's) evaluated
-//! against the namespaces of every other customer.
+//! its namespaces (the operator's own as just applied, and anyone else's) and the
+//! ClusterNetworkPolicy tiers around them evaluated against the namespaces of every
+//! other customer.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,9 @@ use super::caches::foreign_selector;
 use super::compact::Compact;
 use super::error::{At, Result, Step};
 use super::triggers::opens_by_labels;
-use crate::api::{Customer, Isolation, LABEL_CUSTOMER};
+use crate::api::{
+    ClusterNetworkPolicy, Customer, Isolation, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY,
+};
 use crate::desired::Built;
 use crate::desired::network::POLICY_NAMES;
 use crate::isolation::matrix::Tenancy;
@@ -49,7 +52,8 @@ pub async fn undeclared_inbound(
         .iter()
         .filter(|ns| caches.foreign_policies.contains(ns))
         .collect();
-    if !by_labels && foreign_here.is_empty() {
+    let foreign_cluster_policies = foreign_cluster_policies(ctx);
+    if !by_labels && foreign_here.is_empty() && foreign_cluster_policies.is_empty() {
         return Ok(Vec::new());
     }
     let me = customer.name_any();
@@ -65,11 +69,19 @@ pub async fn undeclared_inbound(
         .network_policies
         .iter()
         .filter(|p| usable.contains(&p.namespace().unwrap_or_default()));
+    // The tiers around the NetworkPolicies: this customer's ClusterNetworkPolicies as
+    // just applied and everyone else's but the operator's (the other customers' decide
+    // only their own side, which the receiving-side judgment does not rest on).
+    let cluster_policies = wanted
+        .cluster_network_policies
+        .iter()
+        .chain(foreign_cluster_policies.iter().map(|p| &**p));
     let network = Network::new(
         namespaces.iter().cloned(),
         live.iter().chain(applied),
         &ctx.pod_ranges,
-    );
+    )
+    .with_cluster_policies(cluster_policies);
     let tenancy = Tenancy::new(
         namespaces.iter().map(|(n, l)| (n.as_str(), l)),
         caches,
@@ -114,6 +126,16 @@ fn namespaces_in_view(
         namespaces.push((ns.name_any(), labels));
     }
     namespaces
+}
+
+/// The ClusterNetworkPolicies the operator did not write (a platform team's own).
+fn foreign_cluster_policies(ctx: &Context) -> Vec<std::sync::Arc<ClusterNetworkPolicy>> {
+    ctx.caches
+        .cluster_policies
+        .state()
+        .into_iter()
+        .filter(|p| p.labels().get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY))
+        .collect()
 }
 
 /// The operator's policies in the customer's namespaces that are not this customer's

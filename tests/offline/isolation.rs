@@ -298,3 +298,84 @@ fn pruned_search_finds_what_probing_every_pair_finds() {
     assert_eq!(from_matrix, from_brute);
     assert!(from_matrix.len() > 10, "{from_matrix:#?}");
 }
+
+fn cluster_policy_settings() -> Settings {
+    Settings {
+        isolation_backend: customer_operator::settings::IsolationBackend::ClusterNetworkPolicy,
+        ..Settings::default()
+    }
+}
+
+/// What a report says about every ordered pair of customers: admitted and reachable
+/// ports, and the declared connections as open.
+fn matrix(report: &verify::Report) -> Vec<String> {
+    let mut out: Vec<String> = report
+        .links
+        .iter()
+        .map(|l| {
+            format!(
+                "{} -> {}: admitted {}, reachable {}",
+                l.from, l.to, l.admitted, l.reachable
+            )
+        })
+        .collect();
+    out.extend(
+        report
+            .declared
+            .iter()
+            .map(|c| format!("declared {} -> {}: open {}", c.from, c.to, c.open)),
+    );
+    out
+}
+
+#[test]
+fn both_backends_give_the_same_customer_matrix_on_the_examples() {
+    let settings = cluster_policy_settings();
+    let paths: Vec<PathBuf> = ["examples/"]
+        .iter()
+        .map(|p| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p))
+        .collect();
+    let inputs = render::read_inputs(&paths).unwrap();
+    let tiers = verify::world_from_inputs(&inputs, &settings).unwrap();
+    assert!(
+        tiers.policies.is_empty(),
+        "no NetworkPolicy under the ClusterNetworkPolicy backend"
+    );
+    assert!(!tiers.cluster_policies.is_empty());
+    let by_tiers = verify::verify(&tiers, &settings).unwrap();
+    assert!(by_tiers.isolated(), "{:#?}", by_tiers.undeclared);
+    let by_policies = verify::verify(&world(&["examples/"]), &Settings::default()).unwrap();
+    assert_eq!(matrix(&by_tiers), matrix(&by_policies));
+}
+
+#[test]
+fn a_customers_own_allow_all_policy_opens_nothing_under_the_admin_tier_only() {
+    let allow_all = policy(
+        "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: open-everything, namespace: nova-bakery}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+  ingress: [{}]
+  egress: [{}]
+",
+    );
+    let settings = cluster_policy_settings();
+    let paths = [PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/")];
+    let inputs = render::read_inputs(&paths).unwrap();
+    let mut tiers = verify::world_from_inputs(&inputs, &settings).unwrap();
+    tiers.policies.push(allow_all.clone());
+    let report = verify::verify(&tiers, &settings).unwrap();
+    assert!(report.isolated(), "{:#?}", report.undeclared);
+    // The same policy under the NetworkPolicy backend opens the customer to everyone.
+    let mut plain = world(&["examples/"]);
+    plain.policies.push(allow_all);
+    let report = verify::verify(&plain, &Settings::default()).unwrap();
+    assert!(
+        report.undeclared.iter().any(|f| f.to == "nova-bakery"),
+        "{:#?}",
+        report.undeclared
+    );
+}
