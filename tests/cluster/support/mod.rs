@@ -63,15 +63,7 @@ pub async fn client() -> Client {
 pub async fn install_customer_roles(client: &Client) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        let roles: Vec<serde_json::Value> = render_chart(&[])
-            .into_iter()
-            .filter(|doc| {
-                doc["kind"] == "ClusterRole"
-                    && doc["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|n| n.starts_with("customer-") && n != "customer-operator")
-            })
-            .collect();
+        let roles = customer_roles(&[]);
         assert_eq!(
             roles.len(),
             5,
@@ -81,6 +73,20 @@ pub async fn install_customer_roles(client: &Client) {
         assert!(skipped.is_empty(), "{skipped:?}");
     })
     .await;
+}
+
+/// The four customer ClusterRoles and the partner admins' one as the chart renders them
+/// with these extra arguments.
+pub fn customer_roles(args: &[&str]) -> Vec<serde_json::Value> {
+    render_chart(args)
+        .into_iter()
+        .filter(|doc| {
+            doc["kind"] == "ClusterRole"
+                && doc["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("customer-") && n != "customer-operator")
+        })
+        .collect()
 }
 
 /// A client for the test cluster as its admin, and nothing installed.
@@ -450,20 +456,27 @@ pub const CHART_NAMESPACE: &str = "customer-operator";
 /// and returns its standard output; panics with its message when it fails.
 #[allow(dead_code)]
 pub fn helm(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/helm.sh");
+    script("helm.sh", args)
+}
+
+/// Runs `scripts/<name>` with these arguments and returns its standard output; panics
+/// with its message when it fails.
+#[allow(dead_code)]
+pub fn script(name: &str, args: &[&str]) -> String {
+    let path = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
-        .arg(script)
+        .arg(&path)
         .args(args)
         .output()
         .expect("bash runs");
     assert!(
         out.status.success(),
-        "scripts/helm.sh {}: {}{}",
+        "scripts/{name} {}: {}{}",
         args.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("helm prints UTF-8")
+    String::from_utf8(out.stdout).expect("the script prints UTF-8")
 }
 
 /// The chart rendered by Helm (`helm template` with these extra arguments), one JSON
