@@ -66,7 +66,12 @@ fn apply_roles(roles: &[serde_json::Value]) {
         .collect();
     std::fs::write(&file, text.join("---\n")).unwrap();
     let path = file.to_string_lossy().to_string();
-    let flags = ["--server-side", "--force-conflicts", "--field-manager", "helm"];
+    let flags = [
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "helm",
+    ];
     kubectl_apply(&[&flags[..], &["-f", &path]].concat());
     let _ = std::fs::remove_file(&file);
 }
