@@ -245,7 +245,7 @@ async fn customers_write_their_own_network_policies_under_the_admin_tier() {
     let ours: Vec<_> = report
         .undeclared
         .iter()
-        .filter(|f| names.contains(&f.from) || names.contains(&f.to))
+        .filter(|f| names.contains(&f.to))
         .collect();
     assert!(ours.is_empty(), "undeclared openings: {ours:#?}");
     assert!(
@@ -542,9 +542,11 @@ fn assert_isolated(
     let ours: Vec<String> = report
         .undeclared
         .iter()
-        .filter(|f| names.contains(&f.from) || names.contains(&f.to))
+        .filter(|f| names.contains(&f.to))
         .map(|f| f.summary())
         .collect();
+    // Into these customers: what another test left behind may be open itself, and
+    // that is its own ingress, not theirs.
     assert!(ours.is_empty(), "{when}: openings {ours:#?}");
 }
 
