@@ -64,6 +64,9 @@ pub struct Caches {
     /// Every ClusterNetworkPolicy, the operator's and everyone else's; always empty when
     /// the cluster does not serve the kind.
     pub cluster_policies: Store<ClusterNetworkPolicy>,
+    /// The names of the ClusterNetworkPolicies the operator did not write, under
+    /// [`FOREIGN`]: a reconcile looks them up instead of passing over every policy.
+    pub foreign_cluster_policies: Index,
     /// All Partners.
     pub partners: Store<Partner>,
     /// All CustomerClaims.
@@ -164,6 +167,9 @@ const CHILD_CACHES: Children<CacheName> = Children {
     limit_ranges: "LimitRanges",
 };
 
+/// The key of [`Caches::foreign_cluster_policies`].
+pub const FOREIGN: &str = "foreign";
+
 /// The name of the ClusterNetworkPolicy cache.
 const CLUSTER_POLICY_CACHE: &str = "ClusterNetworkPolicies";
 
@@ -217,8 +223,15 @@ impl Caches {
         let (foreign_policies, foreign_changes) = watching.foreign_policies();
         let (groups, group_changes) = watching.groups();
         let (children, child_changes) = watching.children();
+        let foreign_cluster_policies = Index::new(|meta| {
+            let labels = meta.labels.as_ref();
+            let ours = labels
+                .and_then(|l| l.get(LABEL_MANAGED_BY))
+                .map(String::as_str);
+            (ours != Some(MANAGED_BY)).then(|| FOREIGN.to_string())
+        });
         let (cluster_policies, cluster_policy_changes) =
-            watching.cluster_policies(cluster_policies);
+            watching.cluster_policies(cluster_policies, &foreign_cluster_policies);
         let customers = watching.customers(resync, unreadable);
         let (partners, [partner_changes, partners_for_customers, partners_for_claims]) =
             watching.everything::<Partner, 3>("Partners", None);
@@ -239,6 +252,7 @@ impl Caches {
             foreign_policies,
             children,
             cluster_policies,
+            foreign_cluster_policies,
             sync,
             progress,
         };
@@ -516,11 +530,12 @@ impl Watching<'_> {
         )
     }
 
-    /// Every ClusterNetworkPolicy when `served`; else an empty cache and a stream that
-    /// never yields.
+    /// Every ClusterNetworkPolicy when `served`, with `foreign` following them; else an
+    /// empty cache and a stream that never yields.
     fn cluster_policies(
         &self,
         served: bool,
+        foreign: &Index,
     ) -> (Store<ClusterNetworkPolicy>, Stream<ClusterNetworkPolicy>) {
         let (store, writer) = reflector::store();
         if !served {
@@ -533,6 +548,7 @@ impl Watching<'_> {
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
         .reflect(writer);
+        let events = foreign.follow(events);
         let events = inflight::follow(self.progress.of::<ClusterNetworkPolicy>(), events);
         let changes = self.sync.mark(CLUSTER_POLICY_CACHE, events);
         (store, changes.touched_objects().boxed())

@@ -11,13 +11,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::Context;
-use super::caches::foreign_selector;
+use super::caches::{FOREIGN, foreign_selector};
 use super::compact::Compact;
 use super::error::{At, Result, Step};
 use super::triggers::opens_by_labels;
-use crate::api::{
-    ClusterNetworkPolicy, Customer, Isolation, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY,
-};
+use crate::api::{ClusterNetworkPolicy, Customer, Isolation, LABEL_CUSTOMER};
 use crate::desired::Built;
 use crate::desired::network::POLICY_NAMES;
 use crate::isolation::matrix::Tenancy;
@@ -130,11 +128,12 @@ fn namespaces_in_view(
 
 /// The ClusterNetworkPolicies the operator did not write (a platform team's own).
 fn foreign_cluster_policies(ctx: &Context) -> Vec<std::sync::Arc<ClusterNetworkPolicy>> {
-    ctx.caches
-        .cluster_policies
-        .state()
-        .into_iter()
-        .filter(|p| p.labels().get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY))
+    let caches = &ctx.caches;
+    caches
+        .foreign_cluster_policies
+        .names(FOREIGN)
+        .iter()
+        .filter_map(|name| caches.cluster_policies.get(&ObjectRef::new(name)))
         .collect()
 }
 

@@ -61,12 +61,11 @@ pub async fn prune(ctx: &Context, customer: &Customer, uid: &str, wanted: &Desir
         .iter()
         .map(|p| p.name_any())
         .collect();
-    delete_owned(ctx, customer, uid, &keep).await.map(|_| ())
+    delete_owned(ctx, customer, uid, &keep).await
 }
 
-/// Deletes every ClusterNetworkPolicy of the customer (its namespaces are gone). Returns
-/// whether any was left to delete.
-pub async fn delete_all(ctx: &Context, customer: &Customer, uid: &str) -> Result<bool> {
+/// Deletes every ClusterNetworkPolicy of the customer (its namespaces are gone).
+pub async fn delete_all(ctx: &Context, customer: &Customer, uid: &str) -> Result<()> {
     delete_owned(ctx, customer, uid, &[]).await
 }
 
@@ -75,10 +74,9 @@ async fn delete_owned(
     customer: &Customer,
     uid: &str,
     keep: &[String],
-) -> Result<bool> {
+) -> Result<()> {
     let name = customer.name_any();
     let api: Api<ClusterNetworkPolicy> = Api::all(ctx.client.clone());
-    let mut found = false;
     for policy_name in cluster_policy::names(&name) {
         if keep.contains(&policy_name) {
             continue;
@@ -93,9 +91,8 @@ async fn delete_owned(
         let mine =
             live.labels().get(LABEL_CUSTOMER) == Some(&name) && is_owned_by(&live.metadata, uid);
         if mine && live.metadata.deletion_timestamp.is_none() {
-            found = true;
             delete_exactly(&api, &policy_name, live.uid()).await?;
         }
     }
-    Ok(found)
+    Ok(())
 }

@@ -87,6 +87,7 @@ impl Apiserver {
                 limit_ranges: reflector::store().0,
             },
             cluster_policies: reflector::store().0,
+            foreign_cluster_policies: Index::new(|_| None),
             partners: reflector::store().0,
             claims: reflector::store().0,
             users: reflector::store().0,
