@@ -46,7 +46,7 @@ readonly SA_ISSUER=https://kubernetes.default.svc.cluster.local
 readonly USERS=(alice bob carol dave)
 readonly CLUSTER_NAME=customer-operator-test
 # Controllers that make namespace deletion finish and garbage collection work.
-readonly KCM_CONTROLLERS=namespace,garbagecollector,serviceaccount-token,serviceaccount,clusterrole-aggregation,root-ca-cert-publisher
+readonly KCM_CONTROLLERS=namespace,garbagecollector,resourcequota,serviceaccount-token,serviceaccount,clusterrole-aggregation,root-ca-cert-publisher
 
 # Packages needed to run and to build (Go itself comes with the machine: 1.26 or newer).
 readonly RUNTIME_PKGS=(openssl curl jq ca-certificates util-linux)

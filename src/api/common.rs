@@ -124,13 +124,24 @@ impl Protocol {
     }
 }
 
-/// A ResourceQuota written into every namespace of the customer.
+/// The customer's quota: a ResourceQuota `customer-quota` in every namespace of the
+/// customer, holding `hard` per namespace and a share of `total` for all of them.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct QuotaSpec {
-    /// Hard limits by resource name (`requests.cpu`, `limits.memory`, `pods`, ...).
+    /// Hard limits of each namespace by resource name (`requests.cpu`, `limits.memory`,
+    /// `pods`, ...).
     #[serde(default)]
     #[schemars(extend("maxProperties" = 64))]
     pub hard: BTreeMap<String, Quantity>,
+    /// Limits of all the customer's namespaces together, by resource name. The operator
+    /// moves each namespace's ResourceQuota with its usage: every namespace gets what it
+    /// uses plus an even share of what the others leave free, so the sum never exceeds
+    /// the total. A resource in both `hard` and `total` is held to the smaller of the two
+    /// in each namespace. Lowering it below what is used deletes nothing: it sets the
+    /// `QuotaExceeded` condition and blocks new use until usage falls below it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub total: BTreeMap<String, Quantity>,
 }
 
 /// The kind of object a LimitRange item applies to.

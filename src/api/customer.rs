@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,8 @@ pub struct CustomerSpec {
     /// Network isolation of the customer's namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<CustomerNetwork>,
-    /// ResourceQuota written into each namespace; unset takes the group's default.
+    /// The quota of each namespace (`hard`) and of all of them together (`total`); unset
+    /// takes the group's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaSpec>,
     /// LimitRange items written into each namespace; unset takes the group's default.
@@ -176,12 +178,27 @@ pub struct CustomerStatus {
     /// The partner whose security consultants currently hold roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
+    /// The whole-customer quota (`spec.quota.total`): its limits and what all the
+    /// customer's namespaces use together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<TotalQuotaStatus>,
     /// The previous partner and the consultants that held roles for it. While
     /// `spec.partner.name` names another partner, these consultants get no role, even
     /// when the new partner lists them (the operator's own check of the partner-change
     /// rule, for apiservers that do not run the CRD's validation rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub former_partner: Option<FormerPartner>,
+}
+
+/// Limits and usage of the whole-customer quota, summed over the customer's namespaces.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct TotalQuotaStatus {
+    /// The limits for all namespaces together (`spec.quota.total`).
+    #[serde(default)]
+    pub hard: BTreeMap<String, Quantity>,
+    /// What the namespaces use together, from their ResourceQuotas' `status.used`.
+    #[serde(default)]
+    pub used: BTreeMap<String, Quantity>,
 }
 
 /// A partner the customer had before, and whose consultants held roles then.

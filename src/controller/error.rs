@@ -27,6 +27,8 @@ pub enum Step {
     ReadCrd,
     /// Taking a Customer's ownership record off its objects (uninstall).
     Release,
+    /// Reading a namespace's ResourceQuota to share out the whole-customer quota.
+    ReadQuota,
 }
 
 impl fmt::Display for Step {
@@ -42,6 +44,7 @@ impl fmt::Display for Step {
             Step::WriteStatus => "write the status of",
             Step::ReadCrd => "read",
             Step::Release => "release",
+            Step::ReadQuota => "read the usage of",
         })
     }
 }

@@ -31,6 +31,7 @@ pub mod status;
 pub mod status_write;
 pub mod sweep;
 pub mod synced;
+pub mod total_quota;
 pub mod triggers;
 pub mod unreadable;
 pub mod wiring;

@@ -15,7 +15,7 @@ use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
 use super::{
     Context, check_isolation, children, cleanup, cluster_policies, finalizer, inflight, namespaces,
-    uid_of,
+    total_quota, uid_of,
 };
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
@@ -142,9 +142,14 @@ async fn apply(
     plan: &NamespacePlan<'_>,
     uid: &str,
 ) -> Result<Observed> {
-    let wanted = &built.wanted;
-    let cluster_policies = cluster_policies::apply(ctx, wanted).await?;
+    let cluster_policies = cluster_policies::apply(ctx, &built.wanted).await?;
     namespaces::apply(ctx, plan).await?;
+    let quota = built.resolved.effective.quota.as_ref();
+    let shared = total_quota::share_out(ctx, customer, uid, quota, &built.wanted).await?;
+    let (wanted, total_quota) = match &shared {
+        Some((wanted, usage)) => (wanted, Some(Box::new(usage.clone()))),
+        None => (&built.wanted, None),
+    };
     let counts = children::apply(ctx, customer, uid, wanted, &plan.usable).await?;
     cluster_policies::prune(ctx, customer, uid, wanted).await?;
     let undeclared_inbound =
@@ -160,6 +165,7 @@ async fn apply(
         carried_over: wanted.carried_over.clone(),
         missing_roles: missing_roles(ctx, wanted, plan),
         undeclared_inbound,
+        total_quota,
     })
 }
 

@@ -4,7 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::NamespacePhase;
-use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary};
+use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary, TotalQuotaStatus};
+use crate::desired::validate::nanos;
 use crate::error::Problem;
 use crate::text::count;
 
@@ -27,6 +28,8 @@ pub mod types {
     pub const TERMINATING: &str = "Terminating";
     /// An `allowFrom` names a customer or group that does not exist yet.
     pub const CONNECTIONS_PENDING: &str = "ConnectionsPending";
+    /// The customer's namespaces use more than its whole-customer quota.
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
 }
 
 /// What a reconcile of a valid spec found and did.
@@ -51,7 +54,12 @@ pub struct Observed {
     /// Openings into the customer's namespaces from other customers that no
     /// declaration covers, one line each (policy and peer named).
     pub undeclared_inbound: Vec<String>,
+    /// The whole-customer quota's limits and usage, when `spec.quota.total` is set.
+    pub total_quota: Option<Box<TotalQuotaStatus>>,
 }
+
+/// Reason of `QuotaExceeded=True`: the namespaces use more than `spec.quota.total`.
+pub const USED_ABOVE_TOTAL: &str = "UsedAboveTotal";
 
 /// Reason of `Ready=False` when the apiserver refused one of the customer's objects.
 pub const APPLY_REFUSED: &str = "ApplyRefused";
@@ -243,6 +251,7 @@ pub fn compute(
             status.partner = partner.map(str::to_string);
             status.namespaces = observed.namespaces.clone();
             status.summary = Some(observed.summary.clone());
+            status.quota = observed.total_quota.as_deref().cloned();
             applied(&mut conditions, observed);
         }
     }
@@ -368,10 +377,47 @@ fn applied(conditions: &mut Conditions, observed: &Observed) {
             ),
         );
     }
+    quota_exceeded(conditions, observed);
     let (ready, reason, message) = ready(observed, &pending);
     conditions.ready(ready, reason, message);
     conditions.remove(types::TERMINATING);
     conditions.remove(types::DELETION_BLOCKED);
+}
+
+/// `QuotaExceeded=True` while the namespaces use more than the total (it was lowered
+/// below their usage, or counted objects existed before their quota); gone otherwise.
+fn quota_exceeded(conditions: &mut Conditions, observed: &Observed) {
+    let over = observed
+        .total_quota
+        .as_ref()
+        .map(|q| exceeded(q))
+        .unwrap_or_default();
+    if over.is_empty() {
+        conditions.remove(types::QUOTA_EXCEEDED);
+    } else {
+        conditions.set(
+            types::QUOTA_EXCEEDED,
+            true,
+            USED_ABOVE_TOTAL,
+            format!(
+                "the namespaces use more than spec.quota.total ({}); nothing is deleted, and each namespace is held at what it uses, so new use is refused until usage falls below the total",
+                over.join(", ")
+            ),
+        );
+    }
+}
+
+/// The resources whose usage exceeds the total, as `pods: 12 used of 10`.
+fn exceeded(status: &TotalQuotaStatus) -> Vec<String> {
+    status
+        .hard
+        .iter()
+        .filter_map(|(resource, limit)| {
+            let used = status.used.get(resource)?;
+            let over = nanos(&used.0)? > nanos(&limit.0)?;
+            over.then(|| format!("{resource}: {} used of {}", used.0, limit.0))
+        })
+        .collect()
 }
 
 fn namespaces_ready(conditions: &mut Conditions, observed: &Observed, pending: &[&str]) {
@@ -558,9 +604,10 @@ pub fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_js
 /// because a ClusterRole is missing.
 pub fn is_warning(condition: &Condition) -> bool {
     match condition.type_.as_str() {
-        types::CONFLICT | types::DELETION_BLOCKED | types::CONNECTIONS_PENDING => {
-            condition.status == "True"
-        }
+        types::CONFLICT
+        | types::DELETION_BLOCKED
+        | types::CONNECTIONS_PENDING
+        | types::QUOTA_EXCEEDED => condition.status == "True",
         types::NETWORK_ISOLATED => {
             condition.status == "False" && condition.reason == UNDECLARED_INBOUND
         }

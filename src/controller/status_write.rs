@@ -89,6 +89,7 @@ async fn announce(
         types::CONNECTIONS_PENDING,
         types::NETWORK_ISOLATED,
         types::ACCESS_GRANTED,
+        types::QUOTA_EXCEEDED,
     ]
     .into_iter()
     .filter_map(|type_| changed(type_).filter(|c| status::is_warning(c)))

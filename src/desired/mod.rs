@@ -12,6 +12,7 @@ pub mod partner;
 pub mod relations;
 pub mod resolve;
 pub mod selfservice;
+pub mod shared_quota;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use serde::Serialize;
@@ -318,11 +320,19 @@ pub fn build(
             .collect(),
         ..Default::default()
     };
+    let quota_namespaces: Vec<&str> = held.iter().chain(&kept).map(String::as_str).collect();
     let objects = ObjectsOf {
         customer,
         resolved,
         labels: owner_labels(customer, settings),
         owner: owner_annotations(customer),
+        quota_hard: resolved
+            .effective
+            .quota
+            .as_ref()
+            .map_or_else(BTreeMap::new, |q| {
+                shared_quota::hard_limits(&q.total, &q.hard, &quota_namespaces, &BTreeMap::new())
+            }),
     };
     out.namespaces = held.iter().map(|ns| objects.namespace(ns)).collect();
     out.cluster_network_policies = cluster_specs
@@ -588,6 +598,10 @@ struct ObjectsOf<'a> {
     resolved: &'a Resolved,
     labels: BTreeMap<String, String>,
     owner: BTreeMap<String, String>,
+    /// The hard limits of each namespace's quota: `spec.quota.hard`, and the total
+    /// shared out as if nothing were used yet (the controller moves the shares with
+    /// usage: [`shared_quota`]).
+    quota_hard: BTreeMap<String, BTreeMap<String, Quantity>>,
 }
 
 impl ObjectsOf<'_> {
@@ -657,11 +671,11 @@ impl ObjectsOf<'_> {
                 subjects: Some(subjects.clone()),
             });
         }
-        if let Some(quota) = &effective.quota {
+        if effective.quota.is_some() {
             out.resource_quotas.push(ResourceQuota {
                 metadata: self.meta(QUOTA_NAME, ns_name),
                 spec: Some(ResourceQuotaSpec {
-                    hard: Some(quota.hard.clone()),
+                    hard: Some(self.quota_hard.get(ns_name).cloned().unwrap_or_default()),
                     ..Default::default()
                 }),
                 status: None,

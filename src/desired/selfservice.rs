@@ -214,7 +214,10 @@ pub fn check_claim(
                 ));
             }
             if let Some(max) = &limits.max_quota {
-                let bound = QuotaSpec { hard: max.clone() };
+                let bound = QuotaSpec {
+                    hard: max.clone(),
+                    ..Default::default()
+                };
                 let whose = format!("Partner {}'s spec.limits.maxQuota", partner.name_any());
                 check_within(
                     &mut problems,
@@ -285,31 +288,30 @@ fn check_within(
     whose: &str,
 ) {
     let empty = QuotaSpec::default();
-    let hard = &quota.unwrap_or(&empty).hard;
+    let quota = quota.unwrap_or(&empty);
     for (resource, max) in &bound.hard {
-        match hard.get(resource) {
-            None => problems.push(outside(
+        if !quota.hard.contains_key(resource) && !quota.total.contains_key(resource) {
+            problems.push(outside(
                 &format!("{field}.hard.{resource}"),
                 format!("must be set, at most {} ({whose})", max.0),
-            )),
-            Some(asked)
-                if nanos(&asked.0)
-                    .zip(nanos(&max.0))
-                    .is_none_or(|(a, m)| a > m) =>
-            {
-                problems.push(outside(
-                    &format!("{field}.hard.{resource}"),
-                    format!("{} is more than {} ({whose})", asked.0, max.0),
-                ))
-            }
-            Some(_) => {}
+            ));
         }
     }
-    for resource in hard.keys().filter(|r| !bound.hard.contains_key(*r)) {
-        problems.push(outside(
-            &format!("{field}.hard.{resource}"),
-            format!("{whose} does not bound {resource}, so a claim may not set it"),
-        ));
+    for (part, limits) in [("hard", &quota.hard), ("total", &quota.total)] {
+        for (resource, asked) in limits {
+            let message = match bound.hard.get(resource) {
+                None => format!("{whose} does not bound {resource}, so a claim may not set it"),
+                Some(max)
+                    if nanos(&asked.0)
+                        .zip(nanos(&max.0))
+                        .is_none_or(|(a, m)| a > m) =>
+                {
+                    format!("{} is more than {} ({whose})", asked.0, max.0)
+                }
+                Some(_) => continue,
+            };
+            problems.push(outside(&format!("{field}.{part}.{resource}"), message));
+        }
     }
 }
 

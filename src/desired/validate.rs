@@ -429,9 +429,17 @@ fn check_subjects(
 }
 
 fn check_quota(problems: &mut Vec<Problem>, field: &str, quota: &QuotaSpec) {
-    let field = format!("{field}.hard");
-    check_quantities(problems, &field, &quota.hard);
-    for (key, quantity) in &quota.hard {
+    check_quota_limits(problems, &format!("{field}.hard"), &quota.hard);
+    check_quota_limits(problems, &format!("{field}.total"), &quota.total);
+}
+
+fn check_quota_limits(
+    problems: &mut Vec<Problem>,
+    field: &str,
+    limits: &BTreeMap<String, Quantity>,
+) {
+    check_quantities(problems, field, limits);
+    for (key, quantity) in limits {
         // The apiserver takes a name without a prefix only when it is a standard one.
         if is_qualified_name(key) && !key.contains('/') && !is_standard_quota_resource(key) {
             problems.push(Problem::new(

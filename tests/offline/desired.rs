@@ -593,3 +593,78 @@ fn a_refused_newcomer_opens_nothing_for_its_peers() {
     let payments = build(&dir, "payments");
     assert!(policy(&payments, "payments", "customer-allow-to-peers").is_some());
 }
+
+/// The whole-customer quota as `render` prints it (nothing used yet): the total shared
+/// out evenly over the namespaces, each share held to `hard`; a group's default total
+/// reaches its members; a total that is not a quantity is refused with a reason.
+#[test]
+fn total_quota_is_shared_out_and_bounded_by_hard() {
+    let yaml = r#"
+apiVersion: customers.dev/v1alpha1
+kind: CustomerGroup
+metadata: {name: shared}
+spec:
+  displayName: Shared
+  defaults: {quota: {total: {pods: "10", requests.cpu: "1"}}}
+---
+apiVersion: customers.dev/v1alpha1
+kind: Customer
+metadata: {name: three, uid: u-three}
+spec:
+  displayName: Three
+  contactEmail: ops@three.example
+  group: shared
+  namespaces: [{name: a}, {name: b}, {name: c}]
+---
+apiVersion: customers.dev/v1alpha1
+kind: Customer
+metadata: {name: capped, uid: u-capped}
+spec:
+  displayName: Capped
+  contactEmail: ops@capped.example
+  namespaces: [{name: a}, {name: b}]
+  quota: {hard: {pods: "3"}, total: {pods: "10"}}
+"#;
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let dir = MapDirectory::new(
+        docs[1..]
+            .iter()
+            .map(|d| serde_yaml::from_value::<Customer>(d.clone()).unwrap()),
+        [serde_yaml::from_value(docs[0].clone()).unwrap()],
+    );
+    let hard = |d: &Desired, ns: &str, resource: &str| {
+        let quota = d
+            .resource_quotas
+            .iter()
+            .find(|q| q.namespace().as_deref() == Some(ns))
+            .expect("a quota in the namespace");
+        quota.spec.as_ref().unwrap().hard.as_ref().unwrap()[resource]
+            .0
+            .clone()
+    };
+    let three = build(&dir, "three");
+    let pods: Vec<String> = ["three-a", "three-b", "three-c"]
+        .iter()
+        .map(|ns| hard(&three, ns, "pods"))
+        .collect();
+    assert_eq!(pods, ["4", "3", "3"]);
+    assert_eq!(hard(&three, "three-a", "requests.cpu"), "334m");
+    let capped = build(&dir, "capped");
+    assert_eq!(hard(&capped, "capped-a", "pods"), "3");
+    assert_eq!(hard(&capped, "capped-b", "pods"), "3");
+
+    let mut bad: Customer = (*dir.customers["capped"]).clone();
+    bad.spec.quota.as_mut().unwrap().total.insert(
+        "pods".into(),
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("ten".into()),
+    );
+    match desired::desired(&bad, &dir, &settings()) {
+        Err(Error::Invalid(problems)) => {
+            assert_eq!(problems[0].reason, Reason::InvalidQuantity);
+            assert_eq!(problems[0].field, "spec.quota.total[pods]");
+        }
+        other => panic!("a total that is not a quantity is refused: {other:?}"),
+    }
+}

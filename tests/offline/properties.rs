@@ -177,7 +177,10 @@ fn quota() -> impl Strategy<Value = Option<QuotaSpec>> {
             })
             .prop_map(|(mut hard, counted)| {
                 hard.extend(counted);
-                QuotaSpec { hard }
+                QuotaSpec {
+                    hard,
+                    ..Default::default()
+                }
             }),
     )
 }
@@ -840,6 +843,7 @@ fn break_one(dir: &mut MapDirectory, name: &str, breakage: usize) -> (Customer, 
         15 => {
             spec.quota = Some(QuotaSpec {
                 hard: [("pods".to_string(), Quantity("lots".into()))].into(),
+                ..Default::default()
             });
             Reason::InvalidQuantity
         }
@@ -877,12 +881,14 @@ fn break_one(dir: &mut MapDirectory, name: &str, breakage: usize) -> (Customer, 
         21 => {
             spec.quota = Some(QuotaSpec {
                 hard: [("pods".to_string(), Quantity("-5".into()))].into(),
+                ..Default::default()
             });
             Reason::InvalidQuantity
         }
         22 => {
             spec.quota = Some(QuotaSpec {
                 hard: [("gpus".to_string(), Quantity("2".into()))].into(),
+                ..Default::default()
             });
             Reason::InvalidField
         }
@@ -1074,6 +1080,7 @@ impl Garbage {
         if let Some((k, v)) = &self.quota {
             spec.quota = Some(QuotaSpec {
                 hard: [(k.clone(), Quantity(v.clone()))].into(),
+                ..Default::default()
             });
         }
     }
