@@ -29,6 +29,9 @@ pub const LABEL_CUSTOMER: &str = "customers.dev/customer";
 pub const LABEL_GROUP: &str = "customers.dev/group";
 /// Label naming the customer's partner.
 pub const LABEL_PARTNER: &str = "customers.dev/partner";
+/// Label on a customer's ResourceQuotas that hold a share of `spec.quota.total`: their
+/// usage moves the shares, so every change of their status is watched.
+pub const LABEL_QUOTA_TOTAL: &str = "customers.dev/quota-total";
 /// Label every managed object carries.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`].

@@ -79,6 +79,11 @@ where
         })
     }
 
+    /// The object without metadata and status, as JSON text.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
     /// The object as JSON, as the operator compares it with what it applies: the kept
     /// metadata with the applied-hash annotation, and the rest of the object.
     pub fn value(&self) -> Result<Value> {

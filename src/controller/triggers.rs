@@ -5,16 +5,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::core::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::caches::Caches;
+use super::compact::Compact;
 use super::index::Index;
 use crate::api::{
-    Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER, Partner,
-    partner_namespace,
+    Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER, LABEL_QUOTA_TOTAL,
+    Partner, partner_namespace,
 };
 use crate::desired::ownership::name_prefixes;
 use crate::desired::resolve::{self, group_name_or};
@@ -47,11 +48,57 @@ pub fn on_policy(policy: &ObjectMeta, caches: &Caches) -> Targets {
     customers_of_policy(policy, &caches.namespaces)
 }
 
-/// A RoleBinding, ResourceQuota, LimitRange or ClusterNetworkPolicy the operator
+/// A RoleBinding, LimitRange or ClusterNetworkPolicy the operator
 /// labelled changed: the customer it belongs to (someone else's ClusterNetworkPolicy:
 /// nobody; the next resync checks it).
 pub fn on_child<K: Resource>(child: &K) -> Targets {
     owner_of(child.meta()).into_iter().collect()
+}
+
+/// Which ResourceQuota changes concern the operator. A quota's status moves with every
+/// pod created or gone; only a quota holding a share of a total
+/// ([`LABEL_QUOTA_TOTAL`]) needs its customer reconciled for that. Any other quota's
+/// customer is reconciled when the quota's content (what the operator applied: spec,
+/// labels) changes or the quota is gone, not on status updates.
+#[derive(Default)]
+pub struct QuotaChanges {
+    /// A hash of each cached quota's content as last seen, by `namespace/name`.
+    seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl QuotaChanges {
+    /// The customer to reconcile after this quota event, if any.
+    pub fn on_quota(&self, quota: &Compact<ResourceQuota>, caches: &Caches) -> Targets {
+        let meta = &quota.metadata;
+        let key = format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        let gone = caches
+            .children
+            .resource_quotas
+            .get(&ObjectRef::from_obj(quota))
+            .is_none();
+        let shared = meta
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(LABEL_QUOTA_TOTAL));
+        let labels = format!("{:?}{:?}", meta.labels, meta.deletion_timestamp);
+        let content = super::apply::fnv1a(format!("{}{labels}", quota.body()).as_bytes());
+        let mut seen = self.seen.lock().expect("quota changes lock");
+        let changed = if gone {
+            seen.remove(&key);
+            true
+        } else {
+            seen.insert(key, content) != Some(content)
+        };
+        if gone || shared || changed {
+            owner_of(meta).into_iter().collect()
+        } else {
+            Targets::new()
+        }
+    }
 }
 
 /// A group changed: its members.

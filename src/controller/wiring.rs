@@ -52,6 +52,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         caches.clone(),
     );
     let default_for_groups = default_group.clone();
+    let (quota_changes, on_quota) = (triggers::QuotaChanges::default(), caches.clone());
     let presence = ApiPresence::new(&hooks.health);
     Controller::for_stream(customers, caches.customers.clone())
         .with_config(ControllerConfig::default().concurrency(context.options.concurrency))
@@ -64,7 +65,9 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
             triggers::on_policy(&p.metadata, &on_foreign)
         })
         .watches_stream(role_bindings, |o| triggers::on_child(&o))
-        .watches_stream(resource_quotas, |o| triggers::on_child(&o))
+        .watches_stream(resource_quotas, move |q| {
+            quota_changes.on_quota(&q, &on_quota)
+        })
         .watches_stream(limit_ranges, |o| triggers::on_child(&o))
         .watches_stream(cluster_policies, |o| triggers::on_child(&o))
         .watches_stream(groups, move |g| {

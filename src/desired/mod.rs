@@ -36,7 +36,7 @@ use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
 
 use crate::api::{
     AllowFrom, ClusterNetworkPolicy, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY,
-    LABEL_PARTNER, LimitItem, LimitType, MANAGED_BY,
+    LABEL_PARTNER, LABEL_QUOTA_TOTAL, LimitItem, LimitType, MANAGED_BY,
 };
 use crate::error::{Error, Problem, Result};
 use crate::settings::{IsolationBackend, Settings};
@@ -671,9 +671,16 @@ impl ObjectsOf<'_> {
                 subjects: Some(subjects.clone()),
             });
         }
-        if effective.quota.is_some() {
+        if let Some(quota) = &effective.quota {
+            let mut metadata = self.meta(QUOTA_NAME, ns_name);
+            if !quota.total.is_empty() {
+                metadata
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(LABEL_QUOTA_TOTAL.into(), "shared".into());
+            }
             out.resource_quotas.push(ResourceQuota {
-                metadata: self.meta(QUOTA_NAME, ns_name),
+                metadata,
                 spec: Some(ResourceQuotaSpec {
                     hard: Some(self.quota_hard.get(ns_name).cloned().unwrap_or_default()),
                     ..Default::default()

@@ -6,7 +6,7 @@
 //! `partner-other` with a CustomerClaim each (status set through the status
 //! subresource), a Role and RoleBinding that let alice read the claims of
 //! `partner-acme` only, and a Customer with its status and its namespace, whose
-//! ResourceQuota's status is set by hand too (there is no quota controller or kubelet).
+//! ResourceQuota counts three pods (created; there is no kubelet to run them).
 
 mod support;
 
@@ -197,13 +197,28 @@ async fn make_world() -> World {
         }),
     )
     .await;
-    set_status(
-        &quotas,
-        "customer-quota",
-        json!({"hard": {"pods": "10", "requests.cpu": "8"},
-               "used": {"pods": "3", "requests.cpu": "500m"}}),
-    )
+    // Three pods, 500m of CPU requested together: quota admission counts them (they
+    // never run: there is no kubelet).
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), &customer);
+    support::wait_for("the default service account", || async {
+        accounts.get_opt("default").await.ok().flatten()
+    })
     .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &customer);
+    for (i, cpu) in ["200m", "200m", "100m"].into_iter().enumerate() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p{i}")},
+            "spec": {"automountServiceAccountToken": false, "containers": [{
+                "name": "c", "image": "registry.invalid/none:1",
+                "resources": {"requests": {"cpu": cpu}}}]}
+        });
+        support::wait_for("a pod admitted once the quota is counted", || async {
+            let pod = serde_json::from_value(pod.clone()).unwrap();
+            pods.create(&Default::default(), &pod).await.ok()
+        })
+        .await;
+    }
 
     let plugin_dir = std::env::temp_dir().join(support::unique("console-plugin"));
     std::fs::create_dir_all(&plugin_dir).unwrap();
