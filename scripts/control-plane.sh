@@ -5,6 +5,7 @@
 # version and cached outside the repo.
 #
 #   scripts/control-plane.sh deps          install the Debian packages needed (apt-get)
+#   scripts/control-plane.sh test-deps     install what the offline tests need (lua5.1)
 #   scripts/control-plane.sh build         build the binaries of the selected version once (cached)
 #   scripts/control-plane.sh up            deps + build + start (idempotent); prints the admin kubeconfig path
 #   scripts/control-plane.sh down [--purge]  stop; --purge also deletes the etcd data
@@ -50,6 +51,9 @@ readonly KCM_CONTROLLERS=namespace,garbagecollector,resourcequota,serviceaccount
 
 # Packages needed to run and to build (Go itself comes with the machine: 1.26 or newer).
 readonly RUNTIME_PKGS=(openssl curl jq ca-certificates util-linux)
+# What the offline tests need besides Rust: Lua 5.1 (Argo CD runs health checks with
+# gopher-lua, a Lua 5.1), for tests/offline/health_checks.rs.
+readonly TEST_PKGS=(lua5.1)
 
 CLEANUP=()
 FRESH_ETCD=false
@@ -86,6 +90,11 @@ ensure_pkgs() {
 cmd_deps() {
   existing_mode && return 0
   ensure_pkgs "${RUNTIME_PKGS[@]}"
+}
+
+# The packages the offline tests need, on any machine the tests run on.
+cmd_test_deps() {
+  ensure_pkgs "${TEST_PKGS[@]}"
 }
 
 # ---------------------------------------------------------------- versions
@@ -630,6 +639,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case $cmd in
     deps) cmd_deps ;;
+    test-deps) cmd_test_deps ;;
     build) cmd_build ;;
     up) cmd_up ;;
     down) cmd_down "$@" ;;

@@ -51,6 +51,7 @@ if ! existing; then
   done
 fi
 bash scripts/helm.sh setup
+bash scripts/control-plane.sh test-deps
 
 rm -f target/reliability-figures.txt
 cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 
 mod crds;
 mod desired;
+mod health_checks;
 mod isolation;
 mod netpol_truth;
 mod properties;
