@@ -98,6 +98,12 @@ pub struct CustomerSpec {
     /// false again.
     #[serde(default)]
     pub deletion_protection: bool,
+    /// When true, the customer's people keep read access and lose every write: their
+    /// RoleBindings grant `customer-view` instead of `customer-admin` or `customer-edit`
+    /// until this is false again. The operator still repairs drift, and deleting the
+    /// Customer is held while it is frozen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
 }
 
 /// The integrator that manages a customer.

@@ -52,6 +52,11 @@ pub struct CustomerGroupSpec {
     /// it has no members, Orphan moves them to the default group, Cascade deletes them.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// When true, every member is frozen as if it set `spec.frozen` itself: its people
+    /// keep read access and lose every write, and deleting it is held. Inner customers of
+    /// a member are members of their own group and are not frozen by this.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
 }
 
 /// The network zone of a group.

@@ -16,7 +16,7 @@ use super::compact::Compact;
 use super::error::Result;
 use crate::api::{Customer, LABEL_CUSTOMER};
 use crate::desired::Desired;
-use crate::desired::access::PARENT_ADMINS_BINDING;
+use crate::desired::access::{PARENT_ADMINS_BINDING, PARENT_ADMINS_FROZEN_BINDING};
 use crate::desired::children::{self, Children, Counts, Kind};
 use crate::desired::network::DEFAULT_DENY;
 use crate::desired::ownership::is_owned_by;
@@ -93,21 +93,23 @@ pub async fn apply(
 }
 
 /// A refused parent (a cycle made by two edits, a parent deleted) grants nothing: deletes
-/// the parent admins' binding in the customer's own namespaces. The rest of the
-/// customer's objects stay as they were.
+/// the parent admins' binding (or its frozen form) in the customer's own namespaces. The
+/// rest of the customer's objects stay as they were.
 pub async fn withdraw_parent_admins(customer: &Customer, ctx: &Context, uid: &str) -> Result<()> {
     let name = customer.name_any();
     for ns in ctx.caches.own_namespaces(&name, uid) {
         let ns = ns.name_any();
         let bindings = &ctx.caches.children.role_bindings;
-        let Some(live) = bindings.get(&ObjectRef::new(PARENT_ADMINS_BINDING).within(&ns)) else {
-            continue;
-        };
-        let mine =
-            live.labels().get(LABEL_CUSTOMER) == Some(&name) && is_owned_by(live.meta(), uid);
-        if mine && live.meta().deletion_timestamp.is_none() {
-            let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
-            delete_exactly(&api, PARENT_ADMINS_BINDING, live.uid()).await?;
+        for binding in [PARENT_ADMINS_BINDING, PARENT_ADMINS_FROZEN_BINDING] {
+            let Some(live) = bindings.get(&ObjectRef::new(binding).within(&ns)) else {
+                continue;
+            };
+            let mine =
+                live.labels().get(LABEL_CUSTOMER) == Some(&name) && is_owned_by(live.meta(), uid);
+            if mine && live.meta().deletion_timestamp.is_none() {
+                let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+                delete_exactly(&api, binding, live.uid()).await?;
+            }
         }
     }
     Ok(())

@@ -21,6 +21,7 @@ use super::finalizer;
 use super::status::{condition, set_condition, types};
 use super::triggers::customers_of_partner;
 use crate::api::{CLAIM_FIELD_MANAGER, Customer, CustomerClaim, CustomerClaimStatus};
+use crate::desired::resolve;
 use crate::desired::selfservice::{self, Requester};
 use crate::desired::validate::validate_customer;
 use crate::error::Problem;
@@ -192,6 +193,12 @@ async fn release(claim: &CustomerClaim, ctx: &Context) -> Result<Option<ClaimOut
     if customer.spec.deletion_protection {
         return Ok(Some(ClaimOutcome::DeletionBlocked(format!(
             "Customer {name} has spec.deletionProtection set by the platform team: nothing is deleted until it is set to false; the claim stays until then"
+        ))));
+    }
+    if let Some(freeze) = resolve::frozen_by(&customer, &ctx.caches, &ctx.options.settings) {
+        return Ok(Some(ClaimOutcome::DeletionBlocked(format!(
+            "Customer {name} is frozen by {}: nothing is deleted until it is unfrozen; the claim stays until then",
+            freeze.source()
         ))));
     }
     if customer.meta().deletion_timestamp.is_none() {

@@ -1,4 +1,4 @@
-//! What deleting a Customer does: waits while `deletionProtection` holds it, deletes its
+//! What deleting a Customer does: waits while `deletionProtection` or a freeze holds it, deletes its
 //! inner customers and then its namespaces, and only then lets it go; on an uninstall
 //! (the CRD itself is being deleted) it leaves everything in place instead.
 
@@ -13,7 +13,7 @@ use serde_json::json;
 use super::apply::delete_exactly;
 use super::compact::Compact;
 use super::error::{At, Result, Step, describe, named};
-use super::status::Outcome;
+use super::status::{DeletionHold, Outcome};
 use super::{
     Context, SOON, cluster_policies, finalizer, namespaces, plan::NamespacePhase, status_write,
     uid_of,
@@ -22,6 +22,7 @@ use crate::api::{ANNOTATION_ADOPT, Customer, LABEL_CUSTOMER};
 use crate::desired::children::{Children, Kind};
 use crate::desired::ownership::ANNOTATION_OWNER_UID;
 use crate::desired::relations::inner_customers;
+use crate::desired::resolve;
 
 /// Cleans up after a deleted Customer, one step per reconcile.
 pub async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
@@ -35,12 +36,17 @@ pub async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         finalizer::remove(&api, customer).await?;
         return Ok(Action::await_change());
     }
-    if customer.spec.deletion_protection {
+    let hold = DeletionHold {
+        protection: customer.spec.deletion_protection,
+        freeze: resolve::frozen_by(customer, &ctx.caches, &ctx.options.settings),
+    };
+    if hold.holds() {
         let namespaces = namespaces::as_they_are(customer, ctx, &uid);
         let settled = namespaces
             .iter()
             .all(|n| NamespacePhase::of(n) != Some(NamespacePhase::Terminating));
-        status_write::write(customer, ctx, &Outcome::DeletionBlocked(namespaces)).await?;
+        let blocked = Outcome::DeletionBlocked(namespaces, hold);
+        status_write::write(customer, ctx, &blocked).await?;
         return Ok(ctx.requeue(settled));
     }
     let waiting = match delete_inner_customers(customer, ctx).await? {

@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::plan::NamespacePhase;
 use crate::api::{CustomerStatus, Isolation, NamespaceStatus, Summary, TotalQuotaStatus};
+use crate::desired::resolve::Freeze;
 use crate::desired::validate::nanos;
 use crate::error::Problem;
 use crate::text::count;
@@ -30,6 +31,9 @@ pub mod types {
     pub const CONNECTIONS_PENDING: &str = "ConnectionsPending";
     /// The customer's namespaces use more than its whole-customer quota.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// The customer's people hold read access only, and deletion is held (`spec.frozen`
+    /// of the Customer or of its group); its lastTransitionTime says since when.
+    pub const FROZEN: &str = "Frozen";
 }
 
 /// What a reconcile of a valid spec found and did.
@@ -60,6 +64,10 @@ pub struct Observed {
 
 /// Reason of `QuotaExceeded=True`: the namespaces use more than `spec.quota.total`.
 pub const USED_ABOVE_TOTAL: &str = "UsedAboveTotal";
+
+/// Reason of `Frozen=False` when the spec asks for a freeze that was not applied (the
+/// spec was refused, or the apiserver refused an object before the bindings).
+pub const FREEZE_NOT_APPLIED: &str = "FreezeNotApplied";
 
 /// Reason of `Ready=False` when the apiserver refused one of the customer's objects.
 pub const APPLY_REFUSED: &str = "ApplyRefused";
@@ -168,9 +176,48 @@ pub enum Outcome {
     /// The apiserver refused an object of the customer (what it said, naming the
     /// object); the objects after it were not applied.
     Refused(String),
-    /// Deletion is blocked by `deletionProtection`; the customer's namespaces as they
-    /// really are (Active, Terminating, or Gone when protection came too late for them).
-    DeletionBlocked(Vec<NamespaceStatus>),
+    /// Deletion is held by `deletionProtection` or a freeze; the customer's namespaces as
+    /// they really are (Active, Terminating, or Gone when the hold came too late for them).
+    DeletionBlocked(Vec<NamespaceStatus>, DeletionHold),
+}
+
+/// What holds a Customer's deletion.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeletionHold {
+    /// `spec.deletionProtection` is true.
+    pub protection: bool,
+    /// The customer is frozen, by its own spec or its group's.
+    pub freeze: Option<Freeze>,
+}
+
+impl DeletionHold {
+    /// Whether anything holds the deletion.
+    pub fn holds(&self) -> bool {
+        self.protection || self.freeze.is_some()
+    }
+
+    /// The reason of `DeletionBlocked`: `DeletionProtection`, else the freeze's.
+    fn reason(&self) -> &'static str {
+        match &self.freeze {
+            Some(freeze) if !self.protection => freeze.reason(),
+            _ => "DeletionProtection",
+        }
+    }
+
+    /// What holds it, and what lets the deletion go on.
+    fn describe(&self) -> (String, String) {
+        let mut holds = Vec::new();
+        let mut release = Vec::new();
+        if self.protection {
+            holds.push("deletionProtection is true".to_string());
+            release.push("set spec.deletionProtection to false".to_string());
+        }
+        if let Some(freeze) = &self.freeze {
+            holds.push(format!("the customer is frozen by {}", freeze.source()));
+            release.push(format!("set {} to false", freeze.source()));
+        }
+        (holds.join(" and "), release.join(" and "))
+    }
 }
 
 fn carried_over_message(consultants: &[String]) -> String {
@@ -243,8 +290,8 @@ pub fn compute(
             );
             conditions.remove(types::DELETION_BLOCKED);
         }
-        Outcome::DeletionBlocked(namespaces) => {
-            deletion_blocked(&mut conditions, namespaces);
+        Outcome::DeletionBlocked(namespaces, hold) => {
+            deletion_blocked(&mut conditions, namespaces, hold);
             status.namespaces = namespaces.clone();
         }
         Outcome::Applied(observed) => {
@@ -260,6 +307,50 @@ pub fn compute(
         status.observed_generation = generation;
     }
     status
+}
+
+/// The `Frozen` condition after a reconcile with this outcome, for the freeze the spec
+/// (or the group) asks for now. An applied spec decides it: True while frozen, gone when
+/// not. A spec or object the apiserver refused changed no binding, so a freeze asked for
+/// and not yet in effect shows `Frozen=False` (FreezeNotApplied), and an old state stays
+/// as it was; so does it while the customer is being deleted.
+pub fn record_freeze(
+    status: &mut CustomerStatus,
+    freeze: Option<&Freeze>,
+    outcome: &Outcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let in_effect = condition(Some(status), types::FROZEN).is_some_and(|c| c.status == "True");
+    let list = &mut status.conditions;
+    match (outcome, freeze) {
+        (Outcome::Applied(_), Some(freeze)) => set_condition(
+            list,
+            types::FROZEN,
+            true,
+            freeze.reason(),
+            format!(
+                "frozen by {}: the customer's people keep read access (customer-view) and lose every write, the operator still repairs drift, and deleting the customer is held; set it to false to unfreeze",
+                freeze.source()
+            ),
+            generation,
+            now,
+        ),
+        (Outcome::Applied(_), None) => remove_condition(list, types::FROZEN),
+        (Outcome::Invalid(_) | Outcome::Refused(_), Some(freeze)) if !in_effect => set_condition(
+            list,
+            types::FROZEN,
+            false,
+            FREEZE_NOT_APPLIED,
+            format!(
+                "{} asks for a freeze, but nothing was applied (see Ready): the bindings are as they were",
+                freeze.source()
+            ),
+            generation,
+            now,
+        ),
+        _ => {}
+    }
 }
 
 /// A refused spec: Ready False, for the first problem's reason, listing every problem.
@@ -281,8 +372,13 @@ fn invalid(conditions: &mut Conditions, problems: &[Problem]) {
     );
 }
 
-/// A deletion that `deletionProtection` blocks: what is and what is no longer there.
-fn deletion_blocked(conditions: &mut Conditions, namespaces: &[NamespaceStatus]) {
+/// A deletion that `deletionProtection` or a freeze holds: what is and what is no longer
+/// there.
+fn deletion_blocked(
+    conditions: &mut Conditions,
+    namespaces: &[NamespaceStatus],
+    hold: &DeletionHold,
+) {
     let in_phase = |phase: NamespacePhase| -> Vec<&str> {
         namespaces
             .iter()
@@ -294,22 +390,23 @@ fn deletion_blocked(conditions: &mut Conditions, namespaces: &[NamespaceStatus])
         in_phase(NamespacePhase::Terminating),
         in_phase(NamespacePhase::Gone),
     );
+    let (holds, release) = hold.describe();
     let mut message = if terminating.is_empty() && gone.is_empty() {
-        "deletionProtection is true: nothing is deleted".to_string()
+        format!("{holds}: nothing is deleted")
     } else {
-        "deletionProtection is true: nothing more is deleted".to_string()
+        format!("{holds}: nothing more is deleted")
     };
     if !terminating.is_empty() {
         message.push_str(&format!(
-            "; already being deleted when protection was switched on (the apiserver finishes it): {}",
+            "; already being deleted when the hold came (the apiserver finishes it): {}",
             terminating.join(", ")
         ));
     }
     if !gone.is_empty() {
         message.push_str(&format!("; already gone: {}", gone.join(", ")));
     }
-    message.push_str("; set spec.deletionProtection to false to confirm the deletion");
-    conditions.set(types::DELETION_BLOCKED, true, "DeletionProtection", message);
+    message.push_str(&format!("; {release} to confirm the deletion"));
+    conditions.set(types::DELETION_BLOCKED, true, hold.reason(), message);
     let lost: Vec<&str> = terminating.iter().chain(&gone).copied().collect();
     if lost.is_empty() {
         let active = count(namespaces.len() as u64, "namespace", "namespaces");
@@ -829,5 +926,94 @@ mod tests {
             ("False", "UnknownGroup")
         );
         assert_eq!(s.namespaces.len(), 1);
+    }
+
+    /// The Frozen condition follows what was applied: True with the source while frozen,
+    /// False (not applied) for a refused spec that asks for a freeze, kept as it was while
+    /// a refused spec cannot lift it, gone once an unfrozen spec is applied.
+    #[test]
+    fn the_frozen_condition_says_what_is_in_effect() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let group = Freeze::Group("paused".into());
+        let applied = Outcome::Applied(observed());
+        let invalid = Outcome::Invalid(vec![Problem::new(
+            Reason::UnknownGroup,
+            "spec.group",
+            "no such group",
+        )]);
+        let frozen_after = |old: &CustomerStatus, freeze: Option<&Freeze>, outcome: &Outcome| {
+            let mut s = compute(Some(old), Some(2), "all", None, outcome, t);
+            record_freeze(&mut s, freeze, outcome, Some(2), t);
+            s
+        };
+        let ready = compute(None, Some(1), "all", None, &applied, t);
+        let frozen = frozen_after(&ready, Some(&group), &applied);
+        let c = condition(Some(&frozen), types::FROZEN).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "GroupFrozen")
+        );
+        assert!(c.message.contains("CustomerGroup paused"), "{}", c.message);
+        // Ready is not affected by a freeze.
+        let r = condition(Some(&frozen), types::READY).unwrap();
+        assert_eq!(r.status, "True");
+
+        let pending = frozen_after(&ready, Some(&Freeze::Own), &invalid);
+        let c = condition(Some(&pending), types::FROZEN).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", FREEZE_NOT_APPLIED)
+        );
+
+        let still = frozen_after(&frozen, None, &invalid);
+        assert_eq!(
+            condition(Some(&still), types::FROZEN),
+            condition(Some(&frozen), types::FROZEN)
+        );
+        let thawed = frozen_after(&frozen, None, &applied);
+        assert!(condition(Some(&thawed), types::FROZEN).is_none());
+    }
+
+    /// A deletion held by a freeze alone names the freeze, and how to go on.
+    #[test]
+    fn a_deletion_held_by_a_freeze_says_so() {
+        let t = Timestamp::from_second(1_000).unwrap();
+        let hold = DeletionHold {
+            protection: false,
+            freeze: Some(Freeze::Own),
+        };
+        let namespaces = observed().namespaces;
+        let s = compute(
+            None,
+            Some(1),
+            "all",
+            None,
+            &Outcome::DeletionBlocked(namespaces.clone(), hold),
+            t,
+        );
+        let c = condition(Some(&s), types::DELETION_BLOCKED).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Frozen"));
+        assert!(
+            c.message.contains("frozen by spec.frozen of the Customer")
+                && c.message
+                    .contains("set spec.frozen of the Customer to false"),
+            "{}",
+            c.message
+        );
+        let both = DeletionHold {
+            protection: true,
+            freeze: Some(Freeze::Group("paused".into())),
+        };
+        let s = compute(
+            None,
+            Some(1),
+            "all",
+            None,
+            &Outcome::DeletionBlocked(namespaces, both),
+            t,
+        );
+        let c = condition(Some(&s), types::DELETION_BLOCKED).unwrap();
+        assert_eq!(c.reason, "DeletionProtection");
+        assert!(c.message.contains("CustomerGroup paused"), "{}", c.message);
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
@@ -27,14 +28,11 @@ pub async fn write(customer: &Customer, ctx: &Context, outcome: &Outcome) -> Res
     let old = customer.status.as_ref();
     let group = resolve::group_name(customer, &ctx.options.settings);
     let partner = customer.spec.partner.as_ref().map(|p| p.name.as_str());
-    let new = status::compute(
-        old,
-        customer.meta().generation,
-        &group,
-        partner,
-        outcome,
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    let generation = customer.meta().generation;
+    let mut new = status::compute(old, generation, &group, partner, outcome, now);
+    let freeze = resolve::frozen_by(customer, &ctx.caches, &ctx.options.settings);
+    status::record_freeze(&mut new, freeze.as_ref(), outcome, generation, now);
     if old == Some(&new) {
         return Ok(());
     }
@@ -98,6 +96,9 @@ async fn announce(
     )
     .cloned()
     .collect();
+    if let Some((reason, message)) = freeze_change(old, new) {
+        events::publish(&ctx.client, customer, EventType::Normal, reason, &message).await;
+    }
     for c in warnings {
         events::publish(
             &ctx.client,
@@ -107,6 +108,25 @@ async fn announce(
             &c.message,
         )
         .await;
+    }
+}
+
+/// The Normal Event of a freeze that took effect (`Frozen`, saying by what) or was lifted
+/// (`Unfrozen`), if this status change is one.
+fn freeze_change(
+    old: Option<&CustomerStatus>,
+    new: &CustomerStatus,
+) -> Option<(&'static str, String)> {
+    fn frozen(s: Option<&CustomerStatus>) -> Option<&Condition> {
+        status::condition(s, types::FROZEN).filter(|c| c.status == "True")
+    }
+    match (frozen(old), frozen(Some(new))) {
+        (None, Some(now)) => Some(("Frozen", now.message.clone())),
+        (Some(_), None) => Some((
+            "Unfrozen",
+            "unfrozen: the customer's people have their roles back".to_string(),
+        )),
+        _ => None,
     }
 }
 

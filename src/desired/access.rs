@@ -21,8 +21,15 @@ pub const CONSULTANTS_BINDING: &str = "customer-security-consultants";
 /// Name of the RoleBinding that grants the parent customers' admins `customer-admin`.
 pub const PARENT_ADMINS_BINDING: &str = "customer-parent-admins";
 
-/// Every name a RoleBinding of the operator may have (pruning looks these up).
-pub const BINDING_NAMES: [&str; 8] = [
+/// Name of the binding that replaces [`PARENT_ADMINS_BINDING`] while the customer is
+/// frozen (it grants `customer-view`).
+pub const PARENT_ADMINS_FROZEN_BINDING: &str = "customer-parent-admins-frozen";
+
+/// Every name a RoleBinding of the operator may have (pruning looks these up): the
+/// bindings of an unfrozen customer, then those that replace the writing ones while it
+/// is frozen. A RoleBinding's roleRef cannot change, so a frozen binding has a name of
+/// its own.
+pub const BINDING_NAMES: [&str; 13] = [
     "customer-admins",
     "customer-editors",
     "customer-viewers",
@@ -31,6 +38,11 @@ pub const BINDING_NAMES: [&str; 8] = [
     "customer-group-viewers",
     PARENT_ADMINS_BINDING,
     CONSULTANTS_BINDING,
+    "customer-admins-frozen",
+    "customer-editors-frozen",
+    "customer-group-admins-frozen",
+    "customer-group-editors-frozen",
+    PARENT_ADMINS_FROZEN_BINDING,
 ];
 
 /// Who gets roles in a customer's namespaces, from where.
@@ -44,28 +56,35 @@ pub struct AccessPlan {
     pub parent_admins: Vec<Subject>,
     /// The partner's security consultants.
     pub consultants: Vec<Subject>,
+    /// While true, every binding that grants `customer-admin` or `customer-edit` grants
+    /// `customer-view` instead, under its frozen name.
+    pub frozen: bool,
 }
 
 /// The bindings of one namespace: (name, ClusterRole, subjects), only those with subjects.
 pub fn bindings(plan: &AccessPlan) -> Vec<(&'static str, RoleRef, Vec<RbacSubject>)> {
-    let sources: [(&'static str, &'static str, &[Subject]); 8] = [
-        (BINDING_NAMES[0], ROLE_ADMIN, &plan.own.admins),
-        (BINDING_NAMES[1], ROLE_EDIT, &plan.own.editors),
-        (BINDING_NAMES[2], ROLE_VIEW, &plan.own.viewers),
-        (BINDING_NAMES[3], ROLE_ADMIN, &plan.group.admins),
-        (BINDING_NAMES[4], ROLE_EDIT, &plan.group.editors),
-        (BINDING_NAMES[5], ROLE_VIEW, &plan.group.viewers),
-        (BINDING_NAMES[6], ROLE_ADMIN, &plan.parent_admins),
-        (
-            BINDING_NAMES[7],
-            ROLE_SECURITY_CONSULTANT,
-            &plan.consultants,
-        ),
+    let writing = |name: &'static str, frozen_name: &'static str, role: &'static str| {
+        if plan.frozen {
+            (frozen_name, ROLE_VIEW)
+        } else {
+            (name, role)
+        }
+    };
+    let n = &BINDING_NAMES;
+    let sources: [((&'static str, &'static str), &[Subject]); 8] = [
+        (writing(n[0], n[8], ROLE_ADMIN), &plan.own.admins),
+        (writing(n[1], n[9], ROLE_EDIT), &plan.own.editors),
+        ((n[2], ROLE_VIEW), &plan.own.viewers),
+        (writing(n[3], n[10], ROLE_ADMIN), &plan.group.admins),
+        (writing(n[4], n[11], ROLE_EDIT), &plan.group.editors),
+        ((n[5], ROLE_VIEW), &plan.group.viewers),
+        (writing(n[6], n[12], ROLE_ADMIN), &plan.parent_admins),
+        ((n[7], ROLE_SECURITY_CONSULTANT), &plan.consultants),
     ];
     sources
         .into_iter()
-        .filter(|(_, _, subjects)| !subjects.is_empty())
-        .map(|(name, role, subjects)| (name, cluster_role(role), rbac_subjects(subjects)))
+        .filter(|(_, subjects)| !subjects.is_empty())
+        .map(|((name, role), subjects)| (name, cluster_role(role), rbac_subjects(subjects)))
         .collect()
 }
 

@@ -589,6 +589,7 @@ fn access_plan(
             .unwrap_or_default(),
         parent_admins,
         consultants,
+        frozen: resolved.effective.frozen.is_some(),
     }
 }
 

@@ -72,6 +72,47 @@ pub fn ancestors(customer: &Customer, dir: &dyn Directory) -> Result<Vec<Arc<Cus
     Ok(chain)
 }
 
+/// Why a customer is frozen: the one place that decides it (its own `spec.frozen`,
+/// else its group's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Freeze {
+    /// The Customer's own `spec.frozen`.
+    Own,
+    /// The `spec.frozen` of its CustomerGroup, named.
+    Group(String),
+}
+
+impl Freeze {
+    /// The reason the `Frozen` condition and a held deletion give.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Freeze::Own => "Frozen",
+            Freeze::Group(_) => "GroupFrozen",
+        }
+    }
+
+    /// Where the freeze comes from and how to lift it.
+    pub fn source(&self) -> String {
+        match self {
+            Freeze::Own => "spec.frozen of the Customer".to_string(),
+            Freeze::Group(group) => format!("spec.frozen of CustomerGroup {group}"),
+        }
+    }
+}
+
+/// Whether the customer is frozen, and by what: its own `spec.frozen` wins over its
+/// group's, so the condition names the nearer source. A frozen parent does not freeze
+/// its inner customers.
+pub fn frozen_by(customer: &Customer, dir: &dyn Directory, settings: &Settings) -> Option<Freeze> {
+    if customer.spec.frozen {
+        return Some(Freeze::Own);
+    }
+    let group = group_name(customer, settings);
+    dir.group(&group)
+        .filter(|g| g.spec.frozen)
+        .map(|_| Freeze::Group(group))
+}
+
 /// A customer's settings after group defaults are applied.
 #[derive(Clone, Debug)]
 pub struct Effective {
@@ -89,6 +130,8 @@ pub struct Effective {
     pub limits: Option<Vec<LimitItem>>,
     /// Labels the group puts on every member namespace.
     pub group_namespace_labels: BTreeMap<String, String>,
+    /// Whether the customer is frozen, and by what.
+    pub frozen: Option<Freeze>,
 }
 
 /// Applies the group's defaults to the fields the customer leaves unset.
@@ -107,6 +150,7 @@ pub fn effective(customer: &Customer, dir: &dyn Directory, settings: &Settings) 
         .or_else(|| default_network.as_ref().and_then(|n| n.internet_egress))
         .unwrap_or(isolation == Isolation::Standard);
     Effective {
+        frozen: frozen_by(customer, dir, settings),
         quota: customer
             .spec
             .quota

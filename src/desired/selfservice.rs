@@ -107,6 +107,7 @@ pub fn customer_for(claim: &CustomerClaim, requester: &Requester) -> Customer {
             quota: spec.quota.clone(),
             limits: spec.limits.clone(),
             deletion_protection: false,
+            frozen: false,
         },
     );
     customer.metadata.labels = Some(claim_labels(claim));

@@ -1223,11 +1223,11 @@ fn admission_policy_refuses_deleting_a_protected_customer_except_to_the_operator
     let validations: Vec<VapExpression> =
         serde_json::from_value(spec["validations"].clone()).unwrap();
     // Whether the policy applies to the request, and the message it refuses it with.
-    let decide = |protection: Option<bool>, user: &str| {
+    let decide_field = |field: &str, on: Option<bool>, user: &str| {
         let mut customer_spec =
             json!({"displayName": "Astral", "contactEmail": "ops@astral.example"});
-        if let Some(on) = protection {
-            customer_spec["deletionProtection"] = on.into();
+        if let Some(on) = on {
+            customer_spec[field] = on.into();
         }
         let old = json!({"apiVersion": api::API_VERSION, "kind": "Customer",
                          "metadata": {"name": "astral"}, "spec": customer_spec});
@@ -1249,6 +1249,7 @@ fn admission_policy_refuses_deleting_a_protected_customer_except_to_the_operator
             .map(|r| r.message.unwrap_or_default());
         (applies, refusal)
     };
+    let decide = |on: Option<bool>, user: &str| decide_field("deletionProtection", on, user);
     let (applies, refusal) = decide(Some(true), "alice");
     assert!(applies);
     let message = refusal.expect("a protected Customer is not deleted");
@@ -1260,6 +1261,15 @@ fn admission_policy_refuses_deleting_a_protected_customer_except_to_the_operator
     assert_eq!(decide(None, "alice"), (true, None));
     // The operator's own deletes (inner customers, Cascade members) go the finalizer's way.
     assert!(!decide(Some(true), &support::operator_user()).0);
+    // A frozen Customer is not deleted either, and the message says how to go on.
+    let (applies, refusal) = decide_field("frozen", Some(true), "alice");
+    assert!(applies);
+    let message = refusal.expect("a frozen Customer is not deleted");
+    assert!(
+        message.contains("astral") && message.contains("spec.frozen"),
+        "{message}"
+    );
+    assert_eq!(decide_field("frozen", Some(false), "alice"), (true, None));
 }
 
 #[test]

@@ -461,6 +461,21 @@ async fn being_deleted(customers: &Api<Customer>, name: &str) -> bool {
     customer.metadata.deletion_timestamp.is_some()
 }
 
+/// Creates a Customer of the admission test (labelled with its marker) whose spec has
+/// `field` (deletionProtection or frozen) true.
+async fn create_held(customers: &Api<Customer>, name: &str, marker: &str, field: &str) {
+    let mut spec = base_spec();
+    spec[field] = true.into();
+    let customer: Customer = serde_json::from_value(json!({"apiVersion": api::API_VERSION,
+        "kind": "Customer", "metadata": {"name": name, "labels": {"customers.dev/test": marker}},
+        "spec": spec}))
+    .unwrap();
+    customers
+        .create(&PostParams::default(), &customer)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_chart_admission_policy_refuses_deleting_a_protected_customer_but_not_the_operator() {
     let client = support::client().await;
@@ -484,16 +499,7 @@ async fn the_chart_admission_policy_refuses_deleting_a_protected_customer_but_no
 
     let customers: Api<Customer> = Api::all(client.clone());
     let name = support::unique("protected");
-    let mut spec = base_spec();
-    spec["deletionProtection"] = true.into();
-    let customer: Customer = serde_json::from_value(json!({"apiVersion": api::API_VERSION,
-        "kind": "Customer", "metadata": {"name": name, "labels": {"customers.dev/test": marker}},
-        "spec": spec}))
-    .unwrap();
-    customers
-        .create(&PostParams::default(), &customer)
-        .await
-        .unwrap();
+    create_held(&customers, &name, &marker, "deletionProtection").await;
     support::operator();
     support::wait_for("the operator's finalizer", || {
         let customers = customers.clone();
@@ -538,6 +544,24 @@ async fn the_chart_admission_policy_refuses_deleting_a_protected_customer_but_no
     let foreground = DeleteParams::foreground();
     assert!(customers.delete(&name, &foreground).await.is_err());
     assert!(!being_deleted(&customers, &name).await);
+
+    // A frozen Customer is refused the same way, and let go once unfrozen.
+    let frozen = support::unique("frozen");
+    create_held(&customers, &frozen, &marker, "frozen").await;
+    match customers.delete(&frozen, &dry).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{status:?}");
+            assert!(status.message.contains("spec.frozen"), "{status:?}");
+        }
+        other => panic!("deleting a frozen Customer must be refused: {other:?}"),
+    }
+    assert!(!being_deleted(&customers, &frozen).await);
+    support::patch_customer_spec(&client, &frozen, json!({"frozen": false})).await;
+    customers
+        .delete(&frozen, &DeleteParams::default())
+        .await
+        .expect("an unfrozen Customer may be deleted");
+    support::gone(&customers, &frozen).await;
 
     // The operator's own deletes (cascades) go through, to its finalizer, where the
     // protection holds the Customer (DeletionBlocked) until it is lifted.

@@ -533,6 +533,7 @@ fn every_child_name_is_one_pruning_knows() {
     let mut seen = std::collections::BTreeSet::new();
     for file in [
         "connection.yaml",
+        "frozen.yaml",
         "group-zone.yaml",
         "hierarchy.yaml",
         "isolation.yaml",
@@ -667,4 +668,103 @@ spec:
         }
         other => panic!("a total that is not a quantity is refused: {other:?}"),
     }
+}
+
+/// The bindings of a customer's first namespace: name, ClusterRole, subjects.
+fn binding_table(d: &Desired) -> Vec<(String, String, Vec<String>)> {
+    let mut table: Vec<_> = d
+        .role_bindings
+        .iter()
+        .map(|b| {
+            let subjects = b.subjects.iter().flatten();
+            (
+                b.name_any(),
+                b.role_ref.name.clone(),
+                subjects.map(|s| format!("{}/{}", s.kind, s.name)).collect(),
+            )
+        })
+        .collect();
+    table.sort();
+    table
+}
+
+/// A frozen customer (by its group here) keeps every binding's subjects, each writing
+/// binding under its frozen name with `customer-view`; viewers and consultants keep
+/// theirs. Unfrozen, the same customer has exactly the usual bindings back.
+#[test]
+fn a_freeze_turns_every_writing_binding_into_view_under_its_frozen_name() {
+    let dir = directory("frozen.yaml");
+    let frozen = binding_table(&build(&dir, "inner"));
+    let view = |name: &str, subjects: &[&str]| {
+        (
+            name.to_string(),
+            "customer-view".to_string(),
+            subjects.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let mut expected = vec![
+        view("customer-admins-frozen", &["User/carol"]),
+        view("customer-editors-frozen", &["User/dan"]),
+        view("customer-viewers", &["User/vera"]),
+        view("customer-group-admins-frozen", &["Group/group-admins"]),
+        view("customer-group-editors-frozen", &["User/gus"]),
+        view("customer-group-viewers", &["User/gwen"]),
+        view("customer-parent-admins-frozen", &["User/bea"]),
+        (
+            "customer-security-consultants".into(),
+            "customer-security-consultant".into(),
+            vec!["User/sam".into()],
+        ),
+    ];
+    expected.sort();
+    assert_eq!(frozen, expected);
+
+    // The same customer in a group that is not frozen.
+    let mut customer = (*dir.customers["inner"]).clone();
+    customer.spec.group = Some("running".into());
+    let thawed = desired::desired(&customer, &dir, &settings()).unwrap();
+    let roles: Vec<(String, String)> = binding_table(&thawed)
+        .into_iter()
+        .map(|(name, role, _)| (name, role))
+        .collect();
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        roles,
+        pairs(&[
+            ("customer-admins", "customer-admin"),
+            ("customer-editors", "customer-edit"),
+            ("customer-viewers", "customer-view"),
+            ("customer-group-admins", "customer-admin"),
+            ("customer-group-editors", "customer-edit"),
+            ("customer-group-viewers", "customer-view"),
+            ("customer-parent-admins", "customer-admin"),
+            (
+                "customer-security-consultants",
+                "customer-security-consultant"
+            ),
+        ])
+    );
+    // Its own spec.frozen freezes a customer in a running group; a frozen parent does not
+    // freeze its inner customer.
+    let boss = binding_table(&build(&dir, "boss"));
+    assert!(
+        boss.iter()
+            .any(|(n, r, _)| n == "customer-admins-frozen" && r == "customer-view")
+    );
+    let kid = binding_table(&build(&dir, "kid"));
+    assert!(
+        kid.iter()
+            .any(|(n, r, _)| n == "customer-parent-admins" && r == "customer-admin")
+    );
+    assert!(
+        kid.iter().all(|(n, _, _)| !n.ends_with("-frozen")),
+        "{kid:?}"
+    );
 }

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use customer_operator::api::{CustomerStatus, NamespaceStatus};
-use customer_operator::controller::status::{Observed, Outcome, ReadyReason, compute};
+use customer_operator::controller::status::{
+    DeletionHold, Observed, Outcome, ReadyReason, compute,
+};
 use customer_operator::error::{Problem, Reason};
 use k8s_openapi::jiff::Timestamp;
 use kube_cel::cel;
@@ -291,7 +293,17 @@ fn states() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "deletion blocked",
             customer(
                 1,
-                Some(status(Some(&ready), 1, Outcome::DeletionBlocked(active()))),
+                Some(status(
+                    Some(&ready),
+                    1,
+                    Outcome::DeletionBlocked(
+                        active(),
+                        DeletionHold {
+                            protection: true,
+                            freeze: None,
+                        },
+                    ),
+                )),
             ),
             "Degraded",
             "failed",

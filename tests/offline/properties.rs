@@ -304,6 +304,9 @@ fn customer_spec() -> impl Strategy<Value = CustomerSpec> {
                     quota,
                     limits,
                     deletion_protection,
+                    // A freeze changes only the bindings' roles: drawn with protection,
+                    // so both states reach every property.
+                    frozen: deletion_protection,
                 }
             },
         )
@@ -339,6 +342,7 @@ fn group(name: &'static str) -> impl Strategy<Value = CustomerGroup> {
                             namespace_labels,
                         }),
                         deletion_policy: Default::default(),
+                        frozen: zone,
                     },
                 )
             },
