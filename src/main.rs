@@ -251,6 +251,17 @@ struct SettingsArgs {
     /// first).
     #[arg(long, env = "CUSTOMER_OPERATOR_CLUSTER_POLICY_PRIORITY", default_value_t = DEFAULT_CLUSTER_POLICY_PRIORITY, value_parser = clap::value_parser!(i32).range(0..=1000))]
     cluster_policy_priority: i32,
+    /// Write an Argo CD AppProject per customer (its namespaces as the only
+    /// destinations), when the cluster serves AppProjects.
+    #[arg(long, env = "CUSTOMER_OPERATOR_ARGOCD_PROJECTS")]
+    argocd_projects: bool,
+    /// The namespace Argo CD runs in, where the AppProjects go.
+    #[arg(
+        long,
+        env = "CUSTOMER_OPERATOR_ARGOCD_NAMESPACE",
+        default_value = "argocd"
+    )]
+    argocd_namespace: String,
 }
 
 /// How the operator runs as a service: logs, metrics and health, leader election.
@@ -369,6 +380,7 @@ impl SettingsArgs {
             allowed_system_subjects: self.allow_system_subjects,
             isolation_backend: self.isolation_backend,
             cluster_policy_priority: self.cluster_policy_priority,
+            argocd_namespace: self.argocd_projects.then_some(self.argocd_namespace),
         })
     }
 }

@@ -43,6 +43,9 @@ pub struct Settings {
     /// The priority of the operator's ClusterNetworkPolicies in both tiers (0 to 1000,
     /// lower first): the platform team's own policies go below it to come first.
     pub cluster_policy_priority: i32,
+    /// Where the operator writes an Argo CD AppProject per customer; `None`: it writes
+    /// none (`--argocd-projects` off).
+    pub argocd_namespace: Option<String>,
 }
 
 /// Which kind of policy the operator isolates customers with.
@@ -103,6 +106,7 @@ impl Default for Settings {
             allowed_system_subjects: Vec::new(),
             isolation_backend: IsolationBackend::NetworkPolicy,
             cluster_policy_priority: DEFAULT_CLUSTER_POLICY_PRIORITY,
+            argocd_namespace: None,
         }
     }
 }

@@ -230,3 +230,20 @@ pub struct NamespaceStatus {
 
 /// Conditions as Kubernetes writes them.
 pub type Conditions = Vec<Condition>;
+
+/// What Argo CD may deploy for a customer, when the operator writes an AppProject per
+/// customer (`--argocd-projects`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoCd {
+    /// Repositories the customer's Argo CD Applications may take manifests from, as
+    /// Argo CD reads them: URLs or globs (`https://git.example/team/*`), `!` before one
+    /// excludes it. A group's list is added to each member's. None at all: no
+    /// Application of the customer can be created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        inner(length(min = 1, max = 1000), regex(pattern = r"^[^\s,]+$"))
+    )]
+    pub source_repos: Vec<String>,
+}

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Access, AllowFrom, Conditions, DNS_LABEL_PATTERN, Isolation, LimitItem, NamespaceStatus,
-    QuotaSpec, Subject,
+    Access, AllowFrom, ArgoCd, Conditions, DNS_LABEL_PATTERN, Isolation, LimitItem,
+    NamespaceStatus, QuotaSpec, Subject,
 };
 
 /// Longest allowed Customer name, so that `<customer>-<namespace>` fits in 63 characters.
@@ -104,6 +104,10 @@ pub struct CustomerSpec {
     /// Customer is held while it is frozen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub frozen: bool,
+    /// The customer's Argo CD project (written when the operator runs with
+    /// `--argocd-projects` and Argo CD is installed): the repositories it may deploy from.
+    #[serde(default, rename = "argoCD", skip_serializing_if = "Option::is_none")]
+    pub argo_cd: Option<ArgoCd>,
 }
 
 /// The integrator that manages a customer.

@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Access, Conditions, Isolation, LimitItem, QuotaSpec};
+use super::common::{Access, ArgoCd, Conditions, Isolation, LimitItem, QuotaSpec};
 
 /// A group of customers: defaults for its members, managers who get roles in every
 /// member's namespaces, and an optional network zone among the members.
@@ -57,6 +57,10 @@ pub struct CustomerGroupSpec {
     /// a member are members of their own group and are not frozen by this.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub frozen: bool,
+    /// Argo CD for every member (with `--argocd-projects`): its `sourceRepos` are added to
+    /// each member's own.
+    #[serde(default, rename = "argoCD", skip_serializing_if = "Option::is_none")]
+    pub argo_cd: Option<ArgoCd>,
 }
 
 /// The network zone of a group.

@@ -1,5 +1,6 @@
 //! The API of customer-operator: group `customers.dev`, version `v1alpha1`.
 
+pub mod app_project;
 pub mod claim;
 pub mod cluster_network_policy;
 pub mod common;
@@ -7,6 +8,7 @@ pub mod customer;
 pub mod group;
 pub mod partner;
 
+pub use app_project::{APP_PROJECT_CRD, AppProject, AppProjectSpec};
 pub use claim::*;
 pub use cluster_network_policy::{
     CLUSTER_NETWORK_POLICY_CRD, ClusterNetworkPolicy, ClusterNetworkPolicySpec,

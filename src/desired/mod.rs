@@ -2,6 +2,7 @@
 //! for it. No client in here.
 
 pub mod access;
+pub mod app_project;
 pub mod children;
 pub mod cluster_policy;
 pub mod directory;
@@ -35,8 +36,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicySpec;
 use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
 
 use crate::api::{
-    AllowFrom, ClusterNetworkPolicy, Customer, LABEL_CUSTOMER, LABEL_GROUP, LABEL_MANAGED_BY,
-    LABEL_PARTNER, LABEL_QUOTA_TOTAL, LimitItem, LimitType, MANAGED_BY,
+    AllowFrom, AppProject, ClusterNetworkPolicy, Customer, LABEL_CUSTOMER, LABEL_GROUP,
+    LABEL_MANAGED_BY, LABEL_PARTNER, LABEL_QUOTA_TOTAL, LimitItem, LimitType, MANAGED_BY,
 };
 use crate::error::{Error, Problem, Result};
 use crate::settings::{IsolationBackend, Settings};
@@ -67,6 +68,8 @@ pub struct Desired {
     pub namespaces: Vec<Namespace>,
     /// ClusterNetworkPolicies (the ClusterNetworkPolicy backend): Admin, then Baseline.
     pub cluster_network_policies: Vec<ClusterNetworkPolicy>,
+    /// The customer's Argo CD AppProject (`--argocd-projects`).
+    pub app_project: Option<AppProject>,
     /// NetworkPolicies, in every namespace.
     pub network_policies: Vec<NetworkPolicy>,
     /// RoleBindings, in every namespace.
@@ -97,6 +100,7 @@ impl Desired {
         let mut out = Vec::new();
         push_values(&mut out, &self.namespaces)?;
         push_values(&mut out, &self.cluster_network_policies)?;
+        push_values(&mut out, self.app_project.as_slice())?;
         let Children {
             network_policies,
             role_bindings,
@@ -115,6 +119,7 @@ impl Desired {
         let Desired {
             namespaces: _,
             cluster_network_policies: _,
+            app_project: _,
             network_policies,
             role_bindings,
             resource_quotas,
@@ -344,7 +349,12 @@ pub fn build(
         .collect();
     // The children of kept namespaces follow the spec like those of listed ones (an
     // admin removed from spec.access loses her role there too).
-    let bindings = access::bindings(&access_plan(customer, resolved, dir));
+    let access = access_plan(customer, resolved, dir);
+    let bindings = access::bindings(&access);
+    out.app_project = settings.argocd_namespace.as_deref().map(|argocd| {
+        let namespaces = held.iter().chain(&kept).cloned().collect();
+        objects.app_project(argocd, &namespaces, &access, settings)
+    });
     for ns_name in held.iter().chain(&kept) {
         objects.children(ns_name, &policy_specs, &bindings, &mut out);
     }
@@ -621,6 +631,35 @@ impl ObjectsOf<'_> {
             labels: Some(self.labels.clone()),
             annotations: Some(self.owner.clone()).filter(|a| !a.is_empty()),
             ..Default::default()
+        }
+    }
+
+    /// The AppProject in the Argo CD namespace `argocd`, over `namespaces`.
+    fn app_project(
+        &self,
+        argocd: &str,
+        namespaces: &BTreeSet<String>,
+        access: &access::AccessPlan,
+        settings: &Settings,
+    ) -> AppProject {
+        let me = self.customer.name_any();
+        let group = self.resolved.effective.group.as_ref();
+        let repos =
+            |a: Option<&crate::api::ArgoCd>| a.map(|a| a.source_repos.clone()).unwrap_or_default();
+        let mut source_repos: BTreeSet<String> = repos(self.customer.spec.argo_cd.as_ref())
+            .into_iter()
+            .collect();
+        source_repos.extend(repos(group.and_then(|g| g.spec.argo_cd.as_ref())));
+        let plan = app_project::ProjectPlan {
+            project: &me,
+            namespaces,
+            source_repos,
+            access,
+            backend: settings.isolation_backend,
+        };
+        AppProject {
+            metadata: self.meta(&me, argocd),
+            spec: app_project::spec(&plan),
         }
     }
 

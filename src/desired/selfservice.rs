@@ -108,6 +108,7 @@ pub fn customer_for(claim: &CustomerClaim, requester: &Requester) -> Customer {
             limits: spec.limits.clone(),
             deletion_protection: false,
             frozen: false,
+            argo_cd: None,
         },
     );
     customer.metadata.labels = Some(claim_labels(claim));

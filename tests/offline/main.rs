@@ -2,6 +2,7 @@
 //! each former `tests/<name>.rs` is a module here. The tests against a control plane are
 //! `tests/cluster/<name>.rs`, one binary each.
 
+mod app_project;
 mod crds;
 mod desired;
 mod health_checks;

@@ -307,6 +307,7 @@ fn customer_spec() -> impl Strategy<Value = CustomerSpec> {
                     // A freeze changes only the bindings' roles: drawn with protection,
                     // so both states reach every property.
                     frozen: deletion_protection,
+                    argo_cd: None,
                 }
             },
         )
@@ -343,6 +344,7 @@ fn group(name: &'static str) -> impl Strategy<Value = CustomerGroup> {
                         }),
                         deletion_policy: Default::default(),
                         frozen: zone,
+                        argo_cd: None,
                     },
                 )
             },
