@@ -20,8 +20,8 @@ use super::retry::WatchBackoff;
 use super::sweep::{self, Trouble};
 use super::{index::Index, inflight, synced::CacheSync};
 use crate::api::{
-    Access, ClusterNetworkPolicy, Customer, CustomerClaim, CustomerGroup, CustomerUsers,
-    LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY, Partner,
+    Access, AppProject, ClusterNetworkPolicy, Customer, CustomerClaim, CustomerGroup,
+    CustomerUsers, LABEL_CUSTOMER, LABEL_MANAGED_BY, MANAGED_BY, Partner,
 };
 use crate::desired::children::{Children, Family, Kind};
 use crate::desired::{self, Directory, ownership};
@@ -67,6 +67,9 @@ pub struct Caches {
     /// The names of the ClusterNetworkPolicies the operator did not write, under
     /// [`FOREIGN`]: a reconcile looks them up instead of passing over every policy.
     pub foreign_cluster_policies: Index,
+    /// Every AppProject of the Argo CD namespace, when the operator writes them
+    /// (`--argocd-projects` and the cluster serves the kind); `None` otherwise.
+    pub app_projects: Option<Store<AppProject>>,
     /// All Partners.
     pub partners: Store<Partner>,
     /// All CustomerClaims.
@@ -114,6 +117,8 @@ pub struct Changes {
     pub children: Children<Changed>,
     /// ClusterNetworkPolicies (nothing when the cluster does not serve them).
     pub cluster_policies: Stream<ClusterNetworkPolicy>,
+    /// AppProjects of the Argo CD namespace (nothing when they are not watched).
+    pub app_projects: Stream<AppProject>,
     /// CustomerUsers, for the Customer controller.
     pub users: Stream<CustomerUsers>,
     /// Partners, for the Customer controller.
@@ -173,8 +178,11 @@ pub const FOREIGN: &str = "foreign";
 /// The name of the ClusterNetworkPolicy cache.
 const CLUSTER_POLICY_CACHE: &str = "ClusterNetworkPolicies";
 
+/// The name of the AppProject cache.
+const APP_PROJECT_CACHE: &str = "AppProjects";
+
 /// The names of every cache; the ClusterNetworkPolicies' only when they are watched.
-fn cache_names(cluster_policies: bool) -> Vec<&'static str> {
+fn cache_names(cluster_policies: bool, app_projects: bool) -> Vec<&'static str> {
     let Children {
         network_policies,
         role_bindings,
@@ -197,6 +205,9 @@ fn cache_names(cluster_policies: bool) -> Vec<&'static str> {
     if cluster_policies {
         names.push(CLUSTER_POLICY_CACHE);
     }
+    if app_projects {
+        names.push(APP_PROJECT_CACHE);
+    }
     names
 }
 
@@ -204,15 +215,17 @@ impl Caches {
     /// Starts a watch per cache (nothing is read before the returned streams are
     /// polled), with a sweep for missed Customer events every `resync`; unreadable
     /// Customers are recorded in `unreadable`; ClusterNetworkPolicies are watched when
-    /// `cluster_policies` says the cluster serves them. Returns the caches and the
-    /// changes for each controller.
+    /// `cluster_policies` says the cluster serves them, and the AppProjects of the
+    /// namespace `app_projects` names, if any. Returns the caches and the changes for
+    /// each controller.
     pub fn watch(
         client: &Client,
         resync: std::time::Duration,
         unreadable: &Unreadable,
         cluster_policies: bool,
+        app_projects: Option<&str>,
     ) -> Watched {
-        let sync = CacheSync::new(&cache_names(cluster_policies));
+        let sync = CacheSync::new(&cache_names(cluster_policies, app_projects.is_some()));
         let progress = Arc::new(inflight::Progresses::new());
         let watching = Watching {
             client,
@@ -232,6 +245,7 @@ impl Caches {
         });
         let (cluster_policies, cluster_policy_changes) =
             watching.cluster_policies(cluster_policies, &foreign_cluster_policies);
+        let (app_projects, app_project_changes) = watching.app_projects(app_projects);
         let customers = watching.customers(resync, unreadable);
         let (partners, [partner_changes, partners_for_customers, partners_for_claims]) =
             watching.everything::<Partner, 3>("Partners", None);
@@ -253,6 +267,7 @@ impl Caches {
             children,
             cluster_policies,
             foreign_cluster_policies,
+            app_projects,
             sync,
             progress,
         };
@@ -264,6 +279,7 @@ impl Caches {
             foreign_policies: foreign_changes,
             children: child_changes,
             cluster_policies: cluster_policy_changes,
+            app_projects: app_project_changes,
             users: user_changes,
             partners: partners_for_customers,
         };
@@ -552,6 +568,27 @@ impl Watching<'_> {
         let events = inflight::follow(self.progress.of::<ClusterNetworkPolicy>(), events);
         let changes = self.sync.mark(CLUSTER_POLICY_CACHE, events);
         (store, changes.touched_objects().boxed())
+    }
+
+    /// Every AppProject of the namespace `namespace`, if one is given; else no cache and
+    /// a stream that never yields.
+    fn app_projects(
+        &self,
+        namespace: Option<&str>,
+    ) -> (Option<Store<AppProject>>, Stream<AppProject>) {
+        let Some(namespace) = namespace else {
+            return (None, futures::stream::pending().boxed());
+        };
+        let (store, writer) = reflector::store();
+        let events = watcher(
+            Api::<AppProject>::namespaced(self.client.clone(), namespace),
+            WatcherConfig::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .modify(forget_managed_fields)
+        .reflect(writer);
+        let changes = self.sync.mark(APP_PROJECT_CACHE, events);
+        (Some(store), changes.touched_objects().boxed())
     }
 
     fn child<K: Kind>(&self, name: &'static str) -> (Store<Compact<K>>, Stream<Compact<K>>) {

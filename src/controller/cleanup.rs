@@ -15,8 +15,8 @@ use super::compact::Compact;
 use super::error::{At, Result, Step, describe, named};
 use super::status::{DeletionHold, Outcome};
 use super::{
-    Context, SOON, cluster_policies, finalizer, namespaces, plan::NamespacePhase, status_write,
-    uid_of,
+    Context, SOON, app_projects, cluster_policies, finalizer, namespaces, plan::NamespacePhase,
+    status_write, uid_of,
 };
 use crate::api::{ANNOTATION_ADOPT, Customer, LABEL_CUSTOMER};
 use crate::desired::children::{Children, Kind};
@@ -49,6 +49,8 @@ pub async fn cleanup(customer: &Customer, ctx: &Context) -> Result<Action> {
         status_write::write(customer, ctx, &blocked).await?;
         return Ok(ctx.requeue(settled));
     }
+    // The AppProject goes first: nothing is deployed into namespaces on their way out.
+    app_projects::delete_all(ctx, customer, &uid).await?;
     let waiting = match delete_inner_customers(customer, ctx).await? {
         Some(waiting) => Some(waiting),
         None => delete_namespaces(customer, ctx, &uid).await?,

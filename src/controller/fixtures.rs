@@ -88,6 +88,7 @@ impl Apiserver {
             },
             cluster_policies: reflector::store().0,
             foreign_cluster_policies: Index::new(|_| None),
+            app_projects: None,
             partners: reflector::store().0,
             claims: reflector::store().0,
             users: reflector::store().0,

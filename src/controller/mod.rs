@@ -5,6 +5,7 @@
 //! [`reconcile`] is one Customer's reconcile, a pipeline of steps (validate, build, plan
 //! the namespaces, apply, check the isolation, write the status).
 
+pub mod app_projects;
 pub mod apply;
 pub mod caches;
 pub mod check_isolation;
@@ -222,6 +223,9 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         options.resync,
         &unreadable,
         cluster_policies_in_view(&client, &options.settings).await?,
+        app_projects::namespace_in_view(&client, &options.settings)
+            .await?
+            .as_deref(),
     );
     tokio::spawn(unreadable::report(client.clone(), unreadable));
     let context = Arc::new(Context {

@@ -14,8 +14,8 @@ use super::plan::{self, NamespacePlan};
 use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
 use super::{
-    Context, check_isolation, children, cleanup, cluster_policies, finalizer, inflight, namespaces,
-    total_quota, uid_of,
+    Context, app_projects, check_isolation, children, cleanup, cluster_policies, finalizer,
+    inflight, namespaces, total_quota, uid_of,
 };
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
@@ -151,6 +151,7 @@ async fn apply(
         None => (&built.wanted, None),
     };
     let counts = children::apply(ctx, customer, uid, wanted, &plan.usable).await?;
+    let argocd_project = app_projects::apply(ctx, customer, uid, wanted).await?;
     cluster_policies::prune(ctx, customer, uid, wanted).await?;
     let undeclared_inbound =
         check_isolation::undeclared_inbound(ctx, customer, built, &plan.usable, uid).await?;
@@ -166,6 +167,7 @@ async fn apply(
         missing_roles: missing_roles(ctx, wanted, plan),
         undeclared_inbound,
         total_quota,
+        argocd_project: argocd_project.map(Box::new),
     })
 }
 

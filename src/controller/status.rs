@@ -34,6 +34,9 @@ pub mod types {
     /// The customer's people hold read access only, and deletion is held (`spec.frozen`
     /// of the Customer or of its group); its lastTransitionTime says since when.
     pub const FROZEN: &str = "Frozen";
+    /// The customer's Argo CD AppProject is the operator's and in place
+    /// (`--argocd-projects`, on a cluster that serves AppProjects).
+    pub const ARGOCD_PROJECT: &str = "ArgoCDProject";
 }
 
 /// What a reconcile of a valid spec found and did.
@@ -60,6 +63,45 @@ pub struct Observed {
     pub undeclared_inbound: Vec<String>,
     /// The whole-customer quota's limits and usage, when `spec.quota.total` is set.
     pub total_quota: Option<Box<TotalQuotaStatus>>,
+    /// The customer's Argo CD AppProject; `None` when the operator writes none.
+    pub argocd_project: Option<Box<ArgoCdProject>>,
+}
+
+/// What became of the customer's Argo CD AppProject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgoCdProject {
+    /// The operator's AppProject (`namespace/name`) is in place.
+    Applied(String),
+    /// An AppProject of the customer's name (`namespace/name`) exists that the operator
+    /// did not write; it is left as it is.
+    NotOwned(String),
+}
+
+/// Reason of `ArgoCDProject=False`: an AppProject of the customer's name is someone
+/// else's.
+pub const PROJECT_NOT_OWNED: &str = "ProjectNotOwned";
+
+/// `ArgoCDProject` from what the reconcile found; gone when no AppProject is written.
+/// Ready does not depend on it: the customer's namespaces, isolation and access are
+/// whole without Argo CD, and a foreign project is a platform team's matter.
+fn argocd_project(conditions: &mut Conditions, observed: &Observed) {
+    match observed.argocd_project.as_deref() {
+        None => conditions.remove(types::ARGOCD_PROJECT),
+        Some(ArgoCdProject::Applied(project)) => conditions.set(
+            types::ARGOCD_PROJECT,
+            true,
+            "ProjectApplied",
+            format!("AppProject {project} allows the customer's namespaces only"),
+        ),
+        Some(ArgoCdProject::NotOwned(project)) => conditions.set(
+            types::ARGOCD_PROJECT,
+            false,
+            PROJECT_NOT_OWNED,
+            format!(
+                "AppProject {project} exists and was not written by the operator: it is left as it is, and the customer has no Argo CD project of its own until it is renamed or deleted"
+            ),
+        ),
+    }
 }
 
 /// Reason of `QuotaExceeded=True`: the namespaces use more than `spec.quota.total`.
@@ -475,6 +517,7 @@ fn applied(conditions: &mut Conditions, observed: &Observed) {
         );
     }
     quota_exceeded(conditions, observed);
+    argocd_project(conditions, observed);
     let (ready, reason, message) = ready(observed, &pending);
     conditions.ready(ready, reason, message);
     conditions.remove(types::TERMINATING);
@@ -709,6 +752,7 @@ pub fn is_warning(condition: &Condition) -> bool {
             condition.status == "False" && condition.reason == UNDECLARED_INBOUND
         }
         types::ACCESS_GRANTED => condition.status == "False" && condition.reason == ROLES_MISSING,
+        types::ARGOCD_PROJECT => condition.status == "False",
         _ => false,
     }
 }

@@ -88,6 +88,7 @@ async fn announce(
         types::NETWORK_ISOLATED,
         types::ACCESS_GRANTED,
         types::QUOTA_EXCEEDED,
+        types::ARGOCD_PROJECT,
     ]
     .into_iter()
     .filter_map(|type_| changed(type_).filter(|c| status::is_warning(c)))

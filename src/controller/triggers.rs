@@ -55,6 +55,20 @@ pub fn on_child<K: Resource>(child: &K) -> Targets {
     owner_of(child.meta()).into_iter().collect()
 }
 
+/// An AppProject of the Argo CD namespace changed: the customer its label names, and the
+/// customer of its name (the project might be someone else's under that name, or gone
+/// to make way for the customer's own).
+pub fn on_app_project(project: &ObjectMeta) -> Targets {
+    let mut targets: Targets = owner_of(project).into_iter().collect();
+    if let Some(name) = project.name.as_deref() {
+        let by_name = ObjectRef::new(name);
+        if !targets.contains(&by_name) {
+            targets.push(by_name);
+        }
+    }
+    targets
+}
+
 /// Which ResourceQuota changes concern the operator. A quota's status moves with every
 /// pod created or gone; only a quota holding a share of a total
 /// ([`LABEL_QUOTA_TOTAL`]) needs its customer reconciled for that. Any other quota's

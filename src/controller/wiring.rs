@@ -31,6 +31,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         foreign_policies,
         children,
         cluster_policies,
+        app_projects,
         users,
         partners,
     } = changes;
@@ -70,6 +71,7 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         })
         .watches_stream(limit_ranges, |o| triggers::on_child(&o))
         .watches_stream(cluster_policies, |o| triggers::on_child(&o))
+        .watches_stream(app_projects, |p| triggers::on_app_project(p.meta()))
         .watches_stream(groups, move |g| {
             triggers::on_group(&g, &on_group, &default_for_groups)
         })

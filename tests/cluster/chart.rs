@@ -1371,3 +1371,85 @@ fn admission_policy_refuses_external_ips_and_external_name_services_in_customer_
             .all(|p| p["metadata"]["name"] != name)
     );
 }
+
+#[test]
+fn argocd_projects_give_the_operator_app_projects_in_the_argocd_namespace_only() {
+    let default = support::render_chart(&[]);
+    assert!(
+        !operator_args(&default)
+            .iter()
+            .any(|a| a.starts_with("--argocd")),
+        "off by default"
+    );
+    let no_argocd_role = |docs: &[Value]| {
+        of_kind(docs, "Role")
+            .iter()
+            .chain(&of_kind(docs, "ClusterRole"))
+            .all(|r| !grants(&rules(r), "argoproj.io", "appprojects", "list", None))
+    };
+    assert!(
+        no_argocd_role(&default),
+        "no AppProject rights unless asked"
+    );
+    let docs = support::render_chart(&[
+        "--set",
+        "argocd.projects=true",
+        "--set",
+        "argocd.namespace=gitops",
+    ]);
+    let args = operator_args(&docs);
+    assert!(args.contains(&"--argocd-projects".to_string()), "{args:?}");
+    assert!(
+        args.contains(&"--argocd-namespace=gitops".to_string()),
+        "{args:?}"
+    );
+    let role = named(&docs, "Role", "customer-operator-argocd-projects");
+    assert_eq!(role["metadata"]["namespace"], "gitops");
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        assert!(
+            grants(&rules(role), "argoproj.io", "appprojects", verb, None),
+            "{verb}"
+        );
+    }
+    assert_eq!(rules(role).len(), 1, "AppProjects and nothing else");
+    let binding = named(&docs, "RoleBinding", "customer-operator-argocd-projects");
+    assert_eq!(binding["metadata"]["namespace"], "gitops");
+    assert_eq!(
+        binding["roleRef"]["name"],
+        "customer-operator-argocd-projects"
+    );
+    assert_eq!(binding["subjects"][0]["name"], "customer-operator");
+    // Nothing cluster-wide on AppProjects, only the CRD read by name (granted whatever
+    // the value, like the ClusterNetworkPolicy CRD).
+    let operator = rules(named(&docs, "ClusterRole", "customer-operator"));
+    assert!(!grants(
+        &operator,
+        "argoproj.io",
+        "appprojects",
+        "list",
+        None
+    ));
+    for docs in [&default, &docs] {
+        let operator = rules(named(docs, "ClusterRole", "customer-operator"));
+        let crd = "appprojects.argoproj.io";
+        assert!(grants(
+            &operator,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "get",
+            Some(crd)
+        ));
+        assert!(!grants(
+            &operator,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "get",
+            None
+        ));
+    }
+    // The schema refuses an unknown key and a namespace that is no DNS label.
+    let typo = template_fails(support::CHART, &["--set", "argocd.project=true"]);
+    assert!(typo.contains("project"), "{typo}");
+    let bad = template_fails(support::CHART, &["--set", "argocd.namespace=Argo_CD"]);
+    assert!(bad.contains("namespace"), "{bad}");
+}
