@@ -85,8 +85,9 @@ for version in "${versions[@]}"; do
   cargo test --all-targets --locked
 
   # The integration tests that run the operator, again, with the operator holding only the
-  # RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/cluster/support).
-  mapfile -t with_operator < <(grep -l 'support::operator()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+  # RBAC the Helm chart grants its ServiceAccount (impersonated; see tests/cluster/support):
+  # those that start the shared one and those that configure their own like it.
+  mapfile -t with_operator < <(grep -lE 'support::(operator\(\)|as_configured_operator\()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
   say "again under the chart's RBAC on $server: ${with_operator[*]}"
   test_args=()
   for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done

@@ -24,7 +24,9 @@
 //!   admins, as in the RoleBindings): Group and User subjects by name, in `groups`
 //!   (Argo CD matches them against the groups claim and the claims its RBAC `scopes`
 //!   names); ServiceAccounts have no meaning in Argo CD and are left out, as are names
-//!   Argo CD cannot hold in a policy (a comma, a quote, a line break).
+//!   Argo CD cannot hold in a policy (a comma, a quote, a line break). While the
+//!   customer is frozen, every role keeps its holders and may only `get`, as its
+//!   RoleBindings grant only `customer-view`.
 
 use std::collections::BTreeSet;
 
@@ -54,7 +56,7 @@ const ROLE_ACTIONS: [(&str, &[&str]); 3] = [
         ROLE_EDIT,
         &["get", "create", "update", "delete", "sync", "action/*"],
     ),
-    (ROLE_VIEW, &["get"]),
+    (ROLE_VIEW, VIEW_ACTIONS),
 ];
 
 /// The namespaced kinds a customer's Applications may not write, by isolation backend.
@@ -102,6 +104,9 @@ pub fn spec(plan: &ProjectPlan<'_>) -> AppProjectSpec {
     }
 }
 
+/// The actions of `customer-view`, the only ones any role keeps while frozen.
+const VIEW_ACTIONS: &[&str] = &["get"];
+
 /// The roles that someone holds, in the order admin, edit, view.
 fn roles(project: &str, access: &AccessPlan) -> Vec<ProjectRole> {
     let holders: [Vec<&Subject>; 3] = [
@@ -130,6 +135,7 @@ fn roles(project: &str, access: &AccessPlan) -> Vec<ProjectRole> {
         .zip(holders)
         .filter_map(|((role, actions), subjects)| {
             let groups = claim_values(&subjects);
+            let actions = if access.frozen { VIEW_ACTIONS } else { actions };
             (!groups.is_empty()).then(|| ProjectRole {
                 name: (*role).into(),
                 description: Some(format!("holders of {role} in the customer's namespaces")),
@@ -195,6 +201,38 @@ mod tests {
             roles[0].policies,
             ["p, proj:nova:customer-view, applications, get, nova/*, allow"]
         );
+    }
+
+    #[test]
+    fn a_frozen_customer_keeps_its_roles_with_get_only() {
+        let mut access = AccessPlan {
+            own: Access {
+                admins: vec![subject(SubjectKind::Group, "ops")],
+                editors: vec![subject(SubjectKind::User, "bob")],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let before = roles("nova", &access);
+        access.frozen = true;
+        let frozen = roles("nova", &access);
+        let names = |roles: &[ProjectRole]| -> Vec<(String, Vec<String>)> {
+            roles
+                .iter()
+                .map(|r| (r.name.clone(), r.groups.clone()))
+                .collect()
+        };
+        assert_eq!(names(&frozen), names(&before));
+        for role in &frozen {
+            assert_eq!(
+                role.policies,
+                [format!(
+                    "p, proj:nova:{}, applications, get, nova/*, allow",
+                    role.name
+                )]
+            );
+        }
+        assert!(before[0].policies.len() == 1 && before[0].policies[0].contains(", *, "));
     }
 
     #[test]

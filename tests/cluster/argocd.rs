@@ -273,6 +273,36 @@ async fn an_app_project_per_customer_once_argo_cd_is_installed() {
     own.push(format!("{first}-jobs"));
     wait_destinations(&projects, &first, &own).await;
 
+    // Frozen: the admins' role keeps its holders and may only get; unfrozen, it is back.
+    let admin_policies = |project: &AppProject| project.spec.roles[0].policies.clone();
+    let unfrozen = admin_policies(&projects.get(&first).await.unwrap());
+    assert_eq!(
+        unfrozen,
+        [format!(
+            "p, proj:{first}:customer-admin, applications, *, {first}/*, allow"
+        )]
+    );
+    let view_only = vec![format!(
+        "p, proj:{first}:customer-admin, applications, get, {first}/*, allow"
+    )];
+    for (frozen, want) in [(true, &view_only), (false, &unfrozen)] {
+        support::patch_customer_spec(&client, &first, json!({"frozen": frozen})).await;
+        support::wait_within(
+            Duration::from_secs(60),
+            &format!("AppProject {first} roles with frozen={frozen}"),
+            || {
+                let projects = projects.clone();
+                let (first, want) = (first.clone(), want.clone());
+                async move {
+                    let p = projects.get_opt(&first).await.ok()??;
+                    (admin_policies(&p) == want && p.spec.roles[0].groups == ["a-admins"])
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     // Someone widens the destinations: put back.
     let widen = json!({"spec": {"destinations": [{"server": "*", "namespace": "*"}]}});
     projects

@@ -48,6 +48,60 @@ fn render_examples_prints_every_kind_for_every_customer() {
 }
 
 #[test]
+fn render_with_argocd_projects_prints_one_app_project_per_customer() {
+    let docs = |args: &[&str]| -> Vec<serde_yaml::Value> {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_yaml::Value| !v.is_null())
+            .collect()
+    };
+    let projects = |docs: &[serde_yaml::Value]| -> Vec<serde_yaml::Value> {
+        docs.iter()
+            .filter(|d| d["kind"] == "AppProject")
+            .cloned()
+            .collect()
+    };
+    assert!(projects(&docs(&["render", "-f", "examples/"])).is_empty());
+    let all = docs(&["render", "-f", "examples/", "--argocd-projects"]);
+    let with = projects(&all);
+    let customers: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter_map(|d| d["metadata"]["labels"]["customers.dev/customer"].as_str())
+        .collect();
+    assert_eq!(
+        with.len(),
+        customers.len(),
+        "one per customer: {customers:?}"
+    );
+    let astral = with
+        .iter()
+        .find(|p| p["metadata"]["name"] == "astral-voyage")
+        .expect("astral-voyage's project");
+    assert_eq!(astral["metadata"]["namespace"], "argocd");
+    let repos: Vec<&str> = astral["spec"]["sourceRepos"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        repos,
+        [
+            "https://charts.space-industry.example",
+            "https://git.astral-voyage.example/deploy/*"
+        ],
+        "the group's and its own"
+    );
+}
+
+#[test]
 fn broken_input_gives_a_line_per_customer_naming_file_object_and_field() {
     let cases = [
         ("bad-email.yaml", "Customer/bad-email", "spec.contactEmail"),
