@@ -203,7 +203,22 @@ async fn protection_switched_on_during_a_deletion_tells_the_truth() {
     })
     .await;
     patch_spec(&client, &name, json!({"deletionProtection": true})).await;
-    let c = wait_condition(&client, &name, types::DELETION_BLOCKED, "True").await;
+    wait_condition(&client, &name, types::DELETION_BLOCKED, "True").await;
+    // The operator's cache may show `fast` terminating a moment after the test saw it
+    // gone; the namespace's deletion event brings the status up to date.
+    let c = support::wait_for("the status names fast as gone", || {
+        let customers = customers.clone();
+        let (name, fast) = (name.clone(), fast.clone());
+        async move {
+            let c = customers.get(&name).await.ok()?;
+            let blocked = condition(c.status.as_ref(), types::DELETION_BLOCKED)?;
+            blocked
+                .message
+                .contains(&format!("already gone: {fast}"))
+                .then_some(c)
+        }
+    })
+    .await;
     let status = c.status.as_ref().unwrap();
     let blocked = condition(Some(status), types::DELETION_BLOCKED).unwrap();
     assert!(
