@@ -13,8 +13,12 @@ pub enum Step {
     RemoveFinalizer,
     /// Recording a Customer's former partner in its status.
     RecordPartner,
-    /// Reading a namespace the cache does not hold.
+    /// Reading a namespace before its first update, for its managed fields.
     ReadNamespace,
+    /// Creating a namespace (refused when the name exists).
+    CreateNamespace,
+    /// Making the fields of the operator's create its apply's.
+    AdoptNamespace,
     /// Server-side applying an object.
     Apply,
     /// Deleting an object.
@@ -38,6 +42,8 @@ impl fmt::Display for Step {
             Step::RemoveFinalizer => "remove the finalizer from",
             Step::RecordPartner => "record the former partner of",
             Step::ReadNamespace => "read",
+            Step::CreateNamespace => "create",
+            Step::AdoptNamespace => "take over the fields of its create in",
             Step::Apply => "apply",
             Step::Delete => "delete",
             Step::ListPolicies => "list the NetworkPolicies in",

@@ -108,6 +108,16 @@ impl Apiserver {
         })
     }
 
+    /// Gives a stored object a new resourceVersion, and a uid if it has none.
+    fn stamp(&self, object: &mut Value) {
+        let mut version = self.version.lock().expect("version");
+        *version += 1;
+        object["metadata"]["resourceVersion"] = version.to_string().into();
+        if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = format!("uid-{version}").into();
+        }
+    }
+
     fn answer(&self, method: &Method, path: &str, body: &[u8]) -> (StatusCode, Value) {
         let is_write = *method != Method::GET;
         if is_write {
@@ -136,7 +146,17 @@ impl Apiserver {
                 (StatusCode::OK, status_object(200, "deleted"))
             }
             Method::POST => {
-                let object: Value = serde_json::from_slice(body).unwrap_or_default();
+                let mut object: Value = serde_json::from_slice(body).unwrap_or_default();
+                let Some(name) = object["metadata"]["name"].as_str() else {
+                    // Events and reviews carry no name (generateName): answered, not kept.
+                    return (StatusCode::CREATED, object);
+                };
+                let object_path = format!("{object_path}/{name}");
+                if objects.contains_key(&object_path) {
+                    return (StatusCode::CONFLICT, status_object(409, "already exists"));
+                }
+                self.stamp(&mut object);
+                objects.insert(object_path, object.clone());
                 (StatusCode::CREATED, object)
             }
             _ => {
@@ -147,12 +167,7 @@ impl Apiserver {
                 } else {
                     merge(&mut object, &patch);
                 }
-                let mut version = self.version.lock().expect("version");
-                *version += 1;
-                object["metadata"]["resourceVersion"] = version.to_string().into();
-                if object["metadata"]["uid"].is_null() {
-                    object["metadata"]["uid"] = format!("uid-{version}").into();
-                }
+                self.stamp(&mut object);
                 objects.insert(object_path, object.clone());
                 (StatusCode::OK, object)
             }
@@ -165,6 +180,7 @@ fn status_object(code: u16, message: &str) -> Value {
     let (status, reason) = match code {
         200..300 => ("Success", ""),
         404 => ("Failure", "NotFound"),
+        409 => ("Failure", "AlreadyExists"),
         422 => ("Failure", "Invalid"),
         _ => ("Failure", "InternalError"),
     };

@@ -81,7 +81,7 @@ async fn converge(customer: &Customer, ctx: &Context) -> Result<Action> {
         Err(problems) => return refuse(customer, ctx, problems).await,
     };
     let uid = uid_of(customer)?;
-    let live = namespaces::look_up(ctx, &built.wanted).await?;
+    let live = namespaces::look_up(ctx, &built.wanted)?;
     let name = customer.name_any();
     let plan = plan::namespaces(&name, &built.wanted, &live, |meta| {
         ownership::holder(meta, |n| ctx.caches.customer(n))
@@ -254,7 +254,7 @@ mod tests {
         let writes = apiserver.writes();
         assert_eq!(writes[0], format!("PATCH {CUSTOMER}"), "finalizer first");
         assert_eq!(writes.last().unwrap(), &format!("PATCH {CUSTOMER}/status"));
-        let namespace = position(&writes, "/api/v1/namespaces/nova");
+        let namespace = position(&writes, "POST /api/v1/namespaces");
         let deny = position(&writes, "/networkpolicies/customer-default-deny");
         let first_policy = position(&writes, "/networkpolicies/customer-allow-same-customer");
         let quota = position(&writes, "/resourcequotas/customer-quota");
@@ -301,7 +301,7 @@ mod tests {
         let policies = "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies";
         let admin = position(&writes, &format!("{policies}/customer-admin.nova"));
         let baseline = position(&writes, &format!("{policies}/customer-baseline.nova"));
-        let namespace = position(&writes, "/api/v1/namespaces/nova");
+        let namespace = position(&writes, "POST /api/v1/namespaces");
         assert!(admin < namespace && baseline < namespace, "{writes:#?}");
         assert!(
             !writes.iter().any(|w| w.contains("/networkpolicies/")),
@@ -310,6 +310,37 @@ mod tests {
         let status = apiserver.object(CUSTOMER).unwrap()["status"].clone();
         assert_eq!(status["summary"]["clusterNetworkPolicies"], 2, "{status:#}");
         assert_eq!(status["summary"]["networkPolicies"], 0, "{status:#}");
+    }
+
+    #[tokio::test]
+    async fn a_namespace_created_since_the_cache_looked_is_left_as_it_is() {
+        // The cache shows no namespace `nova`; someone else has just created it.
+        let apiserver = Apiserver::default();
+        let foreign = json!({"apiVersion": "v1", "kind": "Namespace",
+                             "metadata": {"name": "nova", "labels": {"team": "theirs"}}});
+        apiserver.insert("/api/v1/namespaces/nova", foreign.clone());
+        let error = reconciled(&apiserver, customer(true, "ops@nova.example"))
+            .await
+            .expect_err("the create is refused");
+        let message = error.to_string();
+        assert!(message.starts_with("create Namespace nova: "), "{message}");
+        let writes = apiserver.writes();
+        assert_eq!(
+            writes
+                .iter()
+                .filter(|w| w.contains("/namespaces"))
+                .collect::<Vec<_>>(),
+            ["POST /api/v1/namespaces"],
+            "nothing in or to the namespace but the refused create: {writes:#?}"
+        );
+        assert_eq!(apiserver.object("/api/v1/namespaces/nova"), Some(foreign));
+        assert!(
+            !apiserver
+                .requests()
+                .iter()
+                .any(|r| r.starts_with("GET /api/v1/namespaces")),
+            "no read before the create"
+        );
     }
 
     #[tokio::test]

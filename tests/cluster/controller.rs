@@ -148,6 +148,66 @@ async fn spec_changes_converge_and_prune_only_what_is_no_longer_asked_for() {
     assert_cluster_matches_render(&client, &customer).await;
 }
 
+/// The operator creates a namespace with a plain create (refused when the name exists),
+/// and its first update makes the create's fields the apply's: a label dropped from the
+/// spec is then removed, and one managed-fields entry of the operator is left.
+#[tokio::test]
+async fn a_label_dropped_from_the_spec_leaves_the_namespace_the_operator_created() {
+    let client = setup().await;
+    let name = support::unique("relabel");
+    let ns = format!("{name}-prod");
+    create(
+        &client,
+        &name,
+        json!({"displayName": "Relabel", "contactEmail": "ops@relabel.example",
+               "namespaces": [{"name": "prod", "labels": {"tier": "gold", "zone": "a"}}]}),
+    )
+    .await;
+    wait_condition(&client, &name, types::READY, "True").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let entries = |n: &Namespace| -> Vec<(String, String)> {
+        n.managed_fields()
+            .iter()
+            .filter(|m| m.manager.as_deref() == Some("customer-operator"))
+            .map(|m| {
+                (
+                    m.manager.clone().unwrap_or_default(),
+                    m.operation.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let created = namespaces.get(&ns).await.unwrap();
+    assert_eq!(created.labels()["tier"], "gold");
+    assert_eq!(
+        entries(&created),
+        [("customer-operator".to_string(), "Update".to_string())],
+        "a plain create"
+    );
+    patch_spec(
+        &client,
+        &name,
+        json!({"namespaces": [{"name": "prod", "labels": {"zone": "b"}}]}),
+    )
+    .await;
+    support::wait_for("tier dropped, zone b", || {
+        let namespaces = namespaces.clone();
+        let ns = ns.clone();
+        async move {
+            let n = namespaces.get(&ns).await.ok()?;
+            (!n.labels().contains_key("tier") && n.labels()["zone"] == "b").then_some(())
+        }
+    })
+    .await;
+    let updated = namespaces.get(&ns).await.unwrap();
+    assert_eq!(
+        entries(&updated),
+        [("customer-operator".to_string(), "Apply".to_string())],
+        "the create's entry became the apply's"
+    );
+    assert_eq!(updated.uid(), created.uid(), "the same namespace");
+}
+
 #[tokio::test]
 async fn drift_is_put_back() {
     let client = setup().await;
