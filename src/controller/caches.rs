@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::core::PartialObjectMeta;
+use kube::core::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Config as WatcherConfig, watcher};
@@ -49,6 +49,9 @@ pub type Stream<K> = BoxStream<'static, Result<K, watcher::Error>>;
 pub struct Caches {
     /// All Customers.
     pub customers: Store<Customer>,
+    /// The Customers by what their specs name (peers, groups, parent, partner; see
+    /// [`super::related`]).
+    pub customers_by_reference: Index,
     /// All CustomerGroups.
     pub groups: Store<CustomerGroup>,
     /// Every namespace (metadata only): the customers' and everyone else's.
@@ -59,6 +62,9 @@ pub struct Caches {
     /// metadata-only watch: the isolation check reads the ones in a customer's
     /// namespaces and evaluates them with the operator's.
     pub foreign_policies: Index,
+    /// The same policies by the customer whose namespace holds them: the customers a new
+    /// namespace of someone else's may open a path into.
+    pub foreign_policies_by_customer: Index,
     /// The children the operator labelled, by kind.
     pub children: Children<Cached>,
     /// Every ClusterNetworkPolicy, the operator's and everyone else's; always empty when
@@ -216,14 +222,17 @@ impl Caches {
     /// polled), with a sweep for missed Customer events every `resync`; unreadable
     /// Customers are recorded in `unreadable`; ClusterNetworkPolicies are watched when
     /// `cluster_policies` says the cluster serves them, and the AppProjects of the
-    /// namespace `app_projects` names, if any. Returns the caches and the changes for
-    /// each controller.
+    /// namespace `app_projects` names, if any; with `streaming_lists`, every watch
+    /// starts with the apiserver's stream of the current objects (served from its watch
+    /// cache) instead of a paged list. Returns the caches and the changes for each
+    /// controller.
     pub fn watch(
         client: &Client,
         resync: std::time::Duration,
         unreadable: &Unreadable,
         cluster_policies: bool,
         app_projects: Option<&str>,
+        streaming_lists: bool,
     ) -> Watched {
         let sync = CacheSync::new(&cache_names(cluster_policies, app_projects.is_some()));
         let progress = Arc::new(inflight::Progresses::new());
@@ -231,18 +240,14 @@ impl Caches {
             client,
             sync: &sync,
             progress: &progress,
+            streaming_lists,
         };
         let (namespaces, namespaces_by_customer, namespace_changes) = watching.namespaces();
-        let (foreign_policies, foreign_changes) = watching.foreign_policies();
+        let (foreign_policies, foreign_policies_by_customer, foreign_changes) =
+            watching.foreign_policies(&namespaces);
         let (groups, group_changes) = watching.groups();
         let (children, child_changes) = watching.children();
-        let foreign_cluster_policies = Index::new(|meta| {
-            let labels = meta.labels.as_ref();
-            let ours = labels
-                .and_then(|l| l.get(LABEL_MANAGED_BY))
-                .map(String::as_str);
-            (ours != Some(MANAGED_BY)).then(|| FOREIGN.to_string())
-        });
+        let foreign_cluster_policies = Index::new(foreign_key);
         let (cluster_policies, cluster_policy_changes) =
             watching.cluster_policies(cluster_policies, &foreign_cluster_policies);
         let (app_projects, app_project_changes) = watching.app_projects(app_projects);
@@ -260,10 +265,12 @@ impl Caches {
             users,
             users_by_namespace,
             customers: customers.cache,
+            customers_by_reference: customers.by_reference,
             groups,
             namespaces,
             namespaces_by_customer,
             foreign_policies,
+            foreign_policies_by_customer,
             children,
             cluster_policies,
             foreign_cluster_policies,
@@ -302,6 +309,15 @@ impl Caches {
     /// The Customer of that name.
     pub fn customer(&self, name: &str) -> Option<Arc<Customer>> {
         self.customers.get(&ObjectRef::new(name))
+    }
+
+    /// Lookups of the Customers by what their specs name.
+    pub fn related<'a>(&'a self, default_group: &'a str) -> super::related::Related<'a> {
+        super::related::Related {
+            index: &self.customers_by_reference,
+            customers: &self.customers,
+            default_group,
+        }
     }
 
     /// The customer's own namespaces (its label, and recorded as owned by it).
@@ -377,6 +393,19 @@ impl Directory for Caches {
     fn customers(&self) -> Vec<Arc<Customer>> {
         self.customers.state()
     }
+    fn opening_to(&self, customer: &str, group: &str) -> Vec<Arc<Customer>> {
+        super::related::opening_to(&self.customers_by_reference, customer, group)
+            .iter()
+            .filter_map(|n| self.customer(n))
+            .collect()
+    }
+    fn members(&self, group: &str, default_group: &str) -> Vec<Arc<Customer>> {
+        self.related(default_group)
+            .members(group)
+            .iter()
+            .filter_map(|n| self.customer(n))
+            .collect()
+    }
     fn namespace(&self, namespace: &str) -> desired::Existing {
         match self.namespaces.get(&ObjectRef::new(namespace)) {
             Some(ns) => ownership::holder(&ns.metadata, |name| self.customer(name)),
@@ -419,9 +448,33 @@ impl Directory for Caches {
     }
 }
 
-/// The watcher settings for objects the operator labels.
-fn managed() -> WatcherConfig {
-    WatcherConfig::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
+/// [`FOREIGN`] for an object the operator did not write, else no key.
+fn foreign_key(meta: &ObjectMeta) -> Option<String> {
+    let labels = meta.labels.as_ref();
+    let ours = labels
+        .and_then(|l| l.get(LABEL_MANAGED_BY))
+        .map(String::as_str);
+    (ours != Some(MANAGED_BY)).then(|| FOREIGN.to_string())
+}
+
+/// The label selector of the objects the operator labels.
+fn managed_selector() -> String {
+    format!("{LABEL_MANAGED_BY}={MANAGED_BY}")
+}
+
+/// Whether the apiserver streams the initial list of a watch (`sendInitialEvents`, the
+/// WatchList feature: on by default in Kubernetes 1.34 and later, off in 1.33), asked
+/// once at start with a watch of namespaces that ends at once. A restart then reads the
+/// world from the apiserver's watch cache as a stream, not as pages of a list.
+pub async fn serves_streaming_lists(client: &Client) -> bool {
+    let params = kube::api::WatchParams {
+        timeout: Some(1),
+        ..kube::api::WatchParams::streaming_lists()
+    };
+    Api::<Namespace>::all(client.clone())
+        .watch_metadata(&params, "")
+        .await
+        .is_ok()
 }
 
 /// The label selector of the NetworkPolicies the operator did not write.
@@ -449,11 +502,14 @@ struct Watching<'a> {
     client: &'a Client,
     sync: &'a CacheSync,
     progress: &'a inflight::Progresses,
+    /// Whether the apiserver streams a watch's initial list ([`serves_streaming_lists`]).
+    streaming_lists: bool,
 }
 
 /// The Customer cache and its streams of changes.
 struct CustomerWatch {
     cache: Store<Customer>,
+    by_reference: Index,
     changes: Stream<Customer>,
     related: Stream<Customer>,
     members: Stream<Customer>,
@@ -462,6 +518,15 @@ struct CustomerWatch {
 }
 
 impl Watching<'_> {
+    /// The watcher settings every watch starts from.
+    fn config(&self) -> WatcherConfig {
+        if self.streaming_lists {
+            WatcherConfig::default().streaming_lists()
+        } else {
+            WatcherConfig::default()
+        }
+    }
+
     /// Every namespace, not only the labelled ones: a namespace that exists and is no
     /// customer's must be known to be foreign (never a peer), and one whose label was
     /// removed must stay in view to be repaired.
@@ -476,7 +541,7 @@ impl Watching<'_> {
         let by_customer = Index::new(|meta| meta.labels.as_ref()?.get(LABEL_CUSTOMER).cloned());
         let events = watcher(
             Api::<PartialObjectMeta<Namespace>>::all(self.client.clone()),
-            WatcherConfig::default(),
+            self.config(),
         )
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
@@ -492,26 +557,46 @@ impl Watching<'_> {
 
     /// Where everyone else's NetworkPolicies are: names by namespace only (a cluster may
     /// hold many, and few of them are in customer namespaces).
-    fn foreign_policies(&self) -> (Index, Stream<PartialObjectMeta<NetworkPolicy>>) {
+    /// Everyone else's NetworkPolicies (metadata only), by namespace, and by the
+    /// customer whose label their namespace carries when the policy's event comes (a
+    /// namespace labelled later is found by the next resync).
+    fn foreign_policies(
+        &self,
+        namespaces: &Store<PartialObjectMeta<Namespace>>,
+    ) -> (Index, Index, Stream<PartialObjectMeta<NetworkPolicy>>) {
         let index = Index::new(|meta| meta.namespace.clone());
+        let by_customer = Index::new(|_| None);
+        let (filing, namespaces) = (by_customer.clone(), namespaces.clone());
         let events = watcher(
             Api::<PartialObjectMeta<NetworkPolicy>>::all(self.client.clone()),
-            WatcherConfig::default().labels(&foreign_selector()),
+            self.config().labels(&foreign_selector()),
         )
-        .backoff(WatchBackoff::default());
+        .backoff(WatchBackoff::default())
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                filing.observe_keys(event, |policy: &PartialObjectMeta<NetworkPolicy>| {
+                    let namespace = policy.metadata.namespace.as_deref().unwrap_or_default();
+                    namespaces
+                        .get(&ObjectRef::new(namespace))
+                        .and_then(|ns| ns.labels().get(LABEL_CUSTOMER).cloned())
+                        .into_iter()
+                        .collect()
+                });
+            }
+        });
         let changes = self
             .sync
             .mark("foreign NetworkPolicies", index.follow(events))
             .touched_objects()
             .boxed();
-        (index, changes)
+        (index, by_customer, changes)
     }
 
     fn groups(&self) -> (Store<CustomerGroup>, Stream<CustomerGroup>) {
         let (store, writer) = reflector::store();
         let events = watcher(
             Api::<CustomerGroup>::all(self.client.clone()),
-            WatcherConfig::default(),
+            self.config(),
         )
         .backoff(WatchBackoff::default())
         .reflect(writer);
@@ -559,7 +644,7 @@ impl Watching<'_> {
         }
         let events = watcher(
             Api::<ClusterNetworkPolicy>::all(self.client.clone()),
-            WatcherConfig::default(),
+            self.config(),
         )
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
@@ -582,7 +667,7 @@ impl Watching<'_> {
         let (store, writer) = reflector::store();
         let events = watcher(
             Api::<AppProject>::namespaced(self.client.clone(), namespace),
-            WatcherConfig::default(),
+            self.config(),
         )
         .backoff(WatchBackoff::default())
         .modify(forget_managed_fields)
@@ -593,9 +678,12 @@ impl Watching<'_> {
 
     fn child<K: Kind>(&self, name: &'static str) -> (Store<Compact<K>>, Stream<Compact<K>>) {
         let (store, writer) = reflector::store();
-        let events = watcher(Api::<Compact<K>>::all(self.client.clone()), managed())
-            .backoff(WatchBackoff::default())
-            .reflect(writer);
+        let events = watcher(
+            Api::<Compact<K>>::all(self.client.clone()),
+            self.config().labels(&managed_selector()),
+        )
+        .backoff(WatchBackoff::default())
+        .reflect(writer);
         let events = inflight::follow(self.progress.of::<K>(), events);
         (
             store,
@@ -609,11 +697,13 @@ impl Watching<'_> {
     fn customers(&self, resync: std::time::Duration, unreadable: &Unreadable) -> CustomerWatch {
         let (cache, writer) = reflector::store::<Customer>();
         let (touched, [related, members, claimed, partnered]) = Touched::channels();
+        let by_reference = super::related::index();
+        let filing = by_reference.clone();
         let trouble = Trouble::default();
         let swept =
             sweep::missed_customers(self.client.clone(), cache.clone(), resync, trouble.clone());
         let events = futures::stream::select(
-            watcher(decode::untyped(self.client), WatcherConfig::default())
+            watcher(decode::untyped(self.client), self.config())
                 .backoff(WatchBackoff::default())
                 .map(|event| (false, event)),
             swept.map(|event| (true, event)),
@@ -643,6 +733,7 @@ impl Watching<'_> {
             .modify(trim_customer)
             .inspect(move |event| {
                 if let Ok(event) = event {
+                    filing.observe_keys(event, super::related::keys);
                     touched.send(event);
                 }
             })
@@ -650,6 +741,7 @@ impl Watching<'_> {
         let events = inflight::follow(self.progress.of::<Customer>(), events);
         CustomerWatch {
             cache,
+            by_reference,
             changes: self
                 .sync
                 .mark("Customers", events)
@@ -681,7 +773,7 @@ impl Watching<'_> {
     {
         let (store, writer) = reflector::store();
         let (fan_out, mut copies) = FanOut::<K>::channels::<N>();
-        let events = watcher(Api::<K>::all(self.client.clone()), WatcherConfig::default())
+        let events = watcher(Api::<K>::all(self.client.clone()), self.config())
             .backoff(WatchBackoff::default())
             .modify(forget_managed_fields)
             .reflect(writer);

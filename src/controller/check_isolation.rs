@@ -14,7 +14,7 @@ use super::Context;
 use super::caches::{FOREIGN, foreign_selector};
 use super::compact::Compact;
 use super::error::{At, Result, Step};
-use super::triggers::opens_by_labels;
+use super::related::opens_by_labels;
 use crate::api::{ClusterNetworkPolicy, Customer, Isolation, LABEL_CUSTOMER};
 use crate::desired::Built;
 use crate::desired::network::POLICY_NAMES;

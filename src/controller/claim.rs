@@ -125,7 +125,7 @@ async fn converge(claim: &CustomerClaim, ctx: &Context) -> Result<ClaimOutcome> 
     if existing.is_none()
         && let Requester::Partner(partner) = &requester
         && let Some(limit) = partner.spec.limits.max_customers
-        && customers_of_partner(&partner.name_any(), &dir.customers).count() >= limit as usize
+        && customers_of_partner(&partner.name_any(), dir).len() >= limit as usize
     {
         return Ok(ClaimOutcome::LimitReached {
             partner: partner.name_any(),

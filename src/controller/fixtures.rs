@@ -76,10 +76,12 @@ impl Apiserver {
         let client = kube::Client::new(self.clone(), "default");
         let caches = Caches {
             customers: reflector::store().0,
+            customers_by_reference: crate::controller::related::index(),
             groups: reflector::store().0,
             namespaces: reflector::store().0,
             namespaces_by_customer: Index::new(|_| None),
             foreign_policies: Index::new(|_| None),
+            foreign_policies_by_customer: Index::new(|_| None),
             children: Children {
                 network_policies: reflector::store().0,
                 role_bindings: reflector::store().0,

@@ -133,9 +133,13 @@ pub fn group_status(
 pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Result<Action> {
     let api: Api<CustomerGroup> = Api::all(ctx.client.clone());
     let name = group.name_any();
-    let mut members: Vec<String> =
-        desired::members(&name, &ctx.customers.state(), &ctx.default_group);
-    members.sort();
+    let members: Vec<String> = ctx
+        .directory
+        .caches
+        .related(&ctx.default_group)
+        .members(&name)
+        .into_iter()
+        .collect();
     if group.meta().deletion_timestamp.is_none() {
         if !finalizer::has_finalizer(&*group) {
             finalizer::add(&api, &*group).await?;

@@ -20,42 +20,50 @@ pub struct Index {
     state: Arc<RwLock<State>>,
 }
 
+/// An object's namespace and name.
+type Id = (String, String);
+
 #[derive(Default)]
 struct State {
     /// Key to the names filed under it.
     names: HashMap<String, BTreeSet<String>>,
-    /// Namespace and name of each object to the key it is filed under.
-    filed: HashMap<(String, String), String>,
+    /// Namespace and name of each object to the keys it is filed under.
+    filed: HashMap<Id, Vec<String>>,
     /// Objects of a relist in progress, which replaces everything at its end.
-    relist: Option<Vec<((String, String), String)>>,
+    relist: Option<Vec<(Id, Vec<String>)>>,
 }
 
 impl State {
-    fn file(&mut self, id: (String, String), key: Option<String>) {
+    fn file(&mut self, id: Id, keys: Vec<String>) {
         self.remove(&id);
-        if let Some(key) = key {
+        if keys.is_empty() {
+            return;
+        }
+        for key in &keys {
             self.names
                 .entry(key.clone())
                 .or_default()
                 .insert(id.1.clone());
-            self.filed.insert(id, key);
         }
+        self.filed.insert(id, keys);
     }
 
-    fn remove(&mut self, id: &(String, String)) {
-        let Some(key) = self.filed.remove(id) else {
+    fn remove(&mut self, id: &Id) {
+        let Some(keys) = self.filed.remove(id) else {
             return;
         };
-        if let Some(names) = self.names.get_mut(&key) {
-            names.remove(&id.1);
-            if names.is_empty() {
-                self.names.remove(&key);
+        for key in keys {
+            if let Some(names) = self.names.get_mut(&key) {
+                names.remove(&id.1);
+                if names.is_empty() {
+                    self.names.remove(&key);
+                }
             }
         }
     }
 }
 
-fn identity(meta: &ObjectMeta) -> (String, String) {
+fn identity(meta: &ObjectMeta) -> Id {
     (
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
@@ -73,26 +81,31 @@ impl Index {
 
     /// Takes one watch event into account.
     pub fn observe<K: Resource>(&self, event: &Event<K>) {
+        let key_of = self.key_of;
+        self.observe_keys(event, |object| key_of(object.meta()).into_iter().collect());
+    }
+
+    /// Takes one watch event into account, filing each object under every key `keys`
+    /// gives it (for an index by what an object's spec names; the index's own key is
+    /// not used).
+    pub fn observe_keys<K: Resource>(&self, event: &Event<K>, keys: impl Fn(&K) -> Vec<String>) {
         let mut state = self.state.write().expect("index lock");
         match event {
             Event::Init => state.relist = Some(Vec::new()),
             Event::InitApply(object) => {
-                let meta = object.meta();
-                if let (Some(relist), Some(key)) = (state.relist.as_mut(), (self.key_of)(meta)) {
-                    relist.push((identity(meta), key));
+                let keys = keys(object);
+                if let Some(relist) = state.relist.as_mut().filter(|_| !keys.is_empty()) {
+                    relist.push((identity(object.meta()), keys));
                 }
             }
             Event::InitDone => {
                 let relisted = state.relist.take().unwrap_or_default();
                 *state = State::default();
-                for (id, key) in relisted {
-                    state.file(id, Some(key));
+                for (id, keys) in relisted {
+                    state.file(id, keys);
                 }
             }
-            Event::Apply(object) => {
-                let meta = object.meta();
-                state.file(identity(meta), (self.key_of)(meta));
-            }
+            Event::Apply(object) => state.file(identity(object.meta()), keys(object)),
             Event::Delete(object) => state.remove(&identity(object.meta())),
         }
     }
@@ -130,18 +143,10 @@ impl Index {
             .contains_key(key)
     }
 
-    /// The keys under which some name is itself a key of `other`: with namespaces by
-    /// customer and foreign policies by namespace, the customers that have a foreign
-    /// policy in one of their namespaces. Copies nothing but the keys it returns.
-    pub fn keys_with_names_in(&self, other: &Index) -> Vec<String> {
+    /// Every key some object is filed under.
+    pub fn keys(&self) -> Vec<String> {
         let state = self.state.read().expect("index lock");
-        let other = other.state.read().expect("index lock");
-        state
-            .names
-            .iter()
-            .filter(|(_, names)| names.iter().any(|n| other.names.contains_key(n)))
-            .map(|(key, _)| key.clone())
-            .collect()
+        state.names.keys().cloned().collect()
     }
 }
 
@@ -197,22 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn customers_with_a_foreign_policy_in_one_of_their_namespaces() {
-        let namespaces = Index::new(|meta| meta.labels.as_ref()?.get("owner").cloned());
-        let owned = |name: &str, owner: &str| {
-            let mut ns = policy("", name);
-            ns.metadata.labels = Some([("owner".to_string(), owner.to_string())].into());
-            ns
-        };
-        namespaces.observe(&Event::Apply(owned("a-1", "a")));
-        namespaces.observe(&Event::Apply(owned("a-2", "a")));
-        namespaces.observe(&Event::Apply(owned("b-1", "b")));
-        let foreign = by_namespace();
-        foreign.observe(&Event::Apply(policy("a-2", "allow-all")));
-        foreign.observe(&Event::Apply(policy("elsewhere", "p")));
-        assert_eq!(namespaces.keys_with_names_in(&foreign), vec!["a"]);
-        foreign.observe(&Event::Delete(policy("a-2", "allow-all")));
-        assert!(namespaces.keys_with_names_in(&foreign).is_empty());
+    fn keys_are_those_something_is_filed_under() {
+        let index = by_namespace();
+        index.observe(&Event::Apply(policy("a", "p")));
+        index.observe(&Event::Apply(policy("b", "q")));
+        index.observe(&Event::Delete(policy("a", "p")));
+        assert_eq!(index.keys(), vec!["b"]);
     }
 
     #[test]

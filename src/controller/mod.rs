@@ -26,6 +26,7 @@ pub mod namespaces;
 pub mod partner;
 pub mod plan;
 pub mod reconcile;
+pub mod related;
 pub mod retry;
 pub mod roles;
 pub mod status;
@@ -226,6 +227,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         app_projects::namespace_in_view(&client, &options.settings)
             .await?
             .as_deref(),
+        caches::serves_streaming_lists(&client).await,
     );
     tokio::spawn(unreadable::report(client.clone(), unreadable));
     let context = Arc::new(Context {

@@ -124,8 +124,7 @@ async fn apply_namespace(partner: &Partner, ctx: &Context) -> Result<Option<Stri
 
 /// The partner's customers, sorted, and how many of them are Ready.
 fn customers_and_ready(partner: &Partner, ctx: &Context) -> (Vec<String>, u32) {
-    let mine: Vec<Arc<Customer>> =
-        customers_of_partner(&partner.name_any(), &ctx.caches.customers).collect();
+    let mine: Vec<Arc<Customer>> = customers_of_partner(&partner.name_any(), &ctx.caches);
     let ready = mine
         .iter()
         .filter(|c| condition(c.status.as_ref(), types::READY).is_some_and(|r| r.status == "True"))

@@ -18,7 +18,7 @@ use crate::api::{
     Partner, partner_namespace,
 };
 use crate::desired::ownership::name_prefixes;
-use crate::desired::resolve::{self, group_name_or};
+use crate::desired::resolve;
 
 /// The Customers to reconcile.
 pub type Targets = Vec<ObjectRef<Customer>>;
@@ -30,9 +30,8 @@ pub type Targets = Vec<ObjectRef<Customer>>;
 /// ([`exposed_to_new_namespaces`]).
 pub fn on_namespace(ns: &PartialObjectMeta<Namespace>, caches: &Caches) -> Targets {
     let exposed = exposed_to_new_namespaces(
-        &caches.foreign_policies,
-        &caches.namespaces_by_customer,
-        &caches.customers,
+        &caches.foreign_policies_by_customer,
+        &caches.customers_by_reference,
     );
     owner_of(&ns.metadata)
         .into_iter()
@@ -117,13 +116,16 @@ impl QuotaChanges {
 
 /// A group changed: its members.
 pub fn on_group(group: &CustomerGroup, caches: &Caches, default_group: &str) -> Targets {
-    crate::desired::members(&group.name_any(), &caches.customers.state(), default_group)
+    caches
+        .related(default_group)
+        .members(&group.name_any())
         .iter()
         .map(|name| ObjectRef::new(name))
         .collect()
 }
 
-/// A Customer changed: the customers that depend on it ([`dependents`]).
+/// A Customer changed: the customers that depend on it
+/// ([`super::related::Related::dependents`]).
 pub fn on_customer(changed: &Customer, caches: &Caches, default_group: &str) -> Targets {
     let zone_open = |group: &str| {
         caches
@@ -132,7 +134,9 @@ pub fn on_customer(changed: &Customer, caches: &Caches, default_group: &str) -> 
             .and_then(|g| g.spec.network.clone())
             .is_some_and(|n| n.allow_within_group)
     };
-    dependents(changed, &caches.customers.state(), default_group, zone_open)
+    caches
+        .related(default_group)
+        .dependents(changed, zone_open)
         .iter()
         .map(|name| ObjectRef::new(name))
         .collect()
@@ -140,7 +144,8 @@ pub fn on_customer(changed: &Customer, caches: &Caches, default_group: &str) -> 
 
 /// A Partner changed: its customers (its people's roles, and the claims' bounds).
 pub fn on_partner(partner: &Partner, caches: &Caches) -> Targets {
-    customers_of_partner(&partner.name_any(), &caches.customers)
+    customers_of_partner(&partner.name_any(), caches)
+        .iter()
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
 }
@@ -212,14 +217,8 @@ pub fn partners_of_customer(customer: &Customer) -> Vec<ObjectRef<Partner>> {
 }
 
 /// The cached Customers whose `spec.partner.name` is `partner`.
-pub fn customers_of_partner<'a>(
-    partner: &'a str,
-    customers: &Store<Customer>,
-) -> impl Iterator<Item = Arc<Customer>> + 'a {
-    customers
-        .state()
-        .into_iter()
-        .filter(move |c| c.spec.partner.as_ref().is_some_and(|p| p.name == partner))
+pub fn customers_of_partner(partner: &str, caches: &Caches) -> Vec<Arc<Customer>> {
+    super::related::of_partner(&caches.customers_by_reference, &caches.customers, partner)
 }
 
 /// A Customer changed: for the group controller, the group it is in and the one its
@@ -272,89 +271,12 @@ fn customers_of_policy(
 /// NetworkPolicies, and those with an `allowFrom.namespaceSelector` (both may select
 /// namespaces by labels).
 fn exposed_to_new_namespaces(
-    foreign: &Index,
-    namespaces_by_customer: &Index,
-    customers: &Store<Customer>,
+    foreign_by_customer: &Index,
+    customers_by_reference: &Index,
 ) -> Targets {
-    let mut names: BTreeSet<String> = namespaces_by_customer
-        .keys_with_names_in(foreign)
-        .into_iter()
-        .collect();
-    for customer in customers.state() {
-        if opens_by_labels(&customer) {
-            names.insert(customer.name_any());
-        }
-    }
+    let mut names: BTreeSet<String> = foreign_by_customer.keys().into_iter().collect();
+    names.extend(super::related::opening_by_labels(customers_by_reference));
     names.iter().map(|n| ObjectRef::new(n)).collect()
-}
-
-/// Whether the customer opens its ingress to namespaces chosen by labels, which a
-/// customer namespace may match.
-pub fn opens_by_labels(customer: &Customer) -> bool {
-    customer
-        .spec
-        .network
-        .iter()
-        .flat_map(|n| &n.allow_from)
-        .any(|a| a.namespace_selector.is_some())
-}
-
-/// The customers whose objects name `changed` or its namespaces: peers on either side of
-/// an `allowFrom`, the other members of an open group zone, and inner customers (whose
-/// parent admins it provides), recursively. For a customer that is moving between groups
-/// (its status still names the group it leaves), the members and peers of the group it
-/// leaves count too: their connections to it must close.
-pub fn dependents(
-    changed: &Customer,
-    customers: &[Arc<Customer>],
-    default_group: &str,
-    zone_open: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let name = changed.metadata.name.as_deref().unwrap_or_default();
-    let mut groups = BTreeSet::from([group_name_or(changed, default_group)]);
-    groups.extend(changed.status.as_ref().and_then(|s| s.group.clone()));
-    // Groups whose zone is open are looked up once, not once per customer.
-    let open_zones: BTreeSet<&str> = groups
-        .iter()
-        .map(String::as_str)
-        .filter(|g| zone_open(g))
-        .collect();
-    let opens = |c: &Customer, peer: &str, in_group: &dyn Fn(&str) -> bool| {
-        c.spec
-            .network
-            .iter()
-            .flat_map(|n| n.allow_from.iter())
-            .any(|a| {
-                a.customer.as_deref() == Some(peer) || a.group.as_deref().is_some_and(in_group)
-            })
-    };
-    let mut out = BTreeSet::new();
-    for other in customers {
-        let other_name = other.metadata.name.as_deref().unwrap_or_default();
-        if other_name == name {
-            continue;
-        }
-        let other_group = other.spec.group.as_deref().unwrap_or(default_group);
-        if opens(other, name, &|g| groups.contains(g))
-            || opens(changed, other_name, &|g| g == other_group)
-            || open_zones.contains(other_group)
-        {
-            out.insert(other_name.to_string());
-        }
-    }
-    let mut parents = vec![name.to_string()];
-    while let Some(parent) = parents.pop() {
-        for inner in customers
-            .iter()
-            .filter(|c| c.spec.parent.as_deref() == Some(&parent))
-        {
-            if out.insert(inner.name_any()) && inner.name_any() != name {
-                parents.push(inner.name_any());
-            }
-        }
-    }
-    out.remove(name);
-    out.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -456,12 +378,99 @@ mod tests {
                 ..Default::default()
             },
         );
-        let customers = store_of(vec![selecting, customer("plain", None)]);
+        let by_reference = indexed(&[selecting, customer("plain", None)]);
         let empty = || Index::new(|meta| meta.namespace.clone());
         assert_eq!(
-            names(exposed_to_new_namespaces(&empty(), &empty(), &customers)),
+            names(exposed_to_new_namespaces(&empty(), &by_reference)),
             ["picky"]
         );
+    }
+
+    /// The index and the store, both fed the same events, as the Customer watch feeds
+    /// them.
+    struct Fed {
+        index: Index,
+        customers: Store<Customer>,
+        writer: reflector::store::Writer<Customer>,
+    }
+
+    impl Fed {
+        fn new() -> Fed {
+            let (customers, writer) = reflector::store();
+            Fed {
+                index: crate::controller::related::index(),
+                customers,
+                writer,
+            }
+        }
+
+        fn send(&mut self, event: Event<Customer>) {
+            self.index
+                .observe_keys(&event, crate::controller::related::keys);
+            self.writer.apply_watcher_event(&event);
+        }
+
+        fn related(&self) -> crate::controller::related::Related<'_> {
+            crate::controller::related::Related {
+                index: &self.index,
+                customers: &self.customers,
+                default_group: "all",
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_of_customers_follows_changes_deletions_and_relists() {
+        let mut fed = Fed::new();
+        let b = customer("b", None);
+        let set =
+            |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| n.to_string()).collect() };
+        fed.send(Event::Apply(allowing(
+            customer("a", None),
+            from_customer("b"),
+        )));
+        fed.send(Event::Apply(b.clone()));
+        fed.send(Event::Apply(customer("c", Some("zone"))));
+        assert_eq!(fed.related().dependents(&b, |_| false), ["a"]);
+        assert_eq!(fed.related().members("all"), set(&["a", "b"]));
+        // a stops naming b.
+        fed.send(Event::Apply(customer("a", None)));
+        assert!(fed.related().dependents(&b, |_| false).is_empty());
+        // c names the default group, then goes.
+        fed.send(Event::Apply(customer("c", Some("all"))));
+        assert_eq!(fed.related().members("all"), set(&["a", "b", "c"]));
+        assert!(fed.related().members("zone").is_empty());
+        fed.send(Event::Delete(customer("c", Some("all"))));
+        assert_eq!(fed.related().members("all"), set(&["a", "b"]));
+        // A relist replaces everything at its end.
+        fed.send(Event::Init);
+        fed.send(Event::InitApply(allowing(
+            customer("d", None),
+            from_customer("b"),
+        )));
+        fed.send(Event::InitDone);
+        assert_eq!(fed.related().dependents(&b, |_| false), ["d"]);
+        assert_eq!(fed.related().members("all"), set(&["d"]));
+    }
+
+    #[test]
+    fn a_partners_customers_are_found_by_its_name() {
+        let mut fed = Fed::new();
+        let mut served = customer("served", None);
+        served.spec.partner = Some(crate::api::PartnerRef {
+            name: "acme".into(),
+            security_consultants: Vec::new(),
+        });
+        fed.send(Event::Apply(served));
+        fed.send(Event::Apply(customer("alone", None)));
+        let of = |partner| -> Vec<String> {
+            crate::controller::related::of_partner(&fed.index, &fed.customers, partner)
+                .iter()
+                .map(|c| c.name_any())
+                .collect()
+        };
+        assert_eq!(of("acme"), ["served"]);
+        assert!(of("other").is_empty());
     }
 
     fn customer(name: &str, group: Option<&str>) -> Customer {
@@ -498,9 +507,24 @@ mod tests {
         }
     }
 
+    /// The customers filed by what they name, as the Customer watch files them.
+    fn indexed(all: &[Customer]) -> Index {
+        let index = crate::controller::related::index();
+        for c in all {
+            index.observe_keys(&Event::Apply(c.clone()), crate::controller::related::keys);
+        }
+        index
+    }
+
     fn of(changed: &Customer, all: Vec<Customer>, open: &[&str]) -> Vec<String> {
-        let all: Vec<Arc<Customer>> = all.into_iter().map(Arc::new).collect();
-        dependents(changed, &all, "all", |g| open.contains(&g))
+        let index = indexed(&all);
+        let customers = store_of(all);
+        let related = crate::controller::related::Related {
+            index: &index,
+            customers: &customers,
+            default_group: "all",
+        };
+        related.dependents(changed, |g| open.contains(&g))
     }
 
     #[test]

@@ -16,6 +16,34 @@ pub trait Directory {
     fn group(&self, name: &str) -> Option<Arc<CustomerGroup>>;
     /// Every known Customer.
     fn customers(&self) -> Vec<Arc<Customer>>;
+    /// The Customers whose `allowFrom` names the customer `customer` or the group
+    /// `group`, sorted by name (candidates: the caller checks each rule). The controller
+    /// answers from an index; the default passes over [`Directory::customers`].
+    fn opening_to(&self, customer: &str, group: &str) -> Vec<Arc<Customer>> {
+        let mut opening: Vec<Arc<Customer>> = self
+            .customers()
+            .into_iter()
+            .filter(|c| {
+                c.spec.network.iter().flat_map(|n| &n.allow_from).any(|a| {
+                    a.customer.as_deref() == Some(customer) || a.group.as_deref() == Some(group)
+                })
+            })
+            .collect();
+        opening.sort_by_key(|c| c.name_any());
+        opening
+    }
+    /// The members of `group` (the Customers that name it, and for `default_group` those
+    /// that name none), sorted by name. The controller answers from an index; the
+    /// default passes over [`Directory::customers`].
+    fn members(&self, group: &str, default_group: &str) -> Vec<Arc<Customer>> {
+        let mut members: Vec<Arc<Customer>> = self
+            .customers()
+            .into_iter()
+            .filter(|c| c.spec.group.as_deref().unwrap_or(default_group) == group)
+            .collect();
+        members.sort_by_key(|c| c.name_any());
+        members
+    }
     /// What the namespace of this name is, if it exists. Offline there are no
     /// namespaces: [`Existing::Absent`].
     fn namespace(&self, _namespace: &str) -> Existing {

@@ -191,7 +191,6 @@ pub fn held_namespaces(
     dir: &dyn Directory,
 ) -> (Vec<String>, Vec<NamespaceConflict>, Vec<String>) {
     let me = customer.name_any();
-    let mut others: Option<Vec<Arc<Customer>>> = None;
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
     let mut foreign = Vec::new();
@@ -212,13 +211,12 @@ pub fn held_namespaces(
             Existing::HeldBy(holder) => Some(holder),
             Existing::HandedTo(_) | Existing::Absent => None,
         };
-        // Only a customer whose name begins the namespace's can claim it.
-        let claimants: Vec<&Arc<Customer>> = others
-            .get_or_insert_with(|| dir.customers())
-            .iter()
-            .filter(|other| {
-                other.metadata.name.as_deref() != Some(me.as_str()) && resolve::claims(other, &name)
-            })
+        // Only a customer whose name begins the namespace's (up to a dash) can claim
+        // it: those few are looked up by name.
+        let claimants: Vec<Arc<Customer>> = ownership::name_prefixes(&name)
+            .filter(|prefix| *prefix != me)
+            .filter_map(|prefix| dir.customer(prefix))
+            .filter(|other| resolve::claims(other, &name))
             .collect();
         let senior = || {
             claimants
@@ -371,23 +369,22 @@ struct Peers<'a> {
     me: String,
     dir: &'a dyn Directory,
     settings: &'a Settings,
-    others: Vec<Arc<Customer>>,
 }
 
 impl<'a> Peers<'a> {
     fn new(customer: &Customer, dir: &'a dyn Directory, settings: &'a Settings) -> Self {
-        let me = customer.name_any();
-        let others = dir
-            .customers()
-            .into_iter()
-            .filter(|c| c.metadata.name.as_deref() != Some(me.as_str()))
-            .collect();
         Peers {
-            me,
+            me: customer.name_any(),
             dir,
             settings,
-            others,
         }
+    }
+
+    /// The group's members other than this customer.
+    fn other_members(&self, group: &str) -> Vec<Arc<Customer>> {
+        let mut members = self.dir.members(group, &self.settings.default_group);
+        members.retain(|c| c.metadata.name.as_deref() != Some(self.me.as_str()));
+        members
     }
 
     fn accepted(&self, customer: &Customer) -> bool {
@@ -407,13 +404,9 @@ impl<'a> Peers<'a> {
     /// The namespaces of the group's other accepted members toward which `opener` may
     /// open.
     fn members_consenting(&self, group: &str, opener: &Customer) -> BTreeSet<String> {
-        self.others
+        self.other_members(group)
             .iter()
-            .filter(|c| {
-                resolve::group_name(c, self.settings) == group
-                    && self.accepted(c)
-                    && self.consented(opener, c)
-            })
+            .filter(|c| self.accepted(c) && self.consented(opener, c))
             .flat_map(|c| self.held_by(c))
             .collect()
     }
@@ -424,9 +417,9 @@ impl<'a> Peers<'a> {
 
     /// The namespaces of the group's other accepted members.
     fn members_of(&self, group: &str) -> BTreeSet<String> {
-        self.others
+        self.other_members(group)
             .iter()
-            .filter(|c| resolve::group_name(c, self.settings) == group && self.accepted(c))
+            .filter(|c| self.accepted(c))
             .flat_map(|c| self.held_by(c))
             .collect()
     }
@@ -485,9 +478,12 @@ impl<'a> Peers<'a> {
     /// name or by its group).
     fn egress(&self, customer: &Customer, group: &str) -> Vec<PeerRule> {
         let me = self.me.as_str();
-        self.others
-            .iter()
+        self.dir
+            .opening_to(me, group)
+            .into_iter()
+            .filter(|other| other.metadata.name.as_deref() != Some(me))
             .flat_map(|other| {
+                let other: &Customer = &other;
                 let opens_to_me: Vec<AllowFrom> = allow_from(other)
                     .filter(|a| {
                         a.customer.as_deref() == Some(me) || a.group.as_deref() == Some(group)

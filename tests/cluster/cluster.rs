@@ -372,3 +372,19 @@ async fn published_openapi_explains_nested_fields() {
         "boolean"
     );
 }
+
+/// The operator asks once at start whether the apiserver streams a watch's initial list
+/// (WatchList: on by default from Kubernetes 1.34, off in 1.33) and its watches use it
+/// only then: the answer matches the version under test.
+#[tokio::test]
+async fn streaming_lists_are_found_where_the_apiserver_serves_them() {
+    let client = support::client().await;
+    let version = client.apiserver_version().await.unwrap();
+    let minor: u32 = version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("a minor version");
+    let served = customer_operator::controller::caches::serves_streaming_lists(&client).await;
+    assert_eq!(served, minor >= 34, "Kubernetes {}", version.git_version);
+}
