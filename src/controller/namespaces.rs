@@ -91,7 +91,10 @@ async fn create(ctx: &Context, api: &Api<Namespace>, ns: &Namespace) -> Result<(
             .await
             .at(Step::CreateNamespace, describe("Namespace", None, &name))
     };
-    ctx.write_once(target, content, send).await?;
+    if ctx.write_once(target, content, send).await?.is_some() {
+        ctx.metrics
+            .applied(&Namespace::kind(&()), apply::Applied::Created.cause());
+    }
     Ok(())
 }
 
