@@ -148,6 +148,16 @@ async fn a_namespace_with_the_former_owner_reference_is_taken_over() {
         )
         .await
         .unwrap();
+    // This operator created the namespace with a plain create, whose entry (operation
+    // Update) still holds the annotation; an earlier version's namespace has none.
+    namespaces
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {ANNOTATION_OWNER_UID: null}}})),
+        )
+        .await
+        .unwrap();
     let upgraded = support::wait_for("the ownerReference replaced by the annotation", || {
         let namespaces = namespaces.clone();
         let (name, uid) = (name.clone(), uid.clone());
