@@ -5,8 +5,12 @@
 //! missing or old, and it would write them again. Each write is remembered with the
 //! resourceVersion the apiserver gave it; while a cache has not reached that version
 //! (the watch of a kind delivers its events in resourceVersion order), writing the same
-//! content again is skipped. The watch event of the first write triggers another
-//! reconcile, which then decides on a cache that has it.
+//! content again is skipped.
+//!
+//! The watch event of a write the operator made shows nothing the writing reconcile did
+//! not know: it is an echo ([`InFlight::echoes`]), and it does not reconcile the writer
+//! again (see [`super::triggers::Echoes`]). Any other event of the object, someone
+//! else's change or a later version, does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,6 +174,18 @@ impl InFlight {
         );
     }
 
+    /// Whether `object`, as a watch event of `part` (a kind, or a kind with a
+    /// subresource) shows it, is exactly what the operator's last write to it stored:
+    /// its resourceVersion is the one that write was given.
+    pub fn echoes<K: Resource>(&self, part: &str, object: &K) -> bool {
+        let Some(version) = numeric(object.meta().resource_version.as_deref()) else {
+            return false;
+        };
+        let target = target(part, object);
+        let writes = self.0.lock().expect("in-flight lock");
+        writes.get(&target).is_some_and(|w| w.version == version)
+    }
+
     /// How many writes are remembered.
     pub fn len(&self) -> usize {
         self.0.lock().expect("in-flight lock").len()
@@ -231,6 +247,27 @@ mod tests {
         assert!(!writes.repeats(&target("b"), 1, 9), "another object");
         assert!(!writes.repeats(&target("a"), 1, 10), "cache has it: decide");
         assert!(writes.is_empty(), "forgotten once seen");
+    }
+
+    #[test]
+    fn only_the_version_a_write_stored_is_its_echo() {
+        let writes = InFlight::default();
+        let mut policy = at("10");
+        policy.metadata.namespace = Some("ns".into());
+        policy.metadata.name = Some("a".into());
+        writes.record(target("a"), 1, Some("10"), 0);
+        assert!(writes.echoes("NetworkPolicy", &policy));
+        assert!(
+            !writes.echoes("NetworkPolicy/status", &policy),
+            "another part"
+        );
+        policy.metadata.resource_version = Some("11".into());
+        assert!(
+            !writes.echoes("NetworkPolicy", &policy),
+            "a later change by anyone"
+        );
+        policy.metadata.resource_version = None;
+        assert!(!writes.echoes("NetworkPolicy", &policy), "no version");
     }
 
     #[test]

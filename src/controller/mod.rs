@@ -91,7 +91,7 @@ pub struct Context {
     /// Where applies are counted.
     pub metrics: Arc<Metrics>,
     /// Writes the caches have not seen yet.
-    pub in_flight: inflight::InFlight,
+    pub in_flight: Arc<inflight::InFlight>,
     /// The customer ClusterRoles that do not exist ([`roles::missing_roles`]).
     pub missing_roles: roles::MissingRoles,
 }

@@ -43,7 +43,9 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
         // it yet, and waiting for it only adds latency.
         match add_finalizer_once(customer, ctx).await? {
             Some(stored) => converge(&stored, ctx).await?,
-            None => Action::await_change(),
+            // Added a moment ago by a reconcile that went on with it; its echo brings
+            // no reconcile ([`super::triggers::Echoes`]), so look again soon.
+            None => ctx.requeue(false),
         }
     } else {
         converge(customer, ctx).await?
@@ -54,7 +56,7 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
 
 /// Adds the finalizer to a Customer as cached. Returns the Customer as stored, or `None`
 /// when there is nothing to do now: the Customer is gone, or the finalizer was added a
-/// moment ago and the cache does not show it yet (its event brings the next reconcile).
+/// moment ago and the cache does not show it yet.
 async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option<Customer>> {
     let api = Api::<Customer>::all(ctx.client.clone());
     let target = inflight::target("Customer/finalizers", customer);

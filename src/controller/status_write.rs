@@ -48,7 +48,7 @@ pub async fn write(customer: &Customer, ctx: &Context, outcome: &Outcome) -> Res
             .at(Step::WriteStatus, named(customer))
     };
     // Not sent when the same status (but for its times) was written a moment ago and the
-    // cache does not show it yet: its event brings another reconcile.
+    // cache does not show it yet.
     let target = inflight::target("Customer/status", customer);
     ctx.write_once(target, status_hash(&new)?, write).await?;
     Ok(())

@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 use super::caches::Caches;
 use super::compact::Compact;
 use super::index::Index;
+use super::inflight::InFlight;
 use crate::api::{
     Customer, CustomerClaim, CustomerGroup, CustomerUsers, LABEL_CUSTOMER, LABEL_QUOTA_TOTAL,
     Partner, partner_namespace,
@@ -230,6 +231,51 @@ pub fn groups_of_member(customer: &Customer, default_group: &str) -> Vec<ObjectR
     groups.iter().map(|g| ObjectRef::new(g)).collect()
 }
 
+/// The echoes of the operator's own writes ([`InFlight::echoes`]): the watch event of an
+/// object exactly as a reconcile wrote it tells that reconcile's customer nothing new,
+/// so it is not reconciled for it. Whoever else the change concerns still is.
+#[derive(Clone)]
+pub struct Echoes(pub Arc<InFlight>);
+
+impl Echoes {
+    /// `targets` of a change to `object`, without the customer its label names when the
+    /// change is the echo of that customer's own write.
+    pub fn drop_writer<K>(&self, object: &K, targets: Targets) -> Targets
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let writer = owner_of(object.meta());
+        match writer {
+            Some(writer) if self.0.echoes(&K::kind(&()), object) => {
+                targets.into_iter().filter(|t| *t != writer).collect()
+            }
+            _ => targets,
+        }
+    }
+
+    /// `rule` for the changes of one kind the operator writes, leaving out the writer of
+    /// an echo ([`Self::drop_writer`]).
+    pub fn around<K>(
+        &self,
+        rule: impl Fn(&K) -> Targets + Send + Sync + 'static,
+    ) -> impl Fn(K) -> Targets + Send + Sync + 'static
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let echoes = self.clone();
+        move |object| {
+            let targets = rule(&object);
+            echoes.drop_writer(&object, targets)
+        }
+    }
+
+    /// Whether a Customer event is the echo of the operator's own write of its
+    /// finalizer or its status (the reconcile that wrote it went on with what it stored).
+    pub fn of_customer(&self, customer: &Customer) -> bool {
+        self.0.echoes("Customer/finalizers", customer) || self.0.echoes("Customer/status", customer)
+    }
+}
+
 /// The Customer a labelled object belongs to.
 fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<Customer>> {
     meta.labels
@@ -282,6 +328,7 @@ fn exposed_to_new_namespaces(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::inflight;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
 
@@ -329,6 +376,58 @@ mod tests {
             names(owner_of(&labelled.metadata).into_iter().collect()),
             ["other"]
         );
+    }
+
+    fn written(
+        writes: &InFlight,
+        mut object: PartialObjectMeta<Namespace>,
+        version: &str,
+    ) -> PartialObjectMeta<Namespace> {
+        object.metadata.resource_version = Some(version.into());
+        writes.record(inflight::target("Namespace", &object), 1, Some(version), 0);
+        object
+    }
+
+    #[test]
+    fn the_echo_of_a_write_leaves_out_only_its_writer() {
+        let echoes = Echoes(Arc::new(InFlight::default()));
+        let ns = written(&echoes.0, namespace("shop-eu-prod", Some("shop-eu")), "7");
+        let targets = vec![
+            ObjectRef::new("shop-eu"),
+            ObjectRef::new("shop"),
+            ObjectRef::new("shop-eu"),
+        ];
+        assert_eq!(names(echoes.drop_writer(&ns, targets.clone())), ["shop"]);
+        let mut later = ns.clone();
+        later.metadata.resource_version = Some("8".into());
+        assert_eq!(
+            names(echoes.drop_writer(&later, targets.clone())),
+            ["shop", "shop-eu", "shop-eu"],
+            "someone changed it after the operator's write"
+        );
+        let unlabelled = written(&echoes.0, namespace("shop-eu-dev", None), "9");
+        assert_eq!(names(echoes.drop_writer(&unlabelled, targets)).len(), 3);
+    }
+
+    #[test]
+    fn a_customer_event_is_an_echo_of_its_finalizer_or_status_write() {
+        let echoes = Echoes(Arc::new(InFlight::default()));
+        let mut shop = customer("shop", None);
+        shop.metadata.resource_version = Some("5".into());
+        assert!(!echoes.of_customer(&shop));
+        echoes
+            .0
+            .record(inflight::target("Customer/status", &shop), 1, Some("5"), 0);
+        assert!(echoes.of_customer(&shop));
+        shop.metadata.resource_version = Some("6".into());
+        assert!(!echoes.of_customer(&shop), "a change after it");
+        echoes.0.record(
+            inflight::target("Customer/finalizers", &shop),
+            1,
+            Some("6"),
+            0,
+        );
+        assert!(echoes.of_customer(&shop));
     }
 
     #[test]

@@ -10,10 +10,15 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::watcher::{self, Config as WatcherConfig};
 use kube::{Api, Resource};
 
-use super::caches::{Changes, ClaimChanges, PartnerChanges};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::core::PartialObjectMeta;
+
+use super::caches::{Caches, Changed, Changes, ClaimChanges, PartnerChanges, Stream};
+use super::compact::Compact;
 use super::retry::{BriefPause, WatchBackoff, error_policy};
 use super::{Context, claim, group, partner, reconcile, roles, triggers};
-use crate::api::CustomerGroup;
+use crate::api::{AppProject, ClusterNetworkPolicy, Customer, CustomerGroup};
 use crate::desired::children::Children;
 use crate::operate::Hooks;
 use crate::operate::health::{Health, Phase};
@@ -21,7 +26,8 @@ use crate::operate::health::{Health, Phase};
 /// The Customer controller: a Customer is reconciled when it changes, when one of its
 /// children changes, when something its objects depend on changes (a namespace, a
 /// policy, a group, a related customer; see [`triggers`]), every resync period, and
-/// when the set of missing customer ClusterRoles changes.
+/// when the set of missing customer ClusterRoles changes. The echoes of its own writes
+/// do not reconcile it again ([`triggers::Echoes`]).
 pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks: &Hooks) {
     let Changes {
         customers,
@@ -35,17 +41,9 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         users,
         partners,
     } = changes;
-    let Children {
-        network_policies,
-        role_bindings,
-        resource_quotas,
-        limit_ranges,
-    } = children;
     let caches = &context.caches;
     let default_group = context.options.settings.default_group.clone();
-    let (on_ns, on_policy, on_foreign, on_group, on_customer, on_users, on_partner) = (
-        caches.clone(),
-        caches.clone(),
+    let (on_foreign, on_group, on_customer, on_users, on_partner) = (
         caches.clone(),
         caches.clone(),
         caches.clone(),
@@ -53,25 +51,21 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         caches.clone(),
     );
     let default_for_groups = default_group.clone();
-    let (quota_changes, on_quota) = (triggers::QuotaChanges::default(), caches.clone());
+    let echoes = triggers::Echoes(context.in_flight.clone());
+    let customer_echoes = echoes.clone();
+    let customers = customers.filter(move |c| {
+        let echo = c.as_ref().is_ok_and(|c| customer_echoes.of_customer(c));
+        futures::future::ready(!echo)
+    });
     let presence = ApiPresence::new(&hooks.health);
-    Controller::for_stream(customers, caches.customers.clone())
+    let controller = Controller::for_stream(customers, caches.customers.clone())
         .with_config(ControllerConfig::default().concurrency(context.options.concurrency))
-        .trigger_backoff(BriefPause)
-        .watches_stream(namespaces, move |ns| triggers::on_namespace(&ns, &on_ns))
-        .watches_stream(network_policies, move |p| {
-            triggers::on_policy(p.meta(), &on_policy)
-        })
+        .trigger_backoff(BriefPause);
+    let written = (namespaces, children, cluster_policies, app_projects);
+    on_writes(controller, written, caches, &echoes)
         .watches_stream(foreign_policies, move |p| {
             triggers::on_policy(&p.metadata, &on_foreign)
         })
-        .watches_stream(role_bindings, |o| triggers::on_child(&o))
-        .watches_stream(resource_quotas, move |q| {
-            quota_changes.on_quota(&q, &on_quota)
-        })
-        .watches_stream(limit_ranges, |o| triggers::on_child(&o))
-        .watches_stream(cluster_policies, |o| triggers::on_child(&o))
-        .watches_stream(app_projects, |p| triggers::on_app_project(p.meta()))
         .watches_stream(groups, move |g| {
             triggers::on_group(&g, &on_group, &default_for_groups)
         })
@@ -96,6 +90,56 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
             futures::future::ready(())
         })
         .await;
+}
+
+/// The changes of the kinds the operator writes: namespaces, the children,
+/// ClusterNetworkPolicies, AppProjects.
+type Written = (
+    Stream<PartialObjectMeta<Namespace>>,
+    Children<Changed>,
+    Stream<ClusterNetworkPolicy>,
+    Stream<AppProject>,
+);
+
+/// The kinds the operator writes, each with its rule, leaving out the echoes of its own
+/// writes ([`triggers::Echoes::around`]).
+fn on_writes(
+    controller: Controller<Customer>,
+    written: Written,
+    caches: &Caches,
+    echoes: &triggers::Echoes,
+) -> Controller<Customer> {
+    let (namespaces, children, cluster_policies, app_projects) = written;
+    let Children {
+        network_policies,
+        role_bindings,
+        resource_quotas,
+        limit_ranges,
+    } = children;
+    let (on_ns, on_policy, on_quota) = (caches.clone(), caches.clone(), caches.clone());
+    let quota_changes = triggers::QuotaChanges::default();
+    controller
+        .watches_stream(
+            namespaces,
+            echoes.around(move |ns| triggers::on_namespace(ns, &on_ns)),
+        )
+        .watches_stream(
+            network_policies,
+            echoes.around(move |p: &Compact<NetworkPolicy>| {
+                triggers::on_policy(p.meta(), &on_policy)
+            }),
+        )
+        .watches_stream(role_bindings, echoes.around(triggers::on_child))
+        .watches_stream(
+            resource_quotas,
+            echoes.around(move |q| quota_changes.on_quota(q, &on_quota)),
+        )
+        .watches_stream(limit_ranges, echoes.around(triggers::on_child))
+        .watches_stream(cluster_policies, echoes.around(triggers::on_child))
+        .watches_stream(
+            app_projects,
+            echoes.around(|p: &AppProject| triggers::on_app_project(p.meta())),
+        )
 }
 
 /// The CustomerGroup controller: reconciles a group when it changes, when one of its
