@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # customer-operator image: a static (musl) binary on an empty base, run as UID 65532.
 #   docker build -t <registry>/customer-operator:<version> .
-# Untested here (the project's machines have no container engine); see the README.
+# Not built here (the project's machines have no container engine): scripts/image.sh
+# builds the same layout with umoci, and tests/offline/image.rs checks this final stage
+# against it.
 
 ARG RUST_VERSION=1.89
 

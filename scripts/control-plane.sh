@@ -6,6 +6,7 @@
 #
 #   scripts/control-plane.sh deps          install the Debian packages needed (apt-get)
 #   scripts/control-plane.sh test-deps     install what the offline tests need (lua5.1)
+#   scripts/control-plane.sh image-deps    install what scripts/image.sh needs (umoci, skopeo, musl-tools)
 #   scripts/control-plane.sh build         build the binaries of the selected version once (cached)
 #   scripts/control-plane.sh up            deps + build + start (idempotent); prints the admin kubeconfig path
 #   scripts/control-plane.sh down [--purge]  stop; --purge also deletes the etcd data
@@ -54,6 +55,9 @@ readonly RUNTIME_PKGS=(openssl curl jq ca-certificates util-linux)
 # What the offline tests need besides Rust: Lua 5.1 (Argo CD runs health checks with
 # gopher-lua, a Lua 5.1), for tests/offline/health_checks.rs.
 readonly TEST_PKGS=(lua5.1)
+# What scripts/image.sh and tests/image.rs need: umoci builds and unpacks OCI images,
+# skopeo inspects them, musl-tools compiles ring's C for the static binary.
+readonly IMAGE_PKGS=(umoci skopeo musl-tools jq ca-certificates)
 
 CLEANUP=()
 FRESH_ETCD=false
@@ -95,6 +99,11 @@ cmd_deps() {
 # The packages the offline tests need, on any machine the tests run on.
 cmd_test_deps() {
   ensure_pkgs "${TEST_PKGS[@]}"
+}
+
+# The packages the image build needs.
+cmd_image_deps() {
+  ensure_pkgs "${IMAGE_PKGS[@]}"
 }
 
 # ---------------------------------------------------------------- versions
@@ -643,6 +652,7 @@ main() {
   case $cmd in
     deps) cmd_deps ;;
     test-deps) cmd_test_deps ;;
+    image-deps) cmd_image_deps ;;
     build) cmd_build ;;
     up) cmd_up ;;
     down) cmd_down "$@" ;;

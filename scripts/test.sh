@@ -62,6 +62,9 @@ cargo test --locked --test offline shape::
 # The offline tests (tests/offline/, one binary) alone first, so that their failures show
 # before any control plane starts. The run per version below runs them again (cheap).
 cargo test --locked --test offline
+# The image (tests/offline/image.rs): built with umoci from a static release binary,
+# unpacked and run from its own root; once, it does not depend on the Kubernetes version.
+cargo test --locked --test offline image:: -- --ignored
 cargo test --locked --no-run --all-targets
 
 for version in "${versions[@]}"; do

@@ -6,6 +6,7 @@ mod app_project;
 mod crds;
 mod desired;
 mod health_checks;
+mod image;
 mod isolation;
 mod netpol_truth;
 mod properties;
