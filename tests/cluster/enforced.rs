@@ -5,6 +5,9 @@
 //!   message naming the field (a rule without a case here fails the test);
 //! - the chart's ValidatingAdmissionPolicy refuses `kubectl delete` of a protected
 //!   Customer and lets the operator's own deletes through;
+//! - the chart's fence refuses the operator's identity what does not carry its label
+//!   and roles other than the customer roles, and everyone else but cluster admins and
+//!   kube-controller-manager what carries it;
 //! - the apiserver sets `kubernetes.io/metadata.name` on every namespace, and a forged
 //!   value does not survive;
 //! - the operator's Events are `events.k8s.io/v1`, about the Customer, and
@@ -670,4 +673,308 @@ async fn a_port_range_reaches_the_child_network_policy() {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8000))
     );
     support::delete_customers(&client, &[target, peer]).await;
+}
+
+/// The result of a write as a status code: 0 when the apiserver took it, else its code;
+/// with a refusal's message.
+fn outcome<T>(result: Result<T, kube::Error>) -> (u16, String) {
+    match result {
+        Ok(_) => (0, String::new()),
+        Err(kube::Error::Api(status)) => (status.code, status.message),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+/// A NetworkPolicy selecting nothing, with `labels`.
+fn quiet_policy(name: &str, namespace: &str, labels: Value) -> NetworkPolicy {
+    serde_json::from_value(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"podSelector": {"matchLabels": {"none": "none"}}, "policyTypes": ["Ingress"]}}),
+    )
+    .unwrap()
+}
+
+/// The chart's fence (`templates/admission-policy-fence.yaml`), as rendered, bound to the
+/// objects of this test only: the operator's identity may delete, change and create only
+/// what carries its label and bind only the customer roles; nobody else (here a user who
+/// is admin of the namespace) may change what carries it; cluster admins may, and the
+/// namespace controller still empties a namespace being deleted. Then bound to one
+/// Customer's namespaces, through which that Customer is made and deleted: under
+/// `CUSTOMER_OPERATOR_TEST_RBAC=chart` (scripts/test.sh runs it so) the operator is the
+/// chart's ServiceAccount and every write of it passes the fence.
+#[tokio::test]
+async fn the_chart_fences_the_operator_in_and_everyone_else_out() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let admin = support::client().await;
+    let operator_user = support::apply_chart_rbac(&admin).await;
+    let marker = support::unique("fence");
+    let customer_name = support::unique("fenced");
+    let mut docs = support::render_chart_for(
+        &admin,
+        &["--show-only", "templates/admission-policy-fence.yaml"],
+    )
+    .await;
+    assert_eq!(docs.len(), 4, "two policies and their bindings: {docs:?}");
+    let mut extra = Vec::new();
+    for doc in &mut docs {
+        if doc["kind"] == "ValidatingAdmissionPolicyBinding" {
+            let mut by_customer = doc.clone();
+            by_customer["metadata"]["name"] = format!(
+                "{}-{customer_name}",
+                doc["metadata"]["name"].as_str().unwrap()
+            )
+            .into();
+            by_customer["spec"]["matchResources"]["namespaceSelector"] =
+                json!({"matchLabels": {"customers.dev/customer": customer_name}});
+            extra.push(by_customer);
+            doc["spec"]["matchResources"]["objectSelector"] =
+                json!({"matchLabels": {"customers.dev/test": marker}});
+        }
+    }
+    docs.extend(extra);
+    let skipped =
+        support::apply_manifests(&admin, &docs, &PatchParams::apply("helm").force()).await;
+    assert!(skipped.is_empty(), "{skipped:?}");
+
+    // The test's objects, made by the admin: a namespace of someone else's, one carrying
+    // the operator's label with a policy of the operator's and one of someone else's.
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let foreign = format!("{marker}-foreign");
+    let ours = format!("{marker}-ours");
+    let label = |operator: bool| {
+        let mut labels = json!({"customers.dev/test": marker});
+        if operator {
+            labels["app.kubernetes.io/managed-by"] = "customer-operator".into();
+        }
+        labels
+    };
+    for (name, operator) in [(&foreign, false), (&ours, true)] {
+        let ns: Namespace = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": label(operator)}}))
+        .unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), &ours);
+    for (name, operator) in [("operators", true), ("theirs", false)] {
+        policies
+            .create(
+                &PostParams::default(),
+                &quiet_policy(name, &ours, label(operator)),
+            )
+            .await
+            .unwrap();
+    }
+    let alice = "alice";
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &ours);
+    let alice_admin: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "alice-admin", "namespace": ours, "labels": label(false)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": alice}]}))
+    .unwrap();
+    bindings
+        .create(&PostParams::default(), &alice_admin)
+        .await
+        .unwrap();
+    let empty_role = format!("{marker}-nothing");
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let role: ClusterRole = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": empty_role}, "rules": []}))
+    .unwrap();
+    roles.create(&PostParams::default(), &role).await.unwrap();
+
+    // The operator's identity, as a bug would send it.
+    let operator = Client::try_from(support::config_as(&operator_user).await).unwrap();
+    let as_operator: Api<Namespace> = Api::all(operator.clone());
+    let dry = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let (code, message) = support::wait_for("the fence in force", || {
+        let (as_operator, foreign, dry) = (as_operator.clone(), foreign.clone(), dry.clone());
+        async move {
+            let (code, message) = outcome(as_operator.delete(&foreign, &dry).await);
+            (code != 0).then_some((code, message))
+        }
+    })
+    .await;
+    assert_eq!(code, 403, "{message}");
+    let (code, message) = outcome(as_operator.delete(&foreign, &DeleteParams::default()).await);
+    assert_eq!(code, 403, "deleting a foreign namespace: {message}");
+    assert!(
+        message.contains("changes and deletes only what carries its label"),
+        "{message}"
+    );
+    let kept = namespaces.get(&foreign).await.unwrap();
+    assert!(kept.metadata.deletion_timestamp.is_none(), "untouched");
+    let relabel = json!({"metadata": {"labels": {"customers.dev/customer": "mine"}}});
+    let (code, message) = outcome(
+        as_operator
+            .patch(&foreign, &PatchParams::default(), &Patch::Merge(&relabel))
+            .await,
+    );
+    assert_eq!(code, 403, "labelling a foreign namespace: {message}");
+    assert!(
+        namespaces
+            .get(&foreign)
+            .await
+            .unwrap()
+            .labels()
+            .get("customers.dev/customer")
+            .is_none()
+    );
+    let operator_policies: Api<NetworkPolicy> = Api::namespaced(operator.clone(), &ours);
+    let (code, message) = outcome(
+        operator_policies
+            .create(
+                &PostParams::default(),
+                &quiet_policy("unlabelled", &ours, label(false)),
+            )
+            .await,
+    );
+    assert_eq!(code, 403, "creating an unlabelled object: {message}");
+    assert!(
+        message.contains("creates only objects labelled"),
+        "{message}"
+    );
+    let (code, message) = outcome(operator_policies.delete("theirs", &dry).await);
+    assert_eq!(code, 403, "deleting someone else's policy: {message}");
+    let operator_bindings: Api<RoleBinding> = Api::namespaced(operator.clone(), &ours);
+    let wide: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "wide", "namespace": ours, "labels": label(true)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": empty_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave"}]}))
+    .unwrap();
+    let (code, message) = outcome(
+        operator_bindings
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &wide,
+            )
+            .await,
+    );
+    assert_eq!(code, 403, "binding another role: {message}");
+    assert!(
+        message.contains("binds only the customer ClusterRoles"),
+        "{message}"
+    );
+    assert_eq!(
+        outcome(operator_policies.delete("operators", &dry).await).0,
+        0,
+        "the operator may delete its own"
+    );
+    assert_eq!(outcome(as_operator.delete(&ours, &dry).await).0, 0);
+
+    // Everyone else: refused what carries the operator's label, let through the rest.
+    let alice_policies: Api<NetworkPolicy> = Api::namespaced(support::as_user(alice).await, &ours);
+    let (code, message) = support::wait_for("alice's admin rights", || {
+        let (alice_policies, dry) = (alice_policies.clone(), dry.clone());
+        async move {
+            let (code, message) = outcome(alice_policies.delete("operators", &dry).await);
+            (code != 0 && message.contains("only the customer operator")).then_some((code, message))
+        }
+    })
+    .await;
+    assert_eq!(code, 403, "{message}");
+    let (code, message) = outcome(
+        alice_policies
+            .delete("operators", &DeleteParams::default())
+            .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(message.contains(alice), "names who was refused: {message}");
+    let strip = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null}}});
+    let (code, message) = outcome(
+        alice_policies
+            .patch("operators", &PatchParams::default(), &Patch::Merge(&strip))
+            .await,
+    );
+    assert_eq!(code, 403, "taking the label off: {message}");
+    assert!(
+        policies
+            .get("operators")
+            .await
+            .unwrap()
+            .labels()
+            .contains_key("app.kubernetes.io/managed-by")
+    );
+    let (code, message) = outcome(
+        alice_policies
+            .create(
+                &PostParams::default(),
+                &quiet_policy("forged", &ours, label(true)),
+            )
+            .await,
+    );
+    assert_eq!(code, 403, "forging the label: {message}");
+    assert_eq!(
+        outcome(alice_policies.delete("theirs", &dry).await).0,
+        0,
+        "her own"
+    );
+    assert_eq!(
+        outcome(policies.delete("operators", &dry).await).0,
+        0,
+        "the admin"
+    );
+
+    // The namespace controller empties a namespace being deleted, fence or not.
+    namespaces
+        .delete(&ours, &DeleteParams::default())
+        .await
+        .unwrap();
+    support::gone(&namespaces, &ours).await;
+
+    // A Customer made and deleted through the fence bound to its namespaces.
+    support::operator();
+    let customers: Api<Customer> = Api::all(admin.clone());
+    support::create_customer(&admin, &customer_name, base_spec()).await;
+    support::wait_condition(&admin, &customer_name, types::READY, "True").await;
+    let held = namespaces.get(&customer_name).await.unwrap();
+    assert_eq!(
+        held.labels().get("customers.dev/customer"),
+        Some(&customer_name)
+    );
+    customers
+        .delete(&customer_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    support::gone(&customers, &customer_name).await;
+    support::gone(&namespaces, &customer_name).await;
+
+    namespaces
+        .delete(&foreign, &DeleteParams::default())
+        .await
+        .unwrap();
+    roles
+        .delete(&empty_role, &DeleteParams::default())
+        .await
+        .unwrap();
+    let vap_bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(admin.clone());
+    let vaps: Api<ValidatingAdmissionPolicy> = Api::all(admin.clone());
+    for doc in &docs {
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let _ = match doc["kind"].as_str() {
+            Some("ValidatingAdmissionPolicy") => vaps
+                .delete(name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+            _ => vap_bindings
+                .delete(name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+    }
 }
