@@ -121,7 +121,11 @@ pub fn watched_kind(target: &Target) -> &str {
 /// repeated after this time at the latest.
 pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(10);
 
-/// A write not yet seen by its cache.
+/// How many writes are remembered before those older than [`IN_FLIGHT_AT_MOST`] are
+/// forgotten (a few seconds of writes at the apiserver's best rate).
+const REMEMBERED_BEFORE_PRUNING: usize = 4096;
+
+/// A write not yet seen by its cache, or seen a moment ago.
 #[derive(Debug, Clone, Copy)]
 struct Write {
     version: u64,
@@ -135,33 +139,28 @@ pub struct InFlight(Mutex<HashMap<Target, Write>>);
 
 impl InFlight {
     /// Whether writing `content` to `target` now would repeat a write whose event the
-    /// cache (at `progress`) has not seen yet. Forgets writes the cache has seen.
+    /// cache (at `progress`) has not seen yet.
     pub fn repeats(&self, target: &Target, content: u64, progress: u64) -> bool {
-        let mut writes = self.0.lock().expect("in-flight lock");
+        let writes = self.0.lock().expect("in-flight lock");
         match writes.get(target) {
             Some(w) if progress < w.version && w.at.elapsed() < IN_FLIGHT_AT_MOST => {
                 w.content == content
             }
-            Some(_) => {
-                writes.remove(target);
-                false
-            }
-            None => false,
+            _ => false,
         }
     }
 
     /// Remembers a write of `content` to `target` that the apiserver stored as
-    /// `version`; forgets every write the caches have long seen, judged by `progress` of
-    /// the same kind, so the map holds only what is in flight.
-    pub fn record(&self, target: Target, content: u64, version: Option<&str>, progress: u64) {
+    /// `version`. A write is kept for [`IN_FLIGHT_AT_MOST`], also once its cache has
+    /// seen it: its event may still be on its way to the rules that would take it for a
+    /// change ([`InFlight::echoes`]); older writes are forgotten once the map is large.
+    pub fn record(&self, target: Target, content: u64, version: Option<&str>) {
         let Some(version) = numeric(version) else {
             return;
         };
         let mut writes = self.0.lock().expect("in-flight lock");
-        if writes.len() >= 1024 {
-            writes.retain(|t, w| {
-                (t.0 != target.0 || w.version > progress) && w.at.elapsed() < IN_FLIGHT_AT_MOST
-            });
+        if writes.len() >= REMEMBERED_BEFORE_PRUNING {
+            writes.retain(|_, w| w.at.elapsed() < IN_FLIGHT_AT_MOST);
         }
         let at = Instant::now();
         writes.insert(
@@ -238,7 +237,7 @@ mod tests {
     #[test]
     fn a_write_is_repeated_only_once_the_cache_has_seen_it() {
         let writes = InFlight::default();
-        writes.record(target("a"), 1, Some("10"), 0);
+        writes.record(target("a"), 1, Some("10"));
         assert!(writes.repeats(&target("a"), 1, 9), "cache behind: skip");
         assert!(
             !writes.repeats(&target("a"), 2, 9),
@@ -246,7 +245,7 @@ mod tests {
         );
         assert!(!writes.repeats(&target("b"), 1, 9), "another object");
         assert!(!writes.repeats(&target("a"), 1, 10), "cache has it: decide");
-        assert!(writes.is_empty(), "forgotten once seen");
+        assert_eq!(writes.len(), 1, "kept a while for its echo");
     }
 
     #[test]
@@ -255,7 +254,7 @@ mod tests {
         let mut policy = at("10");
         policy.metadata.namespace = Some("ns".into());
         policy.metadata.name = Some("a".into());
-        writes.record(target("a"), 1, Some("10"), 0);
+        writes.record(target("a"), 1, Some("10"));
         assert!(writes.echoes("NetworkPolicy", &policy));
         assert!(
             !writes.echoes("NetworkPolicy/status", &policy),
@@ -273,17 +272,27 @@ mod tests {
     #[test]
     fn an_opaque_version_is_never_skipped() {
         let writes = InFlight::default();
-        writes.record(target("a"), 1, Some("abc"), 0);
+        writes.record(target("a"), 1, Some("abc"));
         assert!(!writes.repeats(&target("a"), 1, 0));
     }
 
     #[test]
-    fn the_map_keeps_only_what_is_in_flight() {
+    fn the_map_forgets_only_writes_older_than_the_longest_flight() {
         let writes = InFlight::default();
-        for i in 0..1024u64 {
-            writes.record(target(&i.to_string()), 1, Some(&(i + 1).to_string()), 0);
+        for i in 0..REMEMBERED_BEFORE_PRUNING as u64 {
+            writes.record(target(&i.to_string()), 1, Some(&(i + 1).to_string()));
         }
-        writes.record(target("last"), 1, Some("2000"), 1000);
-        assert_eq!(writes.len(), 25, "the 24 above 1000, and the last");
+        writes.record(target("last"), 1, Some("9000"));
+        assert_eq!(
+            writes.len(),
+            REMEMBERED_BEFORE_PRUNING + 1,
+            "none is old enough to forget"
+        );
+        let old = Instant::now() - IN_FLIGHT_AT_MOST;
+        for w in writes.0.lock().unwrap().values_mut() {
+            w.at = old;
+        }
+        writes.record(target("newest"), 1, Some("9001"));
+        assert_eq!(writes.len(), 1, "only the newest is left");
     }
 }

@@ -161,8 +161,7 @@ impl Context {
         }
         let stored = write.await?;
         let version = stored.meta().resource_version.clone();
-        self.in_flight
-            .record(target, content, version.as_deref(), progress);
+        self.in_flight.record(target, content, version.as_deref());
         Ok(Some(stored))
     }
 

@@ -384,7 +384,7 @@ mod tests {
         version: &str,
     ) -> PartialObjectMeta<Namespace> {
         object.metadata.resource_version = Some(version.into());
-        writes.record(inflight::target("Namespace", &object), 1, Some(version), 0);
+        writes.record(inflight::target("Namespace", &object), 1, Some(version));
         object
     }
 
@@ -417,16 +417,13 @@ mod tests {
         assert!(!echoes.of_customer(&shop));
         echoes
             .0
-            .record(inflight::target("Customer/status", &shop), 1, Some("5"), 0);
+            .record(inflight::target("Customer/status", &shop), 1, Some("5"));
         assert!(echoes.of_customer(&shop));
         shop.metadata.resource_version = Some("6".into());
         assert!(!echoes.of_customer(&shop), "a change after it");
-        echoes.0.record(
-            inflight::target("Customer/finalizers", &shop),
-            1,
-            Some("6"),
-            0,
-        );
+        echoes
+            .0
+            .record(inflight::target("Customer/finalizers", &shop), 1, Some("6"));
         assert!(echoes.of_customer(&shop));
     }
 
