@@ -26,6 +26,10 @@ use crate::error::{Problem, Reason};
 /// hangs must not hold the Customer forever).
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a reconcile that met a cache behind the operator's own write waits before
+/// it looks again: the watch shows a write within milliseconds.
+const CACHE_CATCH_UP: Duration = Duration::from_secs(1);
+
 /// Reconciles one Customer.
 pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
     ctx.caches_ready().await?;
@@ -44,8 +48,9 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
         match add_finalizer_once(customer, ctx).await? {
             Some(stored) => converge(&stored, ctx).await?,
             // Added a moment ago by a reconcile that went on with it; its echo brings
-            // no reconcile ([`super::triggers::Echoes`]), so look again soon.
-            None => ctx.requeue(false),
+            // no reconcile ([`super::triggers::Echoes`]), so look again once the cache
+            // has caught up (whatever queued this reconcile is then seen).
+            None => Action::requeue(CACHE_CATCH_UP),
         }
     } else {
         converge(customer, ctx).await?
