@@ -106,6 +106,7 @@ impl Apiserver {
             failures: Default::default(),
             metrics: Arc::new(crate::operate::metrics::Metrics::new()),
             in_flight: Default::default(),
+            last_reconciled: Default::default(),
             missing_roles: Default::default(),
         })
     }

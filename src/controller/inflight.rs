@@ -122,7 +122,9 @@ pub fn watched_kind(target: &Target) -> &str {
 pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(10);
 
 /// How many writes are remembered before those older than [`IN_FLIGHT_AT_MOST`] are
-/// forgotten (a few seconds of writes at the apiserver's best rate).
+/// first forgotten (a few seconds of writes at the apiserver's best rate). After a
+/// pruning the next waits until the map has doubled, so that a rate above this many
+/// writes per [`IN_FLIGHT_AT_MOST`] does not prune on every write.
 const REMEMBERED_BEFORE_PRUNING: usize = 4096;
 
 /// A write not yet seen by its cache, or seen a moment ago.
@@ -133,16 +135,23 @@ struct Write {
     at: Instant,
 }
 
+/// The remembered writes, and the size at which they are next pruned.
+#[derive(Debug, Default)]
+struct Writes {
+    by_target: HashMap<Target, Write>,
+    prune_at: usize,
+}
+
 /// The writes not yet seen by their cache, by target.
 #[derive(Debug, Default)]
-pub struct InFlight(Mutex<HashMap<Target, Write>>);
+pub struct InFlight(Mutex<Writes>);
 
 impl InFlight {
     /// Whether writing `content` to `target` now would repeat a write whose event the
     /// cache (at `progress`) has not seen yet.
     pub fn repeats(&self, target: &Target, content: u64, progress: u64) -> bool {
         let writes = self.0.lock().expect("in-flight lock");
-        match writes.get(target) {
+        match writes.by_target.get(target) {
             Some(w) if progress < w.version && w.at.elapsed() < IN_FLIGHT_AT_MOST => {
                 w.content == content
             }
@@ -159,11 +168,14 @@ impl InFlight {
             return;
         };
         let mut writes = self.0.lock().expect("in-flight lock");
-        if writes.len() >= REMEMBERED_BEFORE_PRUNING {
-            writes.retain(|_, w| w.at.elapsed() < IN_FLIGHT_AT_MOST);
+        if writes.by_target.len() >= writes.prune_at.max(REMEMBERED_BEFORE_PRUNING) {
+            writes
+                .by_target
+                .retain(|_, w| w.at.elapsed() < IN_FLIGHT_AT_MOST);
+            writes.prune_at = 2 * writes.by_target.len();
         }
         let at = Instant::now();
-        writes.insert(
+        writes.by_target.insert(
             target,
             Write {
                 version,
@@ -182,12 +194,15 @@ impl InFlight {
         };
         let target = target(part, object);
         let writes = self.0.lock().expect("in-flight lock");
-        writes.get(&target).is_some_and(|w| w.version == version)
+        writes
+            .by_target
+            .get(&target)
+            .is_some_and(|w| w.version == version)
     }
 
     /// How many writes are remembered.
     pub fn len(&self) -> usize {
-        self.0.lock().expect("in-flight lock").len()
+        self.0.lock().expect("in-flight lock").by_target.len()
     }
 
     /// Whether no write is remembered.
@@ -279,6 +294,12 @@ mod tests {
     #[test]
     fn the_map_forgets_only_writes_older_than_the_longest_flight() {
         let writes = InFlight::default();
+        let age_all = |writes: &InFlight| {
+            let old = Instant::now() - IN_FLIGHT_AT_MOST;
+            for w in writes.0.lock().unwrap().by_target.values_mut() {
+                w.at = old;
+            }
+        };
         for i in 0..REMEMBERED_BEFORE_PRUNING as u64 {
             writes.record(target(&i.to_string()), 1, Some(&(i + 1).to_string()));
         }
@@ -288,11 +309,19 @@ mod tests {
             REMEMBERED_BEFORE_PRUNING + 1,
             "none is old enough to forget"
         );
-        let old = Instant::now() - IN_FLIGHT_AT_MOST;
-        for w in writes.0.lock().unwrap().values_mut() {
-            w.at = old;
+        age_all(&writes);
+        writes.record(target("next"), 1, Some("9001"));
+        assert_eq!(
+            writes.len(),
+            REMEMBERED_BEFORE_PRUNING + 2,
+            "a pruning that forgot nothing waits for the map to double"
+        );
+        while writes.len() < 2 * REMEMBERED_BEFORE_PRUNING {
+            let more = format!("more-{}", writes.len());
+            writes.record(target(&more), 1, Some("9002"));
         }
-        writes.record(target("newest"), 1, Some("9001"));
+        age_all(&writes);
+        writes.record(target("newest"), 1, Some("9003"));
         assert_eq!(writes.len(), 1, "only the newest is left");
     }
 }

@@ -27,6 +27,7 @@ pub mod partner;
 pub mod plan;
 pub mod reconcile;
 pub mod related;
+pub mod resync;
 pub mod retry;
 pub mod roles;
 pub mod status;
@@ -92,6 +93,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Writes the caches have not seen yet.
     pub in_flight: Arc<inflight::InFlight>,
+    /// When each Customer was last reconciled, for the periodic pass ([`resync`]).
+    pub last_reconciled: Arc<resync::LastReconciled>,
     /// The customer ClusterRoles that do not exist ([`roles::missing_roles`]).
     pub missing_roles: roles::MissingRoles,
 }
@@ -237,6 +240,7 @@ pub async fn run_with(client: Client, options: Options, hooks: Hooks) -> crate::
         failures: Default::default(),
         metrics: hooks.metrics.clone(),
         in_flight: Default::default(),
+        last_reconciled: Default::default(),
         missing_roles: Default::default(),
     });
     let weak = Arc::downgrade(&context);

@@ -34,6 +34,7 @@ const CACHE_CATCH_UP: Duration = Duration::from_secs(1);
 pub async fn reconcile(customer: Arc<Customer>, ctx: Arc<Context>) -> Result<Action> {
     ctx.caches_ready().await?;
     ctx.options.reconciles.record(&customer.name_any());
+    ctx.last_reconciled.note(&customer.name_any());
     tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_now(&customer, &ctx))
         .await
         .map_err(|_| Error::Timeout)?

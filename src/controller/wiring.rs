@@ -17,7 +17,7 @@ use kube::core::PartialObjectMeta;
 use super::caches::{Caches, Changed, Changes, ClaimChanges, PartnerChanges, Stream};
 use super::compact::Compact;
 use super::retry::{BriefPause, WatchBackoff, error_policy};
-use super::{Context, claim, group, partner, reconcile, roles, triggers};
+use super::{Context, claim, group, partner, reconcile, resync, roles, triggers};
 use crate::api::{AppProject, ClusterNetworkPolicy, Customer, CustomerGroup};
 use crate::desired::children::Children;
 use crate::operate::Hooks;
@@ -25,7 +25,8 @@ use crate::operate::health::{Health, Phase};
 
 /// The Customer controller: a Customer is reconciled when it changes, when one of its
 /// children changes, when something its objects depend on changes (a namespace, a
-/// policy, a group, a related customer; see [`triggers`]), every resync period, and
+/// policy, a group, a related customer; see [`triggers`]), every resync period (its own
+/// schedule, and [`resync::due`] for a schedule lost), and
 /// when the set of missing customer ClusterRoles changes. The echoes of its own writes
 /// do not reconcile it again ([`triggers::Echoes`]).
 pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks: &Hooks) {
@@ -74,7 +75,11 @@ pub async fn customer_controller(context: Arc<Context>, changes: Changes, hooks:
         })
         .watches_stream(users, move |u| triggers::on_users(&u, &on_users))
         .watches_stream(partners, move |p| triggers::on_partner(&p, &on_partner))
-        .reconcile_all_on(ticks(context.options.resync))
+        .reconcile_on(resync::due(
+            caches.customers.clone(),
+            context.last_reconciled.clone(),
+            context.options.resync,
+        ))
         .reconcile_all_on(roles::missing_roles(
             context.client.clone(),
             context.missing_roles.clone(),
