@@ -29,6 +29,8 @@
 #   CUSTOMER_OPERATOR_TEST_CLUSTER=existing   use the cluster $KUBECONFIG names; start nothing
 #   CUSTOMER_OPERATOR_ETCD_PORT (12379, peer port +1), CUSTOMER_OPERATOR_APISERVER_PORT (16443),
 #   CUSTOMER_OPERATOR_KCM_PORT (16457)
+#   CUSTOMER_OPERATOR_APISERVER_ARGS  more kube-apiserver flags, space-separated (the flood
+#                             test's small --max-requests-inflight)
 set -euo pipefail
 
 WRAPPERS=$(cd "$(dirname "$0")" && pwd)/k8s
@@ -438,7 +440,8 @@ start_apiserver() {
     return 0
   fi
   log "starting kube-apiserver on https://$HOST:$API_PORT"
-  local pki=$STATE_DIR/pki
+  local pki=$STATE_DIR/pki extra=()
+  read -ra extra <<<"${CUSTOMER_OPERATOR_APISERVER_ARGS:-}"
   # Endpoint reconciler off: Endpoints may not hold a loopback address, it would fail every 10s.
   start_detached kube-apiserver "$APISERVER_BIN" \
     --bind-address="$HOST" --advertise-address="$HOST" --secure-port="$API_PORT" \
@@ -450,7 +453,8 @@ start_apiserver() {
     --service-account-issuer="$SA_ISSUER" --api-audiences="$SA_ISSUER" \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
-    --endpoint-reconciler-type=none
+    --endpoint-reconciler-type=none \
+    "${extra[@]}"
   wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
 }
 

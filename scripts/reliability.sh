@@ -6,20 +6,21 @@
 #   scripts/reliability.sh [--customers N] [--deletes N] [--rounds N] [--kills N] [--seed N]
 #                          [--faults apiserver,etcd,apiserver+leader] [--outage SECONDS]
 #                          [--fault-customers N]
-#                          [--no-crash] [--no-faults] [--keep]
+#                          [--no-crash] [--no-faults] [--no-flood] [--keep]
 #
 # Defaults: 300 customers, 100 deletions, 5 rounds, 3 kills per round, seed 1;
 # faults apiserver, etcd, and apiserver with the operator's leader election on (it may
 # exit once, when its Lease lapses, and is started again as the kubelet would), 30 s
-# each, 40 customers. --keep leaves the control plane
+# each, 40 customers; then the API priority test (tests/cluster/flood.rs): another
+# client floods an apiserver of few seats while customers are created. --keep leaves the control plane
 # running afterwards (state in ~/.cache/customer-operator/reliability).
-# scripts/test.sh runs `--no-crash --faults apiserver` (the CI size).
+# scripts/test.sh runs `--no-crash --faults apiserver` (the CI size, flood included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 customers=300 deletes=100 rounds=5 kills=3 seed=1
 faults=apiserver,etcd,apiserver+leader outage=30 fault_customers=40
-crash=true fault=true keep=false
+crash=true fault=true flood=true keep=false
 while (($#)); do
   case $1 in
     --customers) customers=$2; shift ;;
@@ -32,6 +33,7 @@ while (($#)); do
     --fault-customers) fault_customers=$2; shift ;;
     --no-crash) crash=false ;;
     --no-faults) fault=false ;;
+    --no-flood) flood=false ;;
     --keep) keep=true ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -78,7 +80,15 @@ if $fault; then
       cargo test --locked --test faults -- --ignored --nocapture >>"$log" 2>&1 || failed=true
   done
 fi
-grep -E '^(crash safety|[a-z+]+ fault):' "$log" || true
+if $flood; then
+  # Few seats (10 in all), so that one test process can fill the level that every
+  # ServiceAccount shares by default.
+  CUSTOMER_OPERATOR_APISERVER_ARGS="--max-requests-inflight=6 --max-mutating-requests-inflight=4" \
+    fresh_control_plane
+  echo "reliability.sh: API priority, a flood from another client while customers are created" >&2
+  cargo test --locked --test flood -- --ignored --nocapture >>"$log" 2>&1 || failed=true
+fi
+grep -E '^(crash safety|[a-z+]+ fault|API priority):' "$log" || true
 if $failed; then
   grep -E -B2 -A20 '^---- |panicked' "$log" >&2 || true
   echo "reliability.sh: FAILED after $((SECONDS - start)) s (output: $log)" >&2

@@ -11,9 +11,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use customer_operator::api::Customer;
+use customer_operator::api::{Customer, CustomerClaim, CustomerUsers};
 use customer_operator::controller::status::{condition, types};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
@@ -64,9 +64,20 @@ fn corpus(file: &str, prefix: &str) -> Vec<Case> {
 }
 
 async fn create(client: &Client, case: &Case) -> Result<(), kube::Error> {
-    let object = serde_json::from_value(case.object.clone()).expect("a dynamic object");
-    support::untyped(client, case.kind())
-        .create(&PostParams::default(), &object)
+    let object: DynamicObject =
+        serde_json::from_value(case.object.clone()).expect("a dynamic object");
+    let api = match object.metadata.namespace.as_deref() {
+        Some(namespace) => {
+            let resource = match case.kind() {
+                "CustomerClaim" => ApiResource::erase::<CustomerClaim>(&()),
+                "CustomerUsers" => ApiResource::erase::<CustomerUsers>(&()),
+                other => panic!("{other} is not a namespaced kind of the API"),
+            };
+            Api::namespaced_with(client.clone(), namespace, &resource)
+        }
+        None => support::untyped(client, case.kind()),
+    };
+    api.create(&PostParams::default(), &object)
         .await
         .map(|_| ())
 }
@@ -189,7 +200,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
             .note("reason")
             .expect("semantic cases name their reason");
         let event = case.note("event").unwrap_or(reason);
-        refused_by_operator_checked(&client, case.name(), reason, event).await;
+        let message = refused_by_operator_checked(&client, case.name(), reason, event).await;
+        if let Some(field) = case.note("field") {
+            assert!(
+                message.contains(field),
+                "{}: the refusal names {field}: {message}",
+                case.name()
+            );
+        }
         refused_by_operator += 1;
     }
 
@@ -254,6 +272,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
 
     // Leave nothing behind: a refused or conflicting Customer is retried every few
     // seconds and would keep the operators of later tests busy.
+    for case in victims
+        .iter()
+        .filter(|c| c.object["spec"]["frozen"] == true)
+    {
+        support::patch_customer_spec(&client, case.name(), serde_json::json!({"frozen": false}))
+            .await;
+    }
     let names: Vec<String> = victims
         .iter()
         .chain(&semantic)
@@ -266,7 +291,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .await;
 }
 
-async fn refused_by_operator_checked(client: &Client, name: &str, reason: &str, event: &str) {
+/// Waits until the operator refused the Customer for its current spec; returns the
+/// Ready condition's message.
+async fn refused_by_operator_checked(
+    client: &Client,
+    name: &str,
+    reason: &str,
+    event: &str,
+) -> String {
     refused_by_operator(client, name, reason, event).await;
     // Refused means refused for the spec as it is now, not an old generation's verdict.
     let c = Api::<Customer>::all(client.clone())
@@ -275,7 +307,7 @@ async fn refused_by_operator_checked(client: &Client, name: &str, reason: &str, 
         .unwrap();
     let ready = condition(c.status.as_ref(), types::READY).unwrap();
     assert_eq!(ready.observed_generation, c.meta().generation, "{name}");
-    let _ = c.name_any();
+    ready.message.clone()
 }
 
 /// An older customer whose spec starts asking for a namespace name that a younger one

@@ -369,6 +369,54 @@ fn api_versions_are_those_of_supported_clusters() {
 }
 
 #[test]
+fn api_priority_gives_the_operator_service_account_a_level_of_its_own() {
+    let docs = support::render_chart(&[]);
+    let level = named(&docs, "PriorityLevelConfiguration", "customer-operator");
+    assert_eq!(level["apiVersion"], "flowcontrol.apiserver.k8s.io/v1");
+    assert_eq!(level["spec"]["type"], "Limited");
+    assert_eq!(level["spec"]["limited"]["nominalConcurrencyShares"], 40);
+    assert_eq!(level["spec"]["limited"]["limitResponse"]["type"], "Queue");
+    let schema = named(&docs, "FlowSchema", "customer-operator");
+    assert_eq!(
+        schema["spec"]["priorityLevelConfiguration"]["name"],
+        "customer-operator"
+    );
+    // Before the suggested schemas that would take the operator's ServiceAccount:
+    // kube-system-service-accounts (900) and service-accounts (9000).
+    assert!(schema["spec"]["matchingPrecedence"].as_i64().unwrap() < 900);
+    let subjects = &schema["spec"]["rules"][0]["subjects"];
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        subjects[0]["serviceAccount"]["namespace"].as_str().unwrap(),
+        subjects[0]["serviceAccount"]["name"].as_str().unwrap()
+    );
+    assert_eq!(user, support::operator_user());
+    assert_eq!(subjects.as_array().unwrap().len(), 1, "only the operator");
+    let set = support::render_chart(&[
+        "--set",
+        "apiPriority.concurrencyShares=7",
+        "--set",
+        "apiPriority.matchingPrecedence=300",
+    ]);
+    assert_eq!(
+        named(&set, "PriorityLevelConfiguration", "customer-operator")["spec"]["limited"]["nominalConcurrencyShares"],
+        7
+    );
+    assert_eq!(
+        named(&set, "FlowSchema", "customer-operator")["spec"]["matchingPrecedence"],
+        300
+    );
+    let off = support::render_chart(&["--set", "apiPriority.enabled=false"]);
+    assert!(of_kind(&off, "FlowSchema").is_empty());
+    assert!(of_kind(&off, "PriorityLevelConfiguration").is_empty());
+    let refused = template_fails(
+        support::CHART,
+        &["--set", "apiPriority.matchingPrecedence=0"],
+    );
+    assert!(refused.contains("matchingPrecedence"), "{refused}");
+}
+
+#[test]
 fn non_default_values_reach_the_deployment() {
     let full = format!("{CI_VALUES}/full-values.yaml");
     let docs = support::render_chart(&["-f", &full, "--kube-version", "v1.33.0"]);

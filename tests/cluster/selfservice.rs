@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Api, Client, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn setup() -> Client {
     let client = support::client().await;
@@ -29,76 +29,7 @@ async fn setup() -> Client {
     client
 }
 
-/// The HTTP status of a failed request, 0 for success.
-fn code<T>(result: kube::Result<T>) -> u16 {
-    match result {
-        Ok(_) => 0,
-        Err(kube::Error::Api(s)) => s.code,
-        Err(other) => panic!("not an API answer: {other}"),
-    }
-}
-
-async fn create_partner(client: &Client, name: &str, spec: Value) {
-    let partner: Partner = serde_json::from_value(json!({
-        "apiVersion": "customers.dev/v1alpha1", "kind": "Partner",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .unwrap();
-    Api::<Partner>::all(client.clone())
-        .create(&PostParams::default(), &partner)
-        .await
-        .unwrap();
-    let namespace = partner_namespace(name);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    support::wait_for(&format!("namespace {namespace}"), || {
-        let namespaces = namespaces.clone();
-        let namespace = namespace.clone();
-        async move { namespaces.get_opt(&namespace).await.ok()? }
-    })
-    .await;
-    // The admins' RoleBinding is in place once the partner is Ready.
-    let partners: Api<Partner> = Api::all(client.clone());
-    support::wait_for(&format!("Partner {name} Ready"), || {
-        let partners = partners.clone();
-        async move {
-            let p = partners.get(name).await.ok()?;
-            let ready = p
-                .status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == types::READY)?;
-            (ready.status == "True").then_some(())
-        }
-    })
-    .await;
-}
-
-fn claim(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "customers.dev/v1alpha1", "kind": "CustomerClaim",
-        "metadata": {"name": name}, "spec": spec
-    })
-}
-
-fn basic(display: &str) -> Value {
-    json!({"displayName": display, "contactEmail": "ops@example.com"})
-}
-
-/// Applies a claim as `client` with strict field validation (as `kubectl apply` does).
-async fn apply_claim(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    spec: Value,
-) -> kube::Result<CustomerClaim> {
-    Api::<CustomerClaim>::namespaced(client.clone(), namespace)
-        .patch(
-            name,
-            &PatchParams::apply("selfservice-test").validation_strict(),
-            &Patch::Apply(claim(name, spec)),
-        )
-        .await
-}
+use support::{basic, code};
 
 /// Waits until the claim's Ready condition has this status and reason; returns its
 /// message.
@@ -160,7 +91,7 @@ async fn delete_partner_and_wait(client: &Client, name: &str) {
 async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     let admin = setup().await;
     let (pa, pb) = (support::unique("ssa"), support::unique("ssb"));
-    create_partner(
+    support::create_partner(
         &admin,
         &pa,
         json!({
@@ -170,7 +101,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         }),
     )
     .await;
-    create_partner(
+    support::create_partner(
         &admin,
         &pb,
         json!({
@@ -186,7 +117,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     );
     let quota = json!({"hard": {"pods": "10", "requests.cpu": "2"}});
     let first = support::unique("ca");
-    apply_claim(
+    support::apply_claim(
         &alice,
         &ns_a,
         &first,
@@ -215,7 +146,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     // Another partner's namespace, another partner, a larger quota, another group, a
     // forbidden isolation level: each refused, naming the field, nothing created.
     assert_eq!(
-        code(apply_claim(&alice, &ns_b, "intruder", basic("Intruder")).await),
+        code(support::apply_claim(&alice, &ns_b, "intruder", basic("Intruder")).await),
         403
     );
     // The partners' namespace names are reserved: the apiserver refuses a Customer or a
@@ -231,14 +162,14 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("reserved"), "{refused}");
-    let refused = apply_claim(&alice, &ns_a, "partner", basic("Squatter"))
+    let refused = support::apply_claim(&alice, &ns_a, "partner", basic("Squatter"))
         .await
         .unwrap_err()
         .to_string();
     assert!(refused.contains("reserved"), "{refused}");
     let mut with_partner = basic("P");
     with_partner["partner"] = json!({"name": pb});
-    let refusal = apply_claim(&alice, &ns_a, "sneaky", with_partner)
+    let refusal = support::apply_claim(&alice, &ns_a, "sneaky", with_partner)
         .await
         .unwrap_err()
         .to_string();
@@ -278,7 +209,9 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         spec.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        apply_claim(&alice, &ns_a, &name, spec).await.unwrap();
+        support::apply_claim(&alice, &ns_a, &name, spec)
+            .await
+            .unwrap();
         let refused = wait_claim(&alice, &ns_a, &name, "False", "Refused").await;
         let message = ready_message(&refused);
         assert!(message.contains(field), "{name}: {message}");
@@ -309,7 +242,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         0
     );
     let bobs = support::unique("cb");
-    apply_claim(&bob, &ns_b, &bobs, basic("Bob's"))
+    support::apply_claim(&bob, &ns_b, &bobs, basic("Bob's"))
         .await
         .unwrap();
     wait_claim(&bob, &ns_b, &bobs, "True", "Reconciled").await;
@@ -348,7 +281,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
 
     // The count limit: a second customer, then the third waits and creates nothing.
     let second = format!("{first}-2");
-    apply_claim(
+    support::apply_claim(
         &alice,
         &ns_a,
         &second,
@@ -358,7 +291,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     .unwrap();
     wait_claim(&alice, &ns_a, &second, "True", "Reconciled").await;
     let third = format!("{first}-3");
-    apply_claim(
+    support::apply_claim(
         &alice,
         &ns_a,
         &third,
@@ -461,7 +394,7 @@ async fn a_customer_admin_requests_inner_customers_and_manages_her_own_users() {
     // An inner customer, from a claim in the parent's namespace; the parent's admins
     // (carol) are admins there.
     let inner = format!("{parent}-in");
-    apply_claim(&carol, &parent, &inner, basic("Inner"))
+    support::apply_claim(&carol, &parent, &inner, basic("Inner"))
         .await
         .unwrap();
     let made = wait_claim(&carol, &parent, &inner, "True", "Reconciled").await;
@@ -497,7 +430,7 @@ async fn a_customer_admin_requests_inner_customers_and_manages_her_own_users() {
         403
     );
     assert_eq!(
-        code(apply_claim(&carol, &other, "stolen", basic("Stolen")).await),
+        code(support::apply_claim(&carol, &other, "stolen", basic("Stolen")).await),
         403
     );
 
@@ -560,7 +493,7 @@ async fn a_customer_admin_requests_inner_customers_and_manages_her_own_users() {
 async fn a_claim_never_touches_a_customer_it_did_not_make() {
     let admin = setup().await;
     let p = support::unique("ssc");
-    create_partner(&admin, &p, json!({
+    support::create_partner(&admin, &p, json!({
         "displayName": "C", "contactEmail": "ops@c.example", "admins": [{"kind": "User", "name": "alice"}]
     })).await;
     let taken = support::unique("taken");
@@ -568,7 +501,7 @@ async fn a_claim_never_touches_a_customer_it_did_not_make() {
     let before = support::wait_condition(&admin, &taken, types::READY, "True").await;
     let alice = support::as_user("alice").await;
     let ns = partner_namespace(&p);
-    apply_claim(&alice, &ns, &taken, basic("Mine now"))
+    support::apply_claim(&alice, &ns, &taken, basic("Mine now"))
         .await
         .unwrap();
     let conflict = wait_claim(&alice, &ns, &taken, "False", "Conflict").await;
@@ -622,7 +555,7 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
     let admin = setup().await;
     let (p1, p2) = (support::unique("ss1"), support::unique("ss2"));
     for (p, user) in [(&p1, "alice"), (&p2, "bob")] {
-        create_partner(&admin, p, json!({
+        support::create_partner(&admin, p, json!({
             "displayName": "P", "contactEmail": "ops@p.example", "admins": [{"kind": "User", "name": user}]
         })).await;
     }
@@ -637,8 +570,12 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
         spec["network"] = json!({"allowFrom": [{"customer": peer}]});
         spec
     };
-    apply_claim(&alice, &ns1, &a, opens_to(&b)).await.unwrap();
-    apply_claim(&bob, &ns2, &b, basic("B")).await.unwrap();
+    support::apply_claim(&alice, &ns1, &a, opens_to(&b))
+        .await
+        .unwrap();
+    support::apply_claim(&bob, &ns2, &b, basic("B"))
+        .await
+        .unwrap();
     wait_claim(&bob, &ns2, &b, "True", "Reconciled").await;
     let pending = wait_claim(&alice, &ns1, &a, "False", "ConnectionsPending").await;
     assert!(
@@ -656,14 +593,18 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
         "b's egress stays closed to a"
     );
     // b declares it too: both sides open, both ways.
-    apply_claim(&bob, &ns2, &b, opens_to(&a)).await.unwrap();
+    support::apply_claim(&bob, &ns2, &b, opens_to(&a))
+        .await
+        .unwrap();
     wait_peers(&admin, &a, ALLOW_FROM, &b, true).await;
     wait_peers(&admin, &b, ALLOW_TO_PEERS, &a, true).await;
     wait_peers(&admin, &b, ALLOW_FROM, &a, true).await;
     wait_peers(&admin, &a, ALLOW_TO_PEERS, &b, true).await;
     wait_claim(&alice, &ns1, &a, "True", "Reconciled").await;
     // b withdraws: both close.
-    apply_claim(&bob, &ns2, &b, basic("B")).await.unwrap();
+    support::apply_claim(&bob, &ns2, &b, basic("B"))
+        .await
+        .unwrap();
     wait_peers(&admin, &a, ALLOW_FROM, &b, false).await;
     wait_peers(&admin, &b, ALLOW_TO_PEERS, &a, false).await;
     wait_peers(&admin, &b, ALLOW_FROM, &a, false).await;
@@ -683,7 +624,7 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
 async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it() {
     let admin = setup().await;
     let p = support::unique("ssd");
-    create_partner(&admin, &p, json!({
+    support::create_partner(&admin, &p, json!({
         "displayName": "D", "contactEmail": "ops@d.example", "admins": [{"kind": "User", "name": "alice"}]
     })).await;
     let alice = support::as_user("alice").await;
@@ -691,7 +632,9 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
     let claims: Api<CustomerClaim> = Api::namespaced(alice.clone(), &ns);
     let (plain, kept) = (support::unique("ssg"), support::unique("ssk"));
     for name in [&plain, &kept] {
-        apply_claim(&alice, &ns, name, basic("D")).await.unwrap();
+        support::apply_claim(&alice, &ns, name, basic("D"))
+            .await
+            .unwrap();
         wait_claim(&alice, &ns, name, "True", "Reconciled").await;
     }
     claims.delete(&plain, &Default::default()).await.unwrap();
@@ -701,7 +644,7 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
 
     // The platform team protects the other one; the claim's own changes leave that alone.
     support::patch_customer_spec(&admin, &kept, json!({"deletionProtection": true})).await;
-    apply_claim(&alice, &ns, &kept, basic("D renamed"))
+    support::apply_claim(&alice, &ns, &kept, basic("D renamed"))
         .await
         .unwrap();
     let customers: Api<Customer> = Api::all(admin.clone());
@@ -750,7 +693,7 @@ async fn deleting_a_partner_follows_its_deletion_policy() {
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     for policy in ["Block", "Orphan", "Cascade"] {
         let p = support::unique(&format!("ss{}", policy.to_lowercase()));
-        create_partner(
+        support::create_partner(
             &admin,
             &p,
             json!({
@@ -762,7 +705,9 @@ async fn deleting_a_partner_follows_its_deletion_policy() {
         let ns = partner_namespace(&p);
         let names = [format!("{p}-a"), format!("{p}-b")];
         for name in &names {
-            apply_claim(&alice, &ns, name, basic("E")).await.unwrap();
+            support::apply_claim(&alice, &ns, name, basic("E"))
+                .await
+                .unwrap();
             wait_claim(&alice, &ns, name, "True", "Reconciled").await;
         }
         partners.delete(&p, &Default::default()).await.unwrap();

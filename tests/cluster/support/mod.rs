@@ -756,3 +756,78 @@ pub fn without_indexes(message: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Creates a Partner with this spec and waits until its namespace exists and it is
+/// Ready (its admins' RoleBinding in place).
+#[allow(dead_code)]
+pub async fn create_partner(client: &Client, name: &str, spec: serde_json::Value) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let partner: api::Partner = serde_json::from_value(serde_json::json!({
+        "apiVersion": "customers.dev/v1alpha1", "kind": "Partner",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    let partners: Api<api::Partner> = Api::all(client.clone());
+    partners
+        .create(&Default::default(), &partner)
+        .await
+        .unwrap();
+    let namespace = api::partner_namespace(name);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    wait_for(&format!("namespace {namespace}"), || {
+        let namespaces = namespaces.clone();
+        let namespace = namespace.clone();
+        async move { namespaces.get_opt(&namespace).await.ok()? }
+    })
+    .await;
+    wait_for(&format!("Partner {name} Ready"), || {
+        let partners = partners.clone();
+        async move {
+            let p = partners.get(name).await.ok()?;
+            let ready = p
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == customer_operator::controller::status::types::READY)?;
+            (ready.status == "True").then_some(())
+        }
+    })
+    .await;
+}
+
+/// Applies a CustomerClaim as `client` with strict field validation (as `kubectl apply`
+/// does).
+#[allow(dead_code)]
+pub async fn apply_claim(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> kube::Result<api::CustomerClaim> {
+    Api::<api::CustomerClaim>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply("selfservice-test").validation_strict(),
+            &kube::api::Patch::Apply(serde_json::json!({
+                "apiVersion": "customers.dev/v1alpha1", "kind": "CustomerClaim",
+                "metadata": {"name": name}, "spec": spec
+            })),
+        )
+        .await
+}
+
+/// The HTTP status of a failed request, 0 for success.
+#[allow(dead_code)]
+pub fn code<T>(result: kube::Result<T>) -> u16 {
+    match result {
+        Ok(_) => 0,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(other) => panic!("not an API answer: {other}"),
+    }
+}
+
+/// The least spec of a Customer or claim: a display name and a contact.
+#[allow(dead_code)]
+pub fn basic(display: &str) -> serde_json::Value {
+    serde_json::json!({"displayName": display, "contactEmail": "ops@example.com"})
+}
