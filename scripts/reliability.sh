@@ -6,12 +6,14 @@
 #   scripts/reliability.sh [--customers N] [--deletes N] [--rounds N] [--kills N] [--seed N]
 #                          [--faults apiserver,etcd,apiserver+leader] [--outage SECONDS]
 #                          [--fault-customers N]
-#                          [--no-crash] [--no-faults] [--no-flood] [--keep]
+#                          [--no-crash] [--no-faults] [--no-compaction] [--no-flood] [--keep]
 #
 # Defaults: 300 customers, 100 deletions, 5 rounds, 3 kills per round, seed 1;
 # faults apiserver, etcd, and apiserver with the operator's leader election on (it may
 # exit once, when its Lease lapses, and is started again as the kubelet would), 30 s
-# each, 40 customers; then the API priority test (tests/cluster/flood.rs): another
+# each, 40 customers; then etcd compacted and the apiserver restarted (tests/cluster/
+# compaction.rs: watches answered 410 Gone, what they list again, nothing lost); then the
+# API priority test (tests/cluster/flood.rs): another
 # client floods an apiserver of few seats while customers are created. --keep leaves the control plane
 # running afterwards (state in ~/.cache/customer-operator/reliability).
 # scripts/test.sh runs `--no-crash --faults apiserver` (the CI size, flood included).
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 customers=300 deletes=100 rounds=5 kills=3 seed=1
 faults=apiserver,etcd,apiserver+leader outage=30 fault_customers=40
-crash=true fault=true flood=true keep=false
+crash=true fault=true compaction=true flood=true keep=false
 while (($#)); do
   case $1 in
     --customers) customers=$2; shift ;;
@@ -34,6 +36,7 @@ while (($#)); do
     --no-crash) crash=false ;;
     --no-faults) fault=false ;;
     --no-flood) flood=false ;;
+    --no-compaction) compaction=false ;;
     --keep) keep=true ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -80,6 +83,19 @@ if $fault; then
       cargo test --locked --test faults -- --ignored --nocapture >>"$log" 2>&1 || failed=true
   done
 fi
+if $compaction; then
+  # No watch cache (watches resume from etcd, which answers a compacted revision with 410
+  # Gone; the test compacts etcd itself) and an audit log of every list and watch, to
+  # show the operator's watches answered 410 after a restart and what they list again.
+  audit_log=$CUSTOMER_OPERATOR_STATE-audit.log
+  rm -f "$audit_log"
+  CUSTOMER_OPERATOR_APISERVER_ARGS="--watch-cache=false --audit-policy-file=$PWD/tests/fixtures/audit-policy.yaml --audit-log-path=$audit_log" \
+    fresh_control_plane
+  echo "reliability.sh: etcd compaction and an apiserver restart, watches answered 410" >&2
+  CUSTOMER_OPERATOR_APISERVER_ARGS="--watch-cache=false --audit-policy-file=$PWD/tests/fixtures/audit-policy.yaml --audit-log-path=$audit_log" \
+  CUSTOMER_OPERATOR_AUDIT_LOG=$audit_log \
+    cargo test --locked --test compaction -- --ignored --nocapture >>"$log" 2>&1 || failed=true
+fi
 if $flood; then
   # Few seats (10 in all), so that one test process can fill the level that every
   # ServiceAccount shares by default.
@@ -88,7 +104,7 @@ if $flood; then
   echo "reliability.sh: API priority, a flood from another client while customers are created" >&2
   cargo test --locked --test flood -- --ignored --nocapture >>"$log" 2>&1 || failed=true
 fi
-grep -E '^(crash safety|[a-z+]+ fault|API priority):' "$log" || true
+grep -E '^(crash safety|[a-z+]+ fault|compaction|API priority):' "$log" || true
 if $failed; then
   grep -E -B2 -A20 '^---- |panicked' "$log" >&2 || true
   echo "reliability.sh: FAILED after $((SECONDS - start)) s (output: $log)" >&2

@@ -296,6 +296,10 @@ impl ApiPresence {
                 tracing::debug!(object = %object.name, what, "reconcile failed, retry scheduled")
             }
             Err(Error::QueueError(error)) if self.missing(&error) => {}
+            Err(Error::QueueError(watcher::Error::WatchError(status))) if status.code == 410 => {
+                tracing::info!(what, message = %status.message, "watch expired (410 Gone): listing again")
+            }
+            Err(Error::QueueError(error)) => tracing::warn!(%error, what, "watch failed"),
             Err(error) => tracing::warn!(%error, what, "reconcile failed"),
         }
     }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use customer_operator::api::{Customer, CustomerGroup};
 use customer_operator::controller::status::types;
-use customer_operator::settings::Settings;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -175,23 +174,8 @@ async fn sigkill_during_a_cascade_and_a_partner_change_loses_nothing() {
     let change = start.elapsed();
 
     // Nothing lost, nothing left of the former partner, bystanders never written.
-    let settings = Settings {
-        platform_namespaces: vec!["ingress-nginx".into()],
-        ..Settings::default()
-    };
-    let dir = support::converged::directory(&client).await;
-    let mut problems = Vec::new();
-    let mut objects = 0;
-    for name in partnered.iter().chain(&bystanders) {
-        objects += customer_operator::desired::desired(&dir.customers[name], &dir, &settings)
-            .unwrap()
-            .to_values()
-            .unwrap()
-            .len();
-        problems.extend(
-            support::converged::differences(&client, &dir.customers[name], &dir, &settings).await,
-        );
-    }
+    let checked: Vec<String> = partnered.iter().chain(&bystanders).cloned().collect();
+    let (objects, problems) = support::converged::check_all(&client, &checked).await;
     assert!(
         problems.is_empty(),
         "objects differ from the specs: {problems:#?}"

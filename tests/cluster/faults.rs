@@ -14,30 +14,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use customer_operator::api::Customer;
-use customer_operator::controller::status::{condition, types};
-use customer_operator::settings::Settings;
 use futures::StreamExt;
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::api::DeleteParams;
+use kube::{Api, Client};
 use serde_json::json;
 use support::process::{OperatorProcess, setting};
-
-fn control_plane(verb: &str, component: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh");
-    let status = Command::new("bash")
-        .args([script, verb, component])
-        .status()
-        .expect("bash runs");
-    assert!(
-        status.success(),
-        "control-plane.sh {verb} {component} failed"
-    );
-}
 
 fn spec(i: usize) -> serde_json::Value {
     let mut spec = json!({
@@ -57,29 +41,6 @@ async fn create_all(client: &Client, names: &[String]) {
             support::create_customer(client, n, spec(i)).await;
         })
         .await;
-}
-
-/// Waits until `living` are Ready for their generation and `dead` are gone.
-async fn converged(client: &Client, living: &[String], dead: &[String], limit: Duration) {
-    let customers: Api<Customer> = Api::all(client.clone());
-    support::wait_within(limit, "convergence after the outage", || {
-        let customers = customers.clone();
-        async move {
-            let list = customers.list(&ListParams::default()).await.ok()?;
-            let by_name: BTreeMap<String, &Customer> =
-                list.items.iter().map(|c| (c.name_any(), c)).collect();
-            let ready = living.iter().all(|n| {
-                by_name.get(n).is_some_and(|c| {
-                    condition(c.status.as_ref(), types::READY).is_some_and(|r| {
-                        r.status == "True" && r.observed_generation == c.meta().generation
-                    })
-                })
-            });
-            let gone = dead.iter().all(|d| !by_name.contains_key(d));
-            (ready && gone).then_some(())
-        }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +76,7 @@ async fn operator_survives_an_outage_and_converges() {
     let first: Vec<String> = (0..count).map(|i| format!("{prefix}-a{i}")).collect();
     create_all(&client, &first).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    control_plane("stop", &component);
+    support::control_plane("stop", &component);
     let down = Instant::now();
     while down.elapsed() < outage {
         if leader {
@@ -129,7 +90,7 @@ async fn operator_survives_an_outage_and_converges() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    control_plane("start", &component);
+    support::control_plane("start", &component);
     let back = Instant::now();
 
     // More work once it is back: new customers, and deletions of some of the first.
@@ -158,13 +119,13 @@ async fn operator_survives_an_outage_and_converges() {
         }
     };
     tokio::select! {
-        () = converged(&client, &living, &[], Duration::from_secs(300)) => {}
+        () = support::converged_within(&client, &living, &[], Duration::from_secs(300)) => {}
         () = watch_exits => {}
     }
     let ready = back.elapsed();
     // Deletions also wait for the namespace controller of kube-controller-manager, which
     // recovers from the outage on its own schedule.
-    converged(&client, &living, &dead, Duration::from_secs(300)).await;
+    support::converged_within(&client, &living, &dead, Duration::from_secs(300)).await;
     let recovery = back.elapsed();
     assert!(
         operator.exited().is_none(),
@@ -184,22 +145,7 @@ async fn operator_survives_an_outage_and_converges() {
     );
 
     // Nothing lost: every living customer holds exactly what desired/ builds.
-    let settings = Settings {
-        platform_namespaces: vec!["ingress-nginx".into()],
-        ..Settings::default()
-    };
-    let dir = support::converged::directory(&client).await;
-    let mut problems = Vec::new();
-    let mut objects = 0;
-    for n in &living {
-        let customer = &dir.customers[n];
-        problems.extend(support::converged::differences(&client, customer, &dir, &settings).await);
-        objects += customer_operator::desired::desired(customer, &dir, &settings)
-            .unwrap()
-            .to_values()
-            .unwrap()
-            .len();
-    }
+    let (objects, problems) = support::converged::check_all(&client, &living).await;
     assert!(
         problems.is_empty(),
         "objects differ from the specs: {problems:#?}"

@@ -49,23 +49,6 @@ async fn counted(admin: &Client, metric: &str, label: &str, value: &str) -> u64 
         .sum::<f64>() as u64
 }
 
-/// The admin's kubeconfig, impersonating `user`, written beside the test's logs, for the
-/// operator binary.
-fn kubeconfig_as(user: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(support::kubeconfig()).expect("admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
-    for entry in config["users"]
-        .as_sequence_mut()
-        .expect("kubeconfig users")
-        .iter_mut()
-    {
-        entry["user"]["as"] = user.into();
-    }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/flood-kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    path
-}
-
 /// The flooder's client: no retries of its own, so that every 429 is seen.
 async fn flooder_client() -> Client {
     let mut config = support::config_as(FLOODER).await;
@@ -193,7 +176,8 @@ async fn the_operator_converges_through_a_flood_and_through_its_own_429s() {
 
     let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/flood-operator.log");
     let _ = std::fs::remove_file(&log);
-    let mut operator = OperatorProcess::start(&kubeconfig_as(&operator_user), &log);
+    let mut operator =
+        OperatorProcess::start(&support::kubeconfig_as(&operator_user, "flood"), &log);
 
     // The flood: the flooder's requests pile up in workload-low, and some are refused.
     grant_flooder(&admin).await;

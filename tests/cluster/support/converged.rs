@@ -149,3 +149,27 @@ where
         }
     }
 }
+
+/// Compares every named customer with what `desired/` builds for it from the cluster's
+/// Customers and groups, with the test operators' settings (platform namespace
+/// `ingress-nginx`). Returns how many objects were checked and the differences.
+#[allow(dead_code)]
+pub async fn check_all(client: &Client, names: &[String]) -> (usize, Vec<String>) {
+    let settings = Settings {
+        platform_namespaces: vec!["ingress-nginx".into()],
+        ..Settings::default()
+    };
+    let dir = directory(client).await;
+    let mut problems = Vec::new();
+    let mut objects = 0;
+    for name in names {
+        let customer = &dir.customers[name];
+        objects += desired::desired(customer, &dir, &settings)
+            .unwrap()
+            .to_values()
+            .unwrap()
+            .len();
+        problems.extend(differences(client, customer, &dir, &settings).await);
+    }
+    (objects, problems)
+}

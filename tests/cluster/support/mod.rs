@@ -831,3 +831,68 @@ pub fn code<T>(result: kube::Result<T>) -> u16 {
 pub fn basic(display: &str) -> serde_json::Value {
     serde_json::json!({"displayName": display, "contactEmail": "ops@example.com"})
 }
+
+/// The admin's kubeconfig impersonating `user`, written to `target/<label>-kubeconfig`,
+/// for an operator binary that should run as that user.
+#[allow(dead_code)]
+pub fn kubeconfig_as(user: &str, label: &str) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig()).expect("admin kubeconfig");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    for entry in config["users"]
+        .as_sequence_mut()
+        .expect("kubeconfig users")
+        .iter_mut()
+    {
+        entry["user"]["as"] = user.into();
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{label}-kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+/// Runs `scripts/control-plane.sh <verb> <component>` (stop or start the apiserver or
+/// etcd of the test control plane); panics when it fails.
+#[allow(dead_code)]
+pub fn control_plane(verb: &str, component: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh");
+    let status = Command::new("bash")
+        .args([script, verb, component])
+        .status()
+        .expect("bash runs");
+    assert!(
+        status.success(),
+        "control-plane.sh {verb} {component} failed"
+    );
+}
+
+/// Waits, up to `limit`, until the `living` Customers are Ready for their generation
+/// and the `dead` ones are gone.
+#[allow(dead_code)]
+pub async fn converged_within(
+    client: &Client,
+    living: &[String],
+    dead: &[String],
+    limit: Duration,
+) {
+    use customer_operator::controller::status::{condition, types};
+    use kube::Resource;
+    let customers: Api<api::Customer> = Api::all(client.clone());
+    wait_within(limit, "convergence", || {
+        let customers = customers.clone();
+        async move {
+            let list = customers.list(&Default::default()).await.ok()?;
+            let by_name: std::collections::BTreeMap<String, &api::Customer> =
+                list.items.iter().map(|c| (c.name_any(), c)).collect();
+            let ready = living.iter().all(|n| {
+                by_name.get(n).is_some_and(|c| {
+                    condition(c.status.as_ref(), types::READY).is_some_and(|r| {
+                        r.status == "True" && r.observed_generation == c.meta().generation
+                    })
+                })
+            });
+            let gone = dead.iter().all(|d| !by_name.contains_key(d));
+            (ready && gone).then_some(())
+        }
+    })
+    .await;
+}

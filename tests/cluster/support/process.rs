@@ -4,12 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// What the operator binary logs unless a test asks for more.
+const DEFAULT_LOG_FILTER: &str = "warn,customer_operator::operate=info";
+
 /// The operator binary running against the test cluster.
 pub struct OperatorProcess {
     child: Option<Child>,
     kubeconfig: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    log_filter: String,
     /// How many times it was started.
     pub starts: u32,
     /// How many times it was killed with SIGKILL.
@@ -25,11 +29,17 @@ impl OperatorProcess {
 
     /// Starts `customer-operator run` with these extra arguments.
     pub fn start_with(kubeconfig: &Path, log: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(kubeconfig, log, extra, DEFAULT_LOG_FILTER)
+    }
+
+    /// Starts `customer-operator run` with these extra arguments and this `RUST_LOG`.
+    pub fn start_logging(kubeconfig: &Path, log: &Path, extra: &[&str], filter: &str) -> Self {
         let mut process = OperatorProcess {
             child: None,
             kubeconfig: kubeconfig.to_path_buf(),
             log: log.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_filter: filter.to_string(),
             starts: 0,
             kills: 0,
         };
@@ -57,7 +67,7 @@ impl OperatorProcess {
             .args(["--platform-namespaces", "ingress-nginx"])
             .args(metrics)
             .args(&self.extra)
-            .env("RUST_LOG", "warn,customer_operator::operate=info")
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
