@@ -28,21 +28,15 @@ fn with(mut spec: Value, extra: Value) -> Value {
     spec
 }
 
-/// Waits until the claim's Ready condition, for its generation, has this reason;
-/// returns its message.
+/// Waits until the claim's Ready condition, for its generation, has this reason (False
+/// but for `Reconciled`); returns its message.
 async fn wait_claim(client: &Client, namespace: &str, name: &str, reason: &str) -> String {
-    let claims: Api<CustomerClaim> = Api::namespaced(client.clone(), namespace);
-    support::wait_for(&format!("claim {namespace}/{name} {reason}"), || {
-        let claims = claims.clone();
-        async move {
-            let c = claims.get(name).await.ok()?;
-            let status = c.status.as_ref()?;
-            let ready = status.conditions.iter().find(|c| c.type_ == types::READY)?;
-            (status.observed_generation == c.metadata.generation && ready.reason == reason)
-                .then(|| ready.message.clone())
-        }
-    })
-    .await
+    let status = if reason == "Reconciled" {
+        "True"
+    } else {
+        "False"
+    };
+    support::ready_message(&support::wait_claim(client, namespace, name, status, reason).await)
 }
 
 async fn create_group(admin: &Client, name: &str) {
@@ -81,10 +75,11 @@ async fn patch_customer(client: &Client, name: &str, spec: Value) -> kube::Resul
         .await
 }
 
-/// A merge patch raising the pods of the ResourceQuotas in `ns`, as `client`.
-async fn raise_quota(client: &Client, ns: &str) -> u16 {
+/// A merge patch raising the pods of the ResourceQuotas in `ns` (listed as `admin`),
+/// as `client`.
+async fn raise_quota(client: &Client, admin: &Client, ns: &str) -> u16 {
     let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), ns);
-    let names: Vec<String> = Api::<ResourceQuota>::namespaced(support::client().await, ns)
+    let names: Vec<String> = Api::<ResourceQuota>::namespaced(admin.clone(), ns)
         .list(&Default::default())
         .await
         .unwrap()
@@ -256,7 +251,7 @@ async fn a_hostile_partner_admin_is_refused_and_changes_nothing() {
     );
     refusals.status(
         "raising the quota in her customer's namespace",
-        raise_quota(&alice, &mine).await,
+        raise_quota(&alice, &admin, &mine).await,
         403,
     );
     refusals.status(
@@ -481,7 +476,7 @@ async fn a_hostile_customer_admin_using_self_service_is_refused_and_changes_noth
     // inner customer.
     refusals.status(
         "raising the quota in her namespace",
-        raise_quota(&carol, &parent).await,
+        raise_quota(&carol, &admin, &parent).await,
         403,
     );
     refusals.status(

@@ -26,8 +26,7 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::client::Body;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -129,24 +128,12 @@ async fn a_namespace_created_by_someone_else_just_before_the_operators_create_is
         created: Arc::default(),
         fired: Arc::default(),
     };
-    let kubeconfig = Kubeconfig::read_from(support::kubeconfig()).expect("kubeconfig readable");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig valid");
-    let config = support::as_configured_operator(config, &admin).await;
+    let config = support::operator_config(&support::kubeconfig(), &admin).await;
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client builder")
         .with_layer(&hook)
         .build();
-    let options = controller::Options {
-        settings: customer_operator::settings::Settings {
-            platform_namespaces: vec!["ingress-nginx".into()],
-            ..Default::default()
-        },
-        concurrency: 8,
-        resync: Duration::from_secs(3),
-        reconciles: ReconcileCounter::default(),
-    };
+    let options = support::operator_options(Duration::from_secs(3), ReconcileCounter::default());
     let operator = tokio::spawn(controller::run(client, options));
 
     support::create_customer(

@@ -31,49 +31,6 @@ async fn setup() -> Client {
 
 use support::{basic, code};
 
-/// Waits until the claim's Ready condition has this status and reason; returns its
-/// message.
-async fn wait_claim(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    status: &str,
-    reason: &str,
-) -> CustomerClaim {
-    let claims: Api<CustomerClaim> = Api::namespaced(client.clone(), namespace);
-    support::wait_for(
-        &format!("claim {namespace}/{name} Ready={status} {reason}"),
-        || {
-            let claims = claims.clone();
-            async move {
-                let c = claims.get(name).await.ok()?;
-                let ready = c
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == types::READY)?;
-                let current = c.status.as_ref()?.observed_generation == c.metadata.generation;
-                (current && ready.status == status && ready.reason == reason).then_some(c.clone())
-            }
-        },
-    )
-    .await
-}
-
-fn ready_message(claim: &CustomerClaim) -> String {
-    claim
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == types::READY)
-        .unwrap()
-        .message
-        .clone()
-}
-
 async fn customer(client: &Client, name: &str) -> Option<Customer> {
     Api::<Customer>::all(client.clone())
         .get_opt(name)
@@ -125,7 +82,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     )
     .await
     .unwrap();
-    let made = wait_claim(&alice, &ns_a, &first, "True", "Reconciled").await;
+    let made = support::wait_claim(&alice, &ns_a, &first, "True", "Reconciled").await;
     let status = made.status.clone().unwrap();
     assert_eq!(status.customer.as_deref(), Some(first.as_str()));
     assert_eq!(status.partner.as_deref(), Some(pa.as_str()));
@@ -212,8 +169,8 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
         support::apply_claim(&alice, &ns_a, &name, spec)
             .await
             .unwrap();
-        let refused = wait_claim(&alice, &ns_a, &name, "False", "Refused").await;
-        let message = ready_message(&refused);
+        let refused = support::wait_claim(&alice, &ns_a, &name, "False", "Refused").await;
+        let message = support::ready_message(&refused);
         assert!(message.contains(field), "{name}: {message}");
         assert!(
             customer(&admin, &name).await.is_none(),
@@ -245,7 +202,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     support::apply_claim(&bob, &ns_b, &bobs, basic("Bob's"))
         .await
         .unwrap();
-    wait_claim(&bob, &ns_b, &bobs, "True", "Reconciled").await;
+    support::wait_claim(&bob, &ns_b, &bobs, "True", "Reconciled").await;
     let theirs: Api<CustomerClaim> = Api::namespaced(alice.clone(), &ns_b);
     assert_eq!(code(theirs.list(&ListParams::default()).await), 403);
     assert_eq!(code(theirs.get(&bobs).await), 403);
@@ -289,7 +246,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     )
     .await
     .unwrap();
-    wait_claim(&alice, &ns_a, &second, "True", "Reconciled").await;
+    support::wait_claim(&alice, &ns_a, &second, "True", "Reconciled").await;
     let third = format!("{first}-3");
     support::apply_claim(
         &alice,
@@ -299,8 +256,8 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     )
     .await
     .unwrap();
-    let waiting = wait_claim(&alice, &ns_a, &third, "False", "LimitReached").await;
-    assert!(ready_message(&waiting).contains("maxCustomers"));
+    let waiting = support::wait_claim(&alice, &ns_a, &third, "False", "LimitReached").await;
+    assert!(support::ready_message(&waiting).contains("maxCustomers"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         customer(&admin, &third).await.is_none(),
@@ -346,7 +303,7 @@ async fn a_partner_admin_requests_customers_within_her_partners_bounds_only() {
     );
     // A place freed lets the waiting claim through.
     mine.delete(&second, &Default::default()).await.unwrap();
-    wait_claim(&alice, &ns_a, &third, "True", "Reconciled").await;
+    support::wait_claim(&alice, &ns_a, &third, "True", "Reconciled").await;
 
     for (client, ns) in [(&alice, &ns_a), (&bob, &ns_b)] {
         let claims: Api<CustomerClaim> = Api::namespaced(client.clone(), ns);
@@ -397,7 +354,7 @@ async fn a_customer_admin_requests_inner_customers_and_manages_her_own_users() {
     support::apply_claim(&carol, &parent, &inner, basic("Inner"))
         .await
         .unwrap();
-    let made = wait_claim(&carol, &parent, &inner, "True", "Reconciled").await;
+    let made = support::wait_claim(&carol, &parent, &inner, "True", "Reconciled").await;
     assert_eq!(
         made.status.unwrap().parent.as_deref(),
         Some(parent.as_str())
@@ -504,8 +461,8 @@ async fn a_claim_never_touches_a_customer_it_did_not_make() {
     support::apply_claim(&alice, &ns, &taken, basic("Mine now"))
         .await
         .unwrap();
-    let conflict = wait_claim(&alice, &ns, &taken, "False", "Conflict").await;
-    assert!(ready_message(&conflict).contains("left untouched"));
+    let conflict = support::wait_claim(&alice, &ns, &taken, "False", "Conflict").await;
+    assert!(support::ready_message(&conflict).contains("left untouched"));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after = customer(&admin, &taken).await.unwrap();
     assert_eq!(
@@ -576,12 +533,12 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
     support::apply_claim(&bob, &ns2, &b, basic("B"))
         .await
         .unwrap();
-    wait_claim(&bob, &ns2, &b, "True", "Reconciled").await;
-    let pending = wait_claim(&alice, &ns1, &a, "False", "ConnectionsPending").await;
+    support::wait_claim(&bob, &ns2, &b, "True", "Reconciled").await;
+    let pending = support::wait_claim(&alice, &ns1, &a, "False", "ConnectionsPending").await;
     assert!(
-        ready_message(&pending).contains("waiting for its consent"),
+        support::ready_message(&pending).contains("waiting for its consent"),
         "{}",
-        ready_message(&pending)
+        support::ready_message(&pending)
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -600,7 +557,7 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
     wait_peers(&admin, &b, ALLOW_TO_PEERS, &a, true).await;
     wait_peers(&admin, &b, ALLOW_FROM, &a, true).await;
     wait_peers(&admin, &a, ALLOW_TO_PEERS, &b, true).await;
-    wait_claim(&alice, &ns1, &a, "True", "Reconciled").await;
+    support::wait_claim(&alice, &ns1, &a, "True", "Reconciled").await;
     // b withdraws: both close.
     support::apply_claim(&bob, &ns2, &b, basic("B"))
         .await
@@ -635,7 +592,7 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
         support::apply_claim(&alice, &ns, name, basic("D"))
             .await
             .unwrap();
-        wait_claim(&alice, &ns, name, "True", "Reconciled").await;
+        support::wait_claim(&alice, &ns, name, "True", "Reconciled").await;
     }
     claims.delete(&plain, &Default::default()).await.unwrap();
     support::gone(&Api::<Customer>::all(admin.clone()), &plain).await;
@@ -663,8 +620,8 @@ async fn deleting_a_claim_deletes_its_customer_unless_the_platform_protected_it(
         "the platform team's field stays"
     );
     claims.delete(&kept, &Default::default()).await.unwrap();
-    let blocked = wait_claim(&alice, &ns, &kept, "False", "DeletionBlocked").await;
-    assert!(ready_message(&blocked).contains("deletionProtection"));
+    let blocked = support::wait_claim(&alice, &ns, &kept, "False", "DeletionBlocked").await;
+    assert!(support::ready_message(&blocked).contains("deletionProtection"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let still = customer(&admin, &kept).await.unwrap();
     assert!(
@@ -708,7 +665,7 @@ async fn deleting_a_partner_follows_its_deletion_policy() {
             support::apply_claim(&alice, &ns, name, basic("E"))
                 .await
                 .unwrap();
-            wait_claim(&alice, &ns, name, "True", "Reconciled").await;
+            support::wait_claim(&alice, &ns, name, "True", "Reconciled").await;
         }
         partners.delete(&p, &Default::default()).await.unwrap();
         match policy {

@@ -207,27 +207,14 @@ pub fn operator_with(
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().expect("runtime");
                 runtime.block_on(async move {
-                    let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig readable");
-                    let config =
-                        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                            .await
-                            .expect("kubeconfig valid");
-                    let plain = Client::try_from(config.clone()).expect("client");
+                    let plain = admin_client().await;
                     install_crds(&plain).await;
-                    let config = as_configured_operator(config, &plain).await;
-                    let client = kube::client::ClientBuilder::try_from(config)
-                        .expect("client builder")
-                        .with_layer(&writes)
-                        .build();
-                    let options = controller::Options {
-                        settings: customer_operator::settings::Settings {
-                            platform_namespaces: vec!["ingress-nginx".into()],
-                            ..Default::default()
-                        },
-                        concurrency: 8,
-                        resync,
-                        reconciles,
-                    };
+                    let client =
+                        kube::client::ClientBuilder::try_from(operator_config(&path, &plain).await)
+                            .expect("client builder")
+                            .with_layer(&writes)
+                            .build();
+                    let options = operator_options(resync, reconciles);
                     ready_tx.send(()).expect("test waits");
                     controller::run(client, options)
                         .await
@@ -238,6 +225,36 @@ pub fn operator_with(
             counters
         })
         .clone()
+}
+
+/// The configuration of a test's in-process operator: the admin's of `kubeconfig`, or
+/// the chart's ServiceAccount's with `CUSTOMER_OPERATOR_TEST_RBAC=chart`
+/// ([`as_configured_operator`]).
+#[allow(dead_code)]
+pub async fn operator_config(kubeconfig: &std::path::Path, admin: &Client) -> Config {
+    let file = Kubeconfig::read_from(kubeconfig).expect("kubeconfig readable");
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig valid");
+    as_configured_operator(config, admin).await
+}
+
+/// The options of a test's in-process operator: platform namespace `ingress-nginx`,
+/// concurrency 8.
+#[allow(dead_code)]
+pub fn operator_options(
+    resync: Duration,
+    reconciles: customer_operator::controller::counting::ReconcileCounter,
+) -> customer_operator::controller::Options {
+    customer_operator::controller::Options {
+        settings: customer_operator::settings::Settings {
+            platform_namespaces: vec!["ingress-nginx".into()],
+            ..Default::default()
+        },
+        concurrency: 8,
+        resync,
+        reconciles,
+    }
 }
 
 /// Waits until an Event of this type and reason exists about the named object
@@ -895,4 +912,48 @@ pub async fn converged_within(
         }
     })
     .await;
+}
+
+/// Waits until the claim's Ready condition, for its generation, has this status and
+/// reason; returns the claim.
+#[allow(dead_code)]
+pub async fn wait_claim(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> api::CustomerClaim {
+    use customer_operator::controller::status::types;
+    let claims: Api<api::CustomerClaim> = Api::namespaced(client.clone(), namespace);
+    wait_for(
+        &format!("claim {namespace}/{name} Ready={status} {reason}"),
+        || {
+            let claims = claims.clone();
+            async move {
+                let c = claims.get(name).await.ok()?;
+                let ready = c
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == types::READY)?;
+                let current = c.status.as_ref()?.observed_generation == c.metadata.generation;
+                (current && ready.status == status && ready.reason == reason).then_some(c.clone())
+            }
+        },
+    )
+    .await
+}
+
+/// The message of the claim's Ready condition.
+#[allow(dead_code)]
+pub fn ready_message(claim: &api::CustomerClaim) -> String {
+    use customer_operator::controller::status::types;
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == types::READY))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
 }
