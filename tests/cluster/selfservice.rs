@@ -534,12 +534,17 @@ async fn a_connection_across_partners_opens_only_with_both_sides_consent() {
         .await
         .unwrap();
     support::wait_claim(&bob, &ns2, &b, "True", "Reconciled").await;
-    let pending = support::wait_claim(&alice, &ns1, &a, "False", "ConnectionsPending").await;
-    assert!(
-        support::ready_message(&pending).contains("waiting for its consent"),
-        "{}",
-        support::ready_message(&pending)
-    );
+    // Until the operator has seen b's Customer, a reports it missing ("waiting for:
+    // Customer ..."); once it has, a waits for b's consent. The second is the answer.
+    support::wait_claim_saying(
+        &alice,
+        &ns1,
+        &a,
+        "False",
+        "ConnectionsPending",
+        "waiting for its consent",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !peers(&admin, &a, ALLOW_FROM).await.contains(&b),
