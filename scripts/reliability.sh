@@ -5,24 +5,33 @@
 #
 #   scripts/reliability.sh [--customers N] [--deletes N] [--rounds N] [--kills N] [--seed N]
 #                          [--faults apiserver,etcd,apiserver+leader] [--outage SECONDS]
-#                          [--fault-customers N]
-#                          [--no-crash] [--no-faults] [--no-compaction] [--no-flood] [--keep]
+#                          [--fault-customers N] [--fault-standing N]
+#                          [--upgrade-customers N]
+#                          [--no-crash] [--no-faults] [--no-compaction] [--no-flood] [--no-upgrade]
+#                          [--keep]
 #
 # Defaults: 300 customers, 100 deletions, 5 rounds, 3 kills per round, seed 1;
 # faults apiserver, etcd, and apiserver with the operator's leader election on (it may
 # exit once, when its Lease lapses, and is started again as the kubelet would), 30 s
-# each, 40 customers; then etcd compacted and the apiserver restarted (tests/cluster/
-# compaction.rs: watches answered 410 Gone, what they list again, nothing lost); then the
-# API priority test (tests/cluster/flood.rs): another
-# client floods an apiserver of few seats while customers are created. --keep leaves the control plane
+# each, while 40 customers are being created (--fault-customers) and --fault-standing
+# more (0) stand, created and converged before (issue 22's size: --fault-customers 50
+# --fault-standing 950); then etcd compacted and the apiserver restarted
+# (tests/cluster/compaction.rs: watches answered 410 Gone, what they list again, nothing
+# lost); then the API priority test (tests/cluster/flood.rs): another client floods an
+# apiserver of few seats while customers are created; then the chart upgrade
+# (tests/cluster/chart_upgrade.rs): the previous chart installed with Helm, its examples
+# and 40 customers (--upgrade-customers) live, upgraded to this commit's chart, 0 writes
+# after, every stored object valid under the new CRDs. --keep leaves the control plane
 # running afterwards (state in ~/.cache/customer-operator/reliability).
-# scripts/test.sh runs `--no-crash --faults apiserver` (the CI size, flood included).
+# scripts/test.sh runs `--no-crash --faults apiserver` (CI sizes: one apiserver fault,
+# compaction, flood and upgrade).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 customers=300 deletes=100 rounds=5 kills=3 seed=1
-faults=apiserver,etcd,apiserver+leader outage=30 fault_customers=40
-crash=true fault=true compaction=true flood=true keep=false
+faults=apiserver,etcd,apiserver+leader outage=30 fault_customers=40 fault_standing=0
+upgrade_customers=40
+crash=true fault=true compaction=true flood=true upgrade=true keep=false
 while (($#)); do
   case $1 in
     --customers) customers=$2; shift ;;
@@ -33,10 +42,13 @@ while (($#)); do
     --faults) faults=$2; shift ;;
     --outage) outage=$2; shift ;;
     --fault-customers) fault_customers=$2; shift ;;
+    --fault-standing) fault_standing=$2; shift ;;
     --no-crash) crash=false ;;
     --no-faults) fault=false ;;
     --no-flood) flood=false ;;
     --no-compaction) compaction=false ;;
+    --upgrade-customers) upgrade_customers=$2; shift ;;
+    --no-upgrade) upgrade=false ;;
     --keep) keep=true ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -79,7 +91,7 @@ if $fault; then
     fresh_control_plane
     echo "reliability.sh: $component stopped for ${outage}s during work" >&2
     CUSTOMER_OPERATOR_FAULT=$component CUSTOMER_OPERATOR_OUTAGE_SECONDS=$outage \
-    CUSTOMER_OPERATOR_FAULT_CUSTOMERS=$fault_customers \
+    CUSTOMER_OPERATOR_FAULT_CUSTOMERS=$fault_customers CUSTOMER_OPERATOR_FAULT_STANDING=$fault_standing \
       cargo test --locked --test faults -- --ignored --nocapture >>"$log" 2>&1 || failed=true
   done
 fi
@@ -104,7 +116,13 @@ if $flood; then
   echo "reliability.sh: API priority, a flood from another client while customers are created" >&2
   cargo test --locked --test flood -- --ignored --nocapture >>"$log" 2>&1 || failed=true
 fi
-grep -E '^(crash safety|[a-z+]+ fault|compaction|API priority):' "$log" || true
+if $upgrade; then
+  fresh_control_plane
+  echo "reliability.sh: chart upgrade from the previous chart, $upgrade_customers customers and the examples live" >&2
+  CUSTOMER_OPERATOR_UPGRADE_CUSTOMERS=$upgrade_customers \
+    cargo test --locked --test chart_upgrade -- --ignored --nocapture >>"$log" 2>&1 || failed=true
+fi
+grep -E '^(crash safety|[a-z+]+ fault|compaction|API priority|chart upgrade):' "$log" || true
 if $failed; then
   grep -E -B2 -A20 '^---- |panicked' "$log" >&2 || true
   echo "reliability.sh: FAILED after $((SECONDS - start)) s (output: $log)" >&2

@@ -104,8 +104,8 @@ for version in "${versions[@]}"; do
   for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
   CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked "${test_args[@]}"
 
-  # The apiserver fault test (tests/cluster/faults.rs), the etcd compaction test and the
-  # API priority flood, CI-sized, on control planes of their own beside this one (ports and
+  # The apiserver fault test (tests/cluster/faults.rs), the etcd compaction test, the
+  # API priority flood and the chart upgrade, CI-sized, on control planes of their own beside this one (ports and
   # state derived from it). The longer crash and fault runs: scripts/reliability.sh (see
   # RELIABILITY.md).
   if ! existing; then
