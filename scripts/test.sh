@@ -98,7 +98,7 @@ for version in "${versions[@]}"; do
     say "suite passed on Kubernetes $server (chart RBAC and reliability runs: ${versions[0]} only)"
     continue
   fi
-  mapfile -t with_operator < <(grep -lE 'support::(operator\(\)|as_configured_operator\()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+  mapfile -t with_operator < <(grep -lE 'support::(operator\(\)|operator_config\(|as_configured_operator\()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
   say "again under the chart's RBAC on $server: ${with_operator[*]}"
   test_args=()
   for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
