@@ -126,6 +126,41 @@ async fn stored(client: &Client) -> BTreeMap<(String, String, String), (String, 
     out
 }
 
+/// The stored objects written between two readings, each with the parts that changed
+/// (spec, status, labels, annotations, finalizers: before and after).
+fn written_since(
+    before: &BTreeMap<(String, String, String), (String, Value)>,
+    after: &BTreeMap<(String, String, String), (String, Value)>,
+) -> Vec<String> {
+    let part = |object: &Value, path: &str| object.pointer(path).cloned().unwrap_or(Value::Null);
+    after
+        .iter()
+        .filter_map(|(key, (version, now))| {
+            let (old_version, then) = before.get(key)?;
+            (old_version != version).then(|| {
+                let changed: Vec<String> = [
+                    "/spec",
+                    "/status",
+                    "/metadata/labels",
+                    "/metadata/annotations",
+                    "/metadata/finalizers",
+                ]
+                .into_iter()
+                .filter(|path| part(then, path) != part(now, path))
+                .map(|path| format!("{path}: {} -> {}", part(then, path), part(now, path)))
+                .collect();
+                format!("{key:?}: {changed:?}")
+            })
+        })
+        .chain(
+            after
+                .keys()
+                .filter(|key| !before.contains_key(*key))
+                .map(|key| format!("{key:?}: created")),
+        )
+        .collect()
+}
+
 /// `kubectl apply -f` of a directory, tried until it succeeds (examples make namespaces
 /// through the operator that later documents of theirs live in).
 async fn apply_until_accepted(dir: &Path) {
@@ -262,6 +297,11 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
         support::snapshot_diff(&children_before, &support::snapshot(&admin, &all).await).is_empty(),
         "the previous release was not idle before the upgrade"
     );
+    let idle = written_since(&stored_before, &stored(&admin).await);
+    assert!(
+        idle.is_empty(),
+        "the previous release wrote stored objects while idle: {idle:#?}"
+    );
 
     // The upgrade: the operator's pod goes, the chart changes, the new pod starts.
     operator.kill();
@@ -307,11 +347,7 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
         "the upgrade wrote children: {children_diff:#?}"
     );
     let stored_after = stored(&admin).await;
-    let written: Vec<_> = stored_after
-        .iter()
-        .filter(|(key, (version, _))| stored_before.get(*key).is_none_or(|(v, _)| v != version))
-        .map(|(key, _)| key)
-        .collect();
+    let written = written_since(&stored_before, &stored_after);
     assert!(
         written.is_empty(),
         "the upgrade wrote stored objects: {written:#?}"
