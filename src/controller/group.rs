@@ -131,6 +131,9 @@ pub fn group_status(
 
 /// Reconciles one CustomerGroup.
 pub async fn reconcile(group: Arc<CustomerGroup>, ctx: Arc<GroupContext>) -> Result<Action> {
+    // Members come from the Customer cache: judged before it has listed, a group would
+    // count none (and a Block group being deleted would be let go with members left).
+    ctx.directory.caches_ready().await?;
     let api: Api<CustomerGroup> = Api::all(ctx.client.clone());
     let name = group.name_any();
     let members: Vec<String> = ctx

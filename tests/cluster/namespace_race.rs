@@ -11,16 +11,14 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use customer_operator::api::Customer;
 use customer_operator::controller::status::{condition, types};
 use customer_operator::controller::{self, counting::ReconcileCounter};
+use futures::future::BoxFuture;
 use http::{Method, Request};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -28,8 +26,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::client::Body;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tower_layer::Layer;
-use tower_service::Service;
 
 /// What the layer does once: create `name` as someone else before the operator's create
 /// of it goes on, and keep what that create returned.
@@ -55,64 +51,28 @@ impl ForeignFirst {
     }
 }
 
-impl<S> Layer<S> for ForeignFirst {
-    type Service = HoldCreate<S>;
-    fn layer(&self, inner: S) -> HoldCreate<S> {
-        HoldCreate {
-            inner: Arc::new(tokio::sync::Mutex::new(inner)),
-            hook: self.clone(),
-        }
-    }
-}
-
-/// The operator's client stack with the hold in front.
-struct HoldCreate<S> {
-    inner: Arc<tokio::sync::Mutex<S>>,
-    hook: ForeignFirst,
-}
-
-type Answer<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
-impl<S> Service<Request<Body>> for HoldCreate<S>
-where
-    S: Service<Request<Body>> + Send + 'static,
-    S::Future: Send,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Answer<S::Response, S::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
-        let hook = self.hook.clone();
+impl ForeignFirst {
+    /// What to wait for before `request` goes on: the foreign create, the first time
+    /// the operator's create of the contested name comes.
+    fn before(&self, request: &Request<Body>) -> BoxFuture<'static, ()> {
+        let hook = self.clone();
         let peek = (request.method() == Method::POST
             && request.uri().path() == "/api/v1/namespaces")
             .then(|| request.body().try_clone())
             .flatten();
         Box::pin(async move {
-            if let Some(body) = peek {
-                let bytes = body
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                let object: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                if object["metadata"]["name"] == hook.name.as_str()
-                    && !hook.fired.swap(true, Ordering::SeqCst)
-                {
-                    hook.create_foreign().await;
-                }
+            let Some(body) = peek else { return };
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let object: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if object["metadata"]["name"] == hook.name.as_str()
+                && !hook.fired.swap(true, Ordering::SeqCst)
+            {
+                hook.create_foreign().await;
             }
-            let answer = {
-                let mut inner = inner.lock().await;
-                futures::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
-                inner.call(request)
-            };
-            answer.await
         })
     }
 }
@@ -131,7 +91,10 @@ async fn a_namespace_created_by_someone_else_just_before_the_operators_create_is
     let config = support::operator_config(&support::kubeconfig(), &admin).await;
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client builder")
-        .with_layer(&hook)
+        .with_layer(&support::layer::Before({
+            let hook = hook.clone();
+            move |request: &Request<Body>| hook.before(request)
+        }))
         .build();
     let options = support::operator_options(Duration::from_secs(3), ReconcileCounter::default());
     let operator = tokio::spawn(controller::run(client, options));

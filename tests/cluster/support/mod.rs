@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 pub mod converged;
 #[allow(dead_code)]
+pub mod layer;
+#[allow(dead_code)]
 pub mod metrics;
 #[allow(dead_code)]
 pub mod process;
