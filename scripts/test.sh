@@ -91,29 +91,26 @@ for version in "${versions[@]}"; do
   # which keeps a cold machine inside CI's 90 minutes): the integration tests that run the
   # operator, again, with the operator holding only the RBAC the Helm chart grants its
   # ServiceAccount (impersonated; see tests/cluster/support), those that start the shared
-  # one and those that configure their own like it; then the fault, compaction and flood
-  # runs of scripts/reliability.sh, CI-sized.
-  if [ "$version" != "${versions[0]}" ]; then
-    bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true
-    say "suite passed on Kubernetes $server (chart RBAC and reliability runs: ${versions[0]} only)"
-    continue
-  fi
-  mapfile -t with_operator < <(grep -lE 'support::(operator\(\)|operator_config\(|as_configured_operator\()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
-  say "again under the chart's RBAC on $server: ${with_operator[*]}"
-  test_args=()
-  for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
-  CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked "${test_args[@]}"
+  # one and those that configure their own like it; then the fault, compaction, flood
+  # and upgrade runs of scripts/reliability.sh, CI-sized.
+  if [ "$version" = "${versions[0]}" ]; then
+    mapfile -t with_operator < <(grep -lE 'support::(operator\(\)|operator_config\(|as_configured_operator\()' tests/cluster/*.rs | xargs -n1 basename | sed 's/\.rs$//')
+    say "again under the chart's RBAC on $server: ${with_operator[*]}"
+    test_args=()
+    for name in "${with_operator[@]}"; do test_args+=(--test "$name"); done
+    CUSTOMER_OPERATOR_TEST_RBAC=chart cargo test --locked "${test_args[@]}"
 
-  # The apiserver fault test (tests/cluster/faults.rs), the etcd compaction test, the
-  # API priority flood and the chart upgrade, CI-sized, on control planes of their own beside this one (ports and
-  # state derived from it). The longer crash and fault runs: scripts/reliability.sh (see
-  # RELIABILITY.md).
-  if ! existing; then
-    CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \
-    CUSTOMER_OPERATOR_RELIABILITY_ETCD_PORT=$((CUSTOMER_OPERATOR_ETCD_PORT + 1000)) \
-    CUSTOMER_OPERATOR_RELIABILITY_APISERVER_PORT=$((CUSTOMER_OPERATOR_APISERVER_PORT + 2000)) \
-    CUSTOMER_OPERATOR_RELIABILITY_KCM_PORT=$((CUSTOMER_OPERATOR_KCM_PORT + 2000)) \
-      bash scripts/reliability.sh --no-crash --faults apiserver
+    # The apiserver fault test (tests/cluster/faults.rs), the etcd compaction test, the
+    # API priority flood and the chart upgrade, CI-sized, on control planes of their own
+    # beside this one (ports and state derived from it). The longer crash and fault runs:
+    # scripts/reliability.sh (see RELIABILITY.md).
+    if ! existing; then
+      CUSTOMER_OPERATOR_RELIABILITY_STATE="$CUSTOMER_OPERATOR_STATE-faults" \
+      CUSTOMER_OPERATOR_RELIABILITY_ETCD_PORT=$((CUSTOMER_OPERATOR_ETCD_PORT + 1000)) \
+      CUSTOMER_OPERATOR_RELIABILITY_APISERVER_PORT=$((CUSTOMER_OPERATOR_APISERVER_PORT + 2000)) \
+      CUSTOMER_OPERATOR_RELIABILITY_KCM_PORT=$((CUSTOMER_OPERATOR_KCM_PORT + 2000)) \
+        bash scripts/reliability.sh --no-crash --faults apiserver
+    fi
   fi
   if ! existing; then
     bash scripts/control-plane.sh down --purge >/dev/null 2>&1 || true

@@ -26,7 +26,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use customer_operator::api::{self, Customer};
-use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
@@ -36,14 +35,20 @@ use support::process::{OperatorProcess, setting};
 
 const RELEASE: &str = support::CHART_NAMESPACE;
 
-/// The kinds of the API, as (kind, plural).
-const KINDS: [(&str, &str); 5] = [
-    ("Customer", "customers"),
-    ("CustomerGroup", "customergroups"),
-    ("Partner", "partners"),
-    ("CustomerClaim", "customerclaims"),
-    ("CustomerUsers", "customerusers"),
-];
+/// The kinds of the API (from the CRDs the types generate), as (kind, CRD name, the
+/// resource to list them with).
+fn kinds() -> Vec<(String, String, ApiResource)> {
+    api::crds()
+        .into_iter()
+        .map(|crd| {
+            let names = &crd.spec.names;
+            let gvk =
+                GroupVersionKind::gvk(&crd.spec.group, &crd.spec.versions[0].name, &names.kind);
+            let resource = ApiResource::from_gvk_with_plural(&gvk, &names.plural);
+            (names.kind.clone(), crd.name_any(), resource)
+        })
+        .collect()
+}
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git")
@@ -96,26 +101,18 @@ fn previous_release(into: &Path) -> String {
     described
 }
 
-fn dynamic(client: &Client, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(api::API_GROUP, "v1alpha1", kind);
-    Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    )
-}
-
 /// Every stored object of the API, as (kind, namespace, name) with its resourceVersion
 /// and the object itself.
 async fn stored(client: &Client) -> BTreeMap<(String, String, String), (String, Value)> {
     let mut out = BTreeMap::new();
-    for (kind, plural) in KINDS {
-        for object in dynamic(client, kind, plural)
+    for (kind, _, resource) in kinds() {
+        for object in Api::<DynamicObject>::all_with(client.clone(), &resource)
             .list(&Default::default())
             .await
             .unwrap()
         {
             let key = (
-                kind.to_string(),
+                kind.clone(),
                 object.namespace().unwrap_or_default(),
                 object.name_any(),
             );
@@ -197,14 +194,6 @@ fn spec(i: usize) -> Value {
     spec
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// How many Customer reconciles the operator at `address` has finished.
 fn customer_reconciles(address: std::net::SocketAddr) -> Option<f64> {
     let (status, text) = http_get(address, "/metrics")?;
@@ -220,8 +209,8 @@ fn customer_reconciles(address: std::net::SocketAddr) -> Option<f64> {
 
 async fn wait_crds_established(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, plural) in KINDS {
-        support::wait_established(&crds, &format!("{plural}.{}", api::API_GROUP)).await;
+    for (_, name, _) in kinds() {
+        support::wait_established(&crds, &name).await;
     }
 }
 
@@ -232,7 +221,7 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
     let admin = support::admin_client().await;
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     assert!(
-        crds.get_opt(&format!("customers.{}", api::API_GROUP))
+        crds.get_opt(&api::customer_crd().name_any())
             .await
             .unwrap()
             .is_none(),
@@ -252,7 +241,7 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
     assert!(out.contains("STATUS: deployed"), "{out}");
     wait_crds_established(&admin).await;
 
-    let port = free_port();
+    let port = support::free_port();
     let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chart-upgrade-operator.log");
     let _ = std::fs::remove_file(&log);
@@ -267,14 +256,7 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
     apply_until_accepted(&old.join("examples")).await;
     let prefix = support::unique("up");
     let ours: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
-    futures::stream::iter(ours.iter().enumerate())
-        .for_each_concurrent(8, |(i, name)| {
-            let admin = admin.clone();
-            async move {
-                support::create_customer(&admin, name, spec(i)).await;
-            }
-        })
-        .await;
+    support::create_customers(&admin, &ours, spec).await;
     let all: Vec<String> = Api::<Customer>::all(admin.clone())
         .list(&Default::default())
         .await
@@ -355,11 +337,8 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
 
     // Every stored object is valid under the upgraded CRDs, as if created now.
     let mut invalid = Vec::new();
-    for (kind, plural) in KINDS {
-        let crd = crds
-            .get(&format!("{plural}.{}", api::API_GROUP))
-            .await
-            .unwrap();
+    for (kind, name, _) in kinds() {
+        let crd = crds.get(&name).await.unwrap();
         assert_eq!(
             crd.status.as_ref().and_then(|s| s.stored_versions.clone()),
             Some(vec!["v1alpha1".to_string()]),
@@ -373,7 +352,7 @@ async fn a_chart_upgrade_under_live_customers_writes_nothing_and_keeps_them_vali
                 .open_api_v3_schema,
         )
         .unwrap();
-        for ((_, namespace, name), (_, object)) in stored_after.iter().filter(|(k, _)| k.0 == kind)
+        for ((_, namespace, name), (_, object)) in stored_after.iter().filter(|(k, _)| k.0 == *kind)
         {
             if let Err(errors) = kube_cel::Validator::new().validate(&schema, object, None) {
                 let errors: Vec<String> = errors

@@ -20,9 +20,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use customer_operator::api::Customer;
-use futures::StreamExt;
+use kube::Api;
 use kube::api::DeleteParams;
-use kube::{Api, Client};
 use serde_json::json;
 use support::process::{OperatorProcess, setting};
 
@@ -36,14 +35,6 @@ fn spec(i: usize) -> serde_json::Value {
         spec["namespaces"] = json!([{"name": "a"}, {"name": "b"}]);
     }
     spec
-}
-
-async fn create_all(client: &Client, names: &[String]) {
-    futures::stream::iter(names.iter().enumerate())
-        .for_each_concurrent(8, |(i, n)| async move {
-            support::create_customer(client, n, spec(i)).await;
-        })
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,12 +71,12 @@ async fn operator_survives_an_outage_and_converges() {
     let standing: Vec<String> = (0..standing_count)
         .map(|i| format!("{prefix}-s{i}"))
         .collect();
-    create_all(&client, &standing).await;
+    support::create_customers(&client, &standing, spec).await;
     support::converged_within(&client, &standing, &[], Duration::from_secs(900)).await;
 
     // Work under way: the first batch is created and the operator is busy with it.
     let first: Vec<String> = (0..count).map(|i| format!("{prefix}-a{i}")).collect();
-    create_all(&client, &first).await;
+    support::create_customers(&client, &first, spec).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     support::control_plane("stop", &component);
     let down = Instant::now();
@@ -106,7 +97,7 @@ async fn operator_survives_an_outage_and_converges() {
 
     // More work once it is back: new customers, and deletions of some of the first.
     let second: Vec<String> = (0..count / 2).map(|i| format!("{prefix}-b{i}")).collect();
-    create_all(&client, &second).await;
+    support::create_customers(&client, &second, spec).await;
     let customers: Api<Customer> = Api::all(client.clone());
     let dead: Vec<String> = first.iter().step_by(4).cloned().collect();
     for d in &dead {

@@ -65,11 +65,7 @@ fn readyz(address: &str) -> Option<(u16, String)> {
 #[tokio::test]
 async fn deleting_the_crd_leaves_namespaces_in_place() {
     let client = support::client().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     let log = std::env::temp_dir().join(format!("{}.log", support::unique("uninstall")));
     let _operator = support::process::OperatorProcess::start_with(

@@ -303,6 +303,21 @@ pub async fn create_customer(
         .unwrap()
 }
 
+/// Creates these Customers, 8 at a time, the i-th with `spec(i)`.
+#[allow(dead_code)]
+pub async fn create_customers(
+    client: &Client,
+    names: &[String],
+    spec: fn(usize) -> serde_json::Value,
+) {
+    use futures::StreamExt;
+    futures::stream::iter(names.iter().enumerate())
+        .for_each_concurrent(8, |(i, name)| async move {
+            create_customer(client, name, spec(i)).await;
+        })
+        .await;
+}
+
 /// Merges `spec` into the Customer's spec.
 #[allow(dead_code)]
 pub async fn patch_customer_spec(client: &Client, name: &str, spec: serde_json::Value) {
@@ -851,6 +866,15 @@ pub fn code<T>(result: kube::Result<T>) -> u16 {
 #[allow(dead_code)]
 pub fn basic(display: &str) -> serde_json::Value {
     serde_json::json!({"displayName": display, "contactEmail": "ops@example.com"})
+}
+
+/// A loopback port nothing listens on just now, for an operator's HTTP endpoints.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// The admin's kubeconfig impersonating `user`, written to `target/<label>-kubeconfig`,
