@@ -92,6 +92,13 @@ impl Default for Progresses {
     }
 }
 
+/// How far `snapshot`, an object as a reconcile found it, has seen its own writes: its
+/// resourceVersion (a write with a later one is not in it); `u64::MAX` for a version
+/// that is not a number, so that nothing counts as in flight.
+pub fn seen_in<K: Resource>(snapshot: &K) -> u64 {
+    numeric(snapshot.meta().resource_version.as_deref()).unwrap_or(u64::MAX)
+}
+
 /// A resourceVersion as a number; `None` for one that is not (then nothing is skipped).
 pub fn numeric(version: Option<&str>) -> Option<u64> {
     version?.parse().ok()
@@ -261,6 +268,19 @@ mod tests {
         assert!(!writes.repeats(&target("b"), 1, 9), "another object");
         assert!(!writes.repeats(&target("a"), 1, 10), "cache has it: decide");
         assert_eq!(writes.len(), 1, "kept a while for its echo");
+    }
+
+    #[test]
+    fn a_snapshot_older_than_a_write_does_not_show_it() {
+        let writes = InFlight::default();
+        writes.record(target("a"), 1, Some("10"));
+        let taken_before = seen_in(&at("8"));
+        assert!(
+            writes.repeats(&target("a"), 1, taken_before),
+            "the watch may have delivered version 10 since; the snapshot still lacks it"
+        );
+        assert!(!writes.repeats(&target("a"), 1, seen_in(&at("10"))));
+        assert_eq!(seen_in(&at("opaque")), u64::MAX, "never skipped");
     }
 
     #[test]

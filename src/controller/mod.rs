@@ -159,7 +159,35 @@ impl Context {
         write: impl std::future::Future<Output = Result<K>>,
     ) -> Result<Option<K>> {
         let progress = self.caches.progress.seen(inflight::watched_kind(&target));
-        if self.in_flight.repeats(&target, content, progress) {
+        self.send_once(target, content, progress, write).await
+    }
+
+    /// Sends `write`, a write to `part` (a kind, with a subresource if any) of `snapshot`
+    /// computed from the object as the reconcile found it, unless it would repeat a
+    /// write of the same `content` that the snapshot does not show: one the watch
+    /// delivered only after the snapshot was taken counts as in flight too.
+    pub async fn write_once_over<S: Resource, K: Resource>(
+        &self,
+        snapshot: &S,
+        part: &str,
+        content: u64,
+        write: impl std::future::Future<Output = Result<K>>,
+    ) -> Result<Option<K>> {
+        let seen = inflight::seen_in(snapshot);
+        self.send_once(inflight::target(part, snapshot), content, seen, write)
+            .await
+    }
+
+    /// Sends `write` unless it repeats a write of `content` to `target` that a view of
+    /// the objects reaching resourceVersion `seen` does not show yet.
+    async fn send_once<K: Resource>(
+        &self,
+        target: inflight::Target,
+        content: u64,
+        seen: u64,
+        write: impl std::future::Future<Output = Result<K>>,
+    ) -> Result<Option<K>> {
+        if self.in_flight.repeats(&target, content, seen) {
             return Ok(None);
         }
         let stored = write.await?;

@@ -15,7 +15,7 @@ use super::status::{Observed, Outcome};
 use super::status_write::{self, remember_former_partner};
 use super::{
     Context, app_projects, check_isolation, children, cleanup, cluster_policies, finalizer,
-    inflight, namespaces, total_quota, uid_of,
+    namespaces, total_quota, uid_of,
 };
 use crate::api::{Customer, Summary};
 use crate::desired::children::{Children, Counts};
@@ -65,9 +65,13 @@ async fn reconcile_now(customer: &Arc<Customer>, ctx: &Arc<Context>) -> Result<A
 /// moment ago and the cache does not show it yet.
 async fn add_finalizer_once(customer: &Customer, ctx: &Context) -> Result<Option<Customer>> {
     let api = Api::<Customer>::all(ctx.client.clone());
-    let target = inflight::target("Customer/finalizers", customer);
     match ctx
-        .write_once(target, 1, finalizer::add(&api, customer))
+        .write_once_over(
+            customer,
+            "Customer/finalizers",
+            1,
+            finalizer::add(&api, customer),
+        )
         .await
     {
         Err(error) if error.is_not_found() => Ok(None),

@@ -15,7 +15,6 @@ use serde_json::json;
 use super::Context;
 use super::error::{At, Result, Step, named};
 use super::events::{self, EventType};
-use super::inflight;
 use super::status::{self, Outcome, ReadyReason, types};
 use crate::api::{Customer, CustomerStatus, LABEL_CUSTOMER, Subject};
 use crate::desired::access::CONSULTANTS_BINDING;
@@ -48,9 +47,10 @@ pub async fn write(customer: &Customer, ctx: &Context, outcome: &Outcome) -> Res
             .at(Step::WriteStatus, named(customer))
     };
     // Not sent when the same status (but for its times) was written a moment ago and the
-    // cache does not show it yet.
-    let target = inflight::target("Customer/status", customer);
-    ctx.write_once(target, status_hash(&new)?, write).await?;
+    // Customer this reconcile started from does not show it: written again, it would
+    // differ in its transition times only and change the stored object for nothing.
+    ctx.write_once_over(customer, "Customer/status", status_hash(&new)?, write)
+        .await?;
     Ok(())
 }
 

@@ -455,7 +455,7 @@ async fn a_claim_never_touches_a_customer_it_did_not_make() {
     })).await;
     let taken = support::unique("taken");
     support::create_customer(&admin, &taken, basic("Taken")).await;
-    let before = support::wait_condition(&admin, &taken, types::READY, "True").await;
+    let before = support::settled_customer(&admin, &taken).await;
     let alice = support::as_user("alice").await;
     let ns = partner_namespace(&p);
     support::apply_claim(&alice, &ns, &taken, basic("Mine now"))
@@ -468,7 +468,9 @@ async fn a_claim_never_touches_a_customer_it_did_not_make() {
     assert_eq!(
         after.resource_version(),
         before.resource_version(),
-        "the Customer is untouched"
+        "the Customer is untouched; before: {}\nafter: {}",
+        serde_json::to_string(&before).unwrap(),
+        serde_json::to_string(&after).unwrap()
     );
     // Deleting the claim deletes nothing of it either.
     let claims: Api<CustomerClaim> = Api::namespaced(alice.clone(), &ns);

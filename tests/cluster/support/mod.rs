@@ -359,6 +359,28 @@ pub async fn wait_condition(
     .await
 }
 
+/// Waits until the Customer is Ready and then unchanged (its resourceVersion) for 2 s,
+/// and returns it: a baseline for a test that shows something else leaves it alone.
+#[allow(dead_code)]
+pub async fn settled_customer(client: &Client, name: &str) -> api::Customer {
+    use kube::ResourceExt;
+    let api: Api<api::Customer> = Api::all(client.clone());
+    let mut last = wait_condition(client, name, "Ready", "True").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = api.get(name).await.unwrap();
+        if now.resource_version() == last.resource_version() {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} still changing after 30 s"
+        );
+        last = now;
+    }
+}
+
 /// The `pods` of the customer quota in a namespace, if there is one.
 #[allow(dead_code)]
 pub async fn quota_pods(client: &Client, ns: &str) -> Option<String> {
